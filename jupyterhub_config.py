@@ -1,0 +1,103 @@
+# MLHub's default JupyterHub configuration.
+#
+# Works as shipped: `jupyterhub -f jupyterhub_config.py` (what scripts/start-hub.sh runs).
+# Every setting below can be changed with an environment variable (see the README's table);
+# they are read and validated once, by mlhubspawner.settings.read_settings.
+# Put your own overrides in a file named by MLHUB_USER_CONFIG; it is loaded last.
+
+import os
+import sys
+
+from mlhubspawner.settings import SettingsError, read_settings
+
+c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
+
+_here = os.path.dirname(os.path.abspath(__file__))
+try:
+    settings = read_settings(os.environ, default_data_dir=os.path.join(_here, ".mlhub", "data"))
+except SettingsError as exc:
+    sys.exit(f"MLHub cannot start, invalid environment variables:\n{exc}")
+
+os.makedirs(settings.data_dir, mode=0o700, exist_ok=True)
+
+
+def _docker_bridge_gateway() -> str:
+    """The host's address on Docker's default bridge: reachable from every user network."""
+    import docker
+
+    try:
+        bridge = docker.from_env(timeout=10).networks.get("bridge")
+        return bridge.attrs["IPAM"]["Config"][0]["Gateway"]
+    except Exception as exc:  # the engine is needed anyway; say what is wrong
+        sys.exit(f"MLHub cannot find Docker's bridge gateway (is the Docker engine running?): {exc}")
+
+
+# --- Hub, proxy, database ---------------------------------------------------------------
+c.JupyterHub.ip = settings.ip
+c.JupyterHub.port = settings.port
+if os.path.exists("/.dockerenv"):
+    # The hub runs in a container named after HUB_NAME: workspaces reach it by that name.
+    c.JupyterHub.hub_ip = settings.hub_ip or "0.0.0.0"
+    c.JupyterHub.hub_connect_ip = settings.hub_name
+else:
+    c.JupyterHub.hub_ip = settings.hub_ip or _docker_bridge_gateway()
+c.JupyterHub.db_url = settings.db_url
+c.JupyterHub.cookie_secret_file = os.path.join(settings.data_dir, "jupyterhub_cookie_secret")
+c.ConfigurableHTTPProxy.pid_file = os.path.join(settings.data_dir, "jupyterhub-proxy.pid")
+# Workspaces keep running when the hub stops or restarts.
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
+
+# --- Who can log in: sign-up, admin authorizes ------------------------------------------
+import nativeauthenticator  # noqa: E402
+
+c.JupyterHub.authenticator_class = "mlhub-native"
+c.Authenticator.admin_users = {settings.admin_user}
+c.MLHubNativeAuthenticator.initial_admin_password = settings.admin_password
+c.JupyterHub.template_paths = [
+    os.path.join(_here, "resources", "templates"),
+    os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates"),
+]
+
+# --- Workspaces -------------------------------------------------------------------------
+c.JupyterHub.spawner_class = "mlhub-docker"
+c.MLHubSpawner.hub_name = settings.hub_name
+c.DockerSpawner.image = settings.workspace_image
+c.DockerSpawner.allowed_images = list(settings.allowed_images or (settings.workspace_image,))
+c.MLHubSpawner.allow_custom_image = settings.allow_custom_image
+c.Spawner.cpu_limit = settings.default_cpu_limit
+c.Spawner.mem_limit = settings.default_mem_limit
+c.MLHubSpawner.max_cpu_limit = settings.max_cpu_limit
+c.MLHubSpawner.max_mem_limit = settings.max_mem_limit
+c.MLHubSpawner.max_gpus = settings.max_gpus
+c.MLHubSpawner.default_days_to_live = settings.default_days_to_live
+c.MLHubSpawner.max_days_to_live = settings.max_days_to_live
+c.MLHubSpawner.users_can_create_named_servers = settings.self_service
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 60
+
+# --- Optional idle culling (jupyterhub-idle-culler) -------------------------------------
+if settings.cull_idle_seconds:
+    c.JupyterHub.load_roles = [
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    ]
+    c.JupyterHub.services = [
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={settings.cull_idle_seconds}",
+            ],
+        }
+    ]
+
+# --- The admin's own overrides, loaded last ---------------------------------------------
+if settings.user_config:
+    load_subconfig(settings.user_config)  # noqa: F821

@@ -1,0 +1,57 @@
+"""Pure builders: validated options -> the Docker API arguments for one workspace.
+
+No I/O here: the spawner calls these and hands the result to DockerSpawner, and tests can
+check exactly what would be sent to the engine without starting anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from docker.types import DeviceRequest
+
+from .options import WorkspaceOptions
+
+NANO = 1_000_000_000
+
+
+def device_requests(options: WorkspaceOptions, driver: str = "nvidia") -> list[DeviceRequest]:
+    """``--gpus`` as Docker DeviceRequests (empty when no GPU was asked for)."""
+    gpus = options.gpus
+    if not gpus.wanted:
+        return []
+    if gpus.device_ids:
+        return [DeviceRequest(driver=driver, device_ids=list(gpus.device_ids), capabilities=[["gpu"]])]
+    return [DeviceRequest(driver=driver, count=gpus.count, capabilities=[["gpu"]])]
+
+
+@dataclass
+class ContainerSettings:
+    """What MLHub adds to DockerSpawner's container create call."""
+
+    create_kwargs: dict[str, Any] = field(default_factory=dict)
+    host_config: dict[str, Any] = field(default_factory=dict)
+
+
+def container_settings(
+    options: WorkspaceOptions,
+    labels: dict[str, str],
+    volume_name: str | None,
+    mount_path: str,
+    gpu_driver: str = "nvidia",
+) -> ContainerSettings:
+    """Container labels and host config (limits, shm, GPUs, workspace volume) for *options*."""
+    host_config: dict[str, Any] = {}
+    if options.cpu_limit is not None:
+        host_config["nano_cpus"] = int(round(options.cpu_limit * NANO))
+    if options.mem_limit is not None:
+        host_config["mem_limit"] = options.mem_limit
+    if options.shm_size is not None:
+        host_config["shm_size"] = options.shm_size
+    requests = device_requests(options, gpu_driver)
+    if requests:
+        host_config["device_requests"] = requests
+    if volume_name and options.is_mount_volume:
+        host_config["binds"] = {volume_name: {"bind": mount_path, "mode": "rw"}}
+    return ContainerSettings(create_kwargs={"labels": dict(labels)}, host_config=host_config)

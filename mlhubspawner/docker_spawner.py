@@ -1,0 +1,285 @@
+"""``MLHubDockerSpawner``: DockerSpawner plus per-user networks, labels, limits, GPUs, expiry.
+
+Entry point ``mlhub-docker``: ``c.JupyterHub.spawner_class = "mlhub-docker"``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from docker.errors import APIError, ImageNotFound, NotFound
+from dockerspawner import DockerSpawner
+from tornado import web
+from traitlets import Bool, Unicode, default
+
+from . import docker_network as net
+from . import labels as L
+from .docker_objects import container_settings
+from .names import user_network_name, workspace_name, workspace_volume_name
+from .options import WorkspaceOptions
+from .spawner_base import MLHubSpawner
+
+DEFAULT_IMAGE = "mlhub/workspace:latest"
+
+
+def _deep_merge(dest: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dest.get(key), dict):
+            _deep_merge(dest[key], value)
+        else:
+            dest[key] = value
+    return dest
+
+
+class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
+    """Spawns each workspace as a container on the user's own bridge network."""
+
+    # Engine facts are the same for every spawner of the hub; ask the engine once.
+    _host_info: dict[str, Any] | None = None
+
+    @default("image")
+    def _default_image(self) -> str:
+        return DEFAULT_IMAGE
+
+    @default("prefix")
+    def _default_prefix(self) -> str:
+        return self.hub_name
+
+    @default("remove")
+    def _default_remove(self) -> bool:
+        # A stopped workspace's container is removed; its data lives in the volume.
+        return True
+
+    @default("network_name")
+    def _default_network_name(self) -> str:
+        return user_network_name(self.hub_name, self.user.name)
+
+    @default("use_internal_ip")
+    def _default_use_internal_ip(self) -> bool:
+        return True
+
+    @default("object_name")
+    def _default_object_name(self) -> str:
+        return workspace_name(self.hub_name, self.user.name, self.name)
+
+    def _object_name_default(self) -> str:
+        # DockerSpawner re-renders the name when the image changes; keep ours.
+        return workspace_name(self.hub_name, self.user.name, self.name)
+
+    hub_container = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Name or id of the container the hub runs in. It is connected to each user's
+        network so the hub and proxy reach the workspaces. Default: detected (the container's
+        hostname) when the hub runs inside Docker, none when it runs on the host.""",
+    )
+
+    @default("hub_container")
+    def _default_hub_container(self) -> str | None:
+        if os.path.exists("/.dockerenv"):
+            return os.uname().nodename
+        return None
+
+    gpu_driver = Unicode(
+        "nvidia",
+        config=True,
+        help="Docker device driver used for GPU requests (``--gpus``).",
+    )
+    gpu_runtime_check = Bool(
+        True,
+        config=True,
+        help="""Refuse GPU requests with a clear error when ``docker info`` lists no
+        ``nvidia`` runtime, instead of creating a container that cannot start.""",
+    )
+    remove_volume_on_delete = Bool(
+        False,
+        config=True,
+        help="""Remove a server's ``/workspace`` volume when the server is deleted (not
+        when it is only stopped). Off by default: data outlives its server until the admin
+        or the cleanup service removes it.""",
+    )
+
+    # --- engine facts and limits --------------------------------------------------------
+
+    async def _engine_info(self) -> dict[str, Any]:
+        cls = type(self)
+        if cls._host_info is None:
+            cls._host_info = await self.docker("info")
+        return cls._host_info
+
+    async def host_limits(self) -> tuple[float | None, int | None, int | None]:
+        info = await self._engine_info()
+        gpus = self.max_gpus
+        if gpus is None and self.gpu_runtime_check and "nvidia" not in (info.get("Runtimes") or {}):
+            gpus = 0
+        return float(info.get("NCPU") or 0) or None, info.get("MemTotal"), gpus
+
+    def default_image(self) -> str:
+        return self.image
+
+    def allowed_image_map(self) -> dict[str, str]:
+        allowed = self._get_allowed_images()
+        if allowed == "*":
+            return {self.image: self.image}
+        return dict(allowed) if allowed else {self.image: self.image}
+
+    async def check_allowed(self, image: str) -> str:
+        # Images are checked (and aliases resolved) by the MLHub validator before start.
+        if self.mlhub_options is not None:
+            return self.mlhub_options.image
+        return await super().check_allowed(image)
+
+    def apply_validated_options(self, options: WorkspaceOptions) -> None:
+        self._configured_cpu_limit()
+        self.image = options.image
+        # NanoCpus is set in host config; DockerSpawner's cpu_quota would conflict with it.
+        self.cpu_limit = None
+        self.mem_limit = options.mem_limit
+
+    # --- names --------------------------------------------------------------------------
+
+    @property
+    def volume_name(self) -> str:
+        return workspace_volume_name(self.hub_name, self.user.name, self.name)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def get_object(self) -> dict[str, Any] | None:
+        """The workspace container, or None; a foreign container of that name is ignored."""
+        obj = await super().get_object()
+        if obj is None:
+            return None
+        found = obj.get("Config", {}).get("Labels") or {}
+        if found.get(L.ORIGIN) != self.hub_name or found.get(L.USER) != self.user.name:
+            self.log.warning(
+                "Container %s exists but is not %s's workspace on hub %s; not using it",
+                self.object_name,
+                self.user.name,
+                self.hub_name,
+            )
+            self.object_id = ""
+            return None
+        return obj
+
+    async def start(self) -> tuple[str, int]:
+        if self.mlhub_options is None:
+            # apply_user_options was replaced by the admin's own hook: validate here.
+            await self.mlhub_apply_user_options(self.user_options or {})
+        options = self.mlhub_options
+        assert options is not None
+        created_network = created_volume = False
+        owner = L.owner_labels(self.hub_name, self.user.name)
+        try:
+            await self._check_image_present(options.image)
+            try:
+                created_network = await net.ensure_network(self.docker, self.network_name, owner)
+                if self.hub_container:
+                    await net.connect(self.docker, self.network_name, self.hub_container)
+                labels = self.workspace_labels()
+                if options.is_mount_volume:
+                    created_volume = await net.ensure_volume(self.docker, self.volume_name, labels)
+            except net.ForeignObjectError as exc:
+                raise web.HTTPError(409, str(exc)) from None
+            result = await super().start()
+        except Exception as exc:
+            await self._undo_start(created_network, created_volume)
+            raise self._explain(exc) from exc
+        self.log.info(
+            "Started workspace %s for %s on network %s (expires: %s)",
+            self.object_name,
+            self.user.name,
+            self.network_name,
+            self.expiration_timestamp or "never",
+        )
+        return result
+
+    async def _check_image_present(self, image: str) -> None:
+        if self.pull_policy in ("never", "skip"):
+            return
+        try:
+            await self.docker("inspect_image", image)
+        except ImageNotFound:
+            try:
+                await self.pull_image(image)
+            except APIError as exc:
+                raise web.HTTPError(
+                    400,
+                    f"image: {image!r} is not on this Docker host and could not be pulled "
+                    f"({exc.explanation or exc}); ask the admin to build or pull it",
+                ) from None
+
+    def _explain(self, exc: Exception) -> Exception:
+        """Turn engine errors users can act on into clear HTTP errors."""
+        if isinstance(exc, web.HTTPError):
+            return exc
+        text = str(getattr(exc, "explanation", "") or exc)
+        if "could not select device driver" in text:
+            return web.HTTPError(
+                400,
+                "gpus: this Docker host cannot give containers GPUs (no NVIDIA container "
+                "runtime); leave gpus empty",
+            )
+        if isinstance(exc, APIError) and exc.status_code == 409:
+            return web.HTTPError(
+                409,
+                f"A Docker object named {self.object_name!r} already exists and does not belong "
+                f"to this workspace; remove or rename it, then start again ({text})",
+            )
+        return exc
+
+    async def _undo_start(self, created_network: bool, created_volume: bool) -> None:
+        """Remove what this failed start created, so a refused spawn leaves nothing behind."""
+        try:
+            if self.object_id:
+                await self.remove_object()
+                self.object_id = ""
+            if created_volume:
+                await net.remove_volume(self.docker, self.volume_name)
+            if created_network:
+                keep = {self.hub_container} if self.hub_container else set()
+                await net.remove_network_if_unused(self.docker, self.network_name, keep)
+        except Exception:
+            self.log.exception("Could not fully undo the failed start of %s", self._log_name)
+
+    async def create_object(self) -> dict[str, Any]:
+        """DockerSpawner's create, plus MLHub's labels, limits, GPUs and volume."""
+        options = self.mlhub_options
+        assert options is not None
+        settings = container_settings(
+            options,
+            self.workspace_labels(),
+            self.volume_name,
+            self.workspace_mount_path,
+            self.gpu_driver,
+        )
+        saved = self.extra_create_kwargs, self.extra_host_config
+        create_kwargs = await self._evaluated(self.extra_create_kwargs)
+        host_config = await self._evaluated(self.extra_host_config)
+        self.extra_create_kwargs = _deep_merge(create_kwargs, settings.create_kwargs)
+        self.extra_host_config = _deep_merge(host_config, settings.host_config)
+        try:
+            return await super().create_object()
+        finally:
+            self.extra_create_kwargs, self.extra_host_config = saved
+
+    async def _evaluated(self, value: Any) -> dict[str, Any]:
+        value = self._eval_if_callable(value)
+        if hasattr(value, "__await__"):
+            value = await value
+        return dict(value or {})
+
+    async def delete_forever(self) -> None:
+        """The server is deleted: drop its volume if configured, and an empty network."""
+        if self.remove_volume_on_delete:
+            await net.remove_volume(self.docker, self.volume_name)
+        keep = {self.hub_container} if self.hub_container else set()
+        try:
+            others = await self.docker(
+                "containers", all=True, filters={"network": self.network_name}
+            )
+        except (APIError, NotFound):
+            return
+        if not [c for c in others if c.get("Names") and all(n.strip("/") not in keep for n in c["Names"])]:
+            await net.remove_network_if_unused(self.docker, self.network_name, keep)

@@ -1,0 +1,70 @@
+"""The ``mlhub.*`` labels on every object MLHub creates, and how to read them back.
+
+Labels say whose an object is, which hub made it and when it expires; the cleanup service
+finds its work by them. Two hubs on one engine never touch each other's objects because
+every lookup filters on ``mlhub.origin``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from .options import WorkspaceOptions
+
+PREFIX = "mlhub."
+ORIGIN = PREFIX + "origin"
+USER = PREFIX + "user"
+SERVER_NAME = PREFIX + "server_name"
+CREATED_BY = PREFIX + "created_by"
+EXPIRATION = PREFIX + "expiration_timestamp_seconds"
+CPU_LIMIT = PREFIX + "cpu_limit"
+MEM_LIMIT = PREFIX + "mem_limit"
+GPUS = PREFIX + "gpus"
+#: ML Hub wrote the expiry without prefix; read it, never write it.
+LEGACY_EXPIRATION = "expiration_timestamp_seconds"
+
+
+def owner_labels(hub_name: str, user_name: str) -> dict[str, str]:
+    """Labels on objects that belong to a user as a whole (their network)."""
+    return {ORIGIN: hub_name, USER: user_name}
+
+
+def workspace_labels(
+    hub_name: str,
+    user_name: str,
+    server_name: str,
+    created_by: str,
+    options: WorkspaceOptions,
+    expiration_timestamp: int,
+) -> dict[str, str]:
+    """Labels on a workspace's container and volume."""
+    return {
+        **owner_labels(hub_name, user_name),
+        SERVER_NAME: server_name,
+        CREATED_BY: created_by,
+        EXPIRATION: str(int(expiration_timestamp)),
+        CPU_LIMIT: "" if options.cpu_limit is None else f"{options.cpu_limit:g}",
+        MEM_LIMIT: "" if options.mem_limit is None else str(options.mem_limit),
+        GPUS: str(options.gpus),
+    }
+
+
+def origin_filter(hub_name: str, **extra: str) -> dict[str, list[str]]:
+    """A Docker ``filters`` argument selecting this hub's objects (optionally narrower)."""
+    labels = [f"{ORIGIN}={hub_name}"]
+    names = {"user": USER, "server_name": SERVER_NAME}
+    labels += [f"{names[key]}={value}" for key, value in extra.items()]
+    return {"label": labels}
+
+
+def expiration_of(labels: Mapping[str, str] | None) -> int:
+    """Expiry (epoch seconds, 0 = never) from new or legacy labels; bad values count as never."""
+    labels = labels or {}
+    for key in (EXPIRATION, LEGACY_EXPIRATION):
+        value = labels.get(key)
+        if value not in (None, ""):
+            try:
+                return max(0, int(float(value)))
+            except ValueError:
+                return 0
+    return 0

@@ -1,0 +1,163 @@
+"""The hub's environment variables, read and validated once, at start.
+
+``read_settings(os.environ)`` returns :class:`HubSettings` or raises :class:`SettingsError`
+naming every bad variable and what it allows. ``jupyterhub_config.py`` is its only caller;
+nothing else in MLHub reads ``os.environ``. The README's table lists the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .names import is_valid_hub_name
+from .parsing import parse_bool, parse_cpu, parse_memory
+
+
+class SettingsError(ValueError):
+    """One or more environment variables are invalid."""
+
+    def __init__(self, errors: Mapping[str, str]):
+        self.errors = dict(errors)
+        super().__init__("\n".join(f"  {k}: {v}" for k, v in self.errors.items()))
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    hub_name: str = "mlhub"
+    data_dir: str = ""
+    db_url: str = ""
+    ip: str = ""
+    port: int = 8080
+    hub_ip: str = ""
+    admin_user: str = "admin"
+    admin_password: str = ""
+    workspace_image: str = "mlhub/workspace:latest"
+    allowed_images: tuple[str, ...] = ()
+    allow_custom_image: bool = False
+    default_cpu_limit: float | None = None
+    max_cpu_limit: float | None = None
+    default_mem_limit: int | None = None
+    max_mem_limit: int | None = None
+    max_gpus: int | None = None
+    default_days_to_live: float = 0.0
+    max_days_to_live: float | None = None
+    named_server_limit: int = 0
+    self_service: bool = True
+    cull_idle_seconds: int = 0
+    user_config: str = ""
+
+
+def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be between {low} and {high}" if high else f"must be >= {low}")
+        return value
+
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _non_negative(text)
+    if value == 0:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def _hub_name(text: str) -> str:
+    if not is_valid_hub_name(text):
+        raise ValueError(
+            "must be 1-12 lowercase letters, digits or '-', starting and ending with a letter or digit"
+        )
+    return text
+
+
+def _images(text: str) -> tuple[str, ...]:
+    images = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not images:
+        raise ValueError("must be a comma-separated list of images")
+    return images
+
+
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise ValueError("must name an existing file")
+    return text
+
+
+def _memory(text: str) -> int:
+    return parse_memory(text)
+
+
+# variable -> (settings field, parser)
+VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "HUB_NAME": ("hub_name", _hub_name),
+    "MLHUB_DATA_DIR": ("data_dir", _nonempty),
+    "MLHUB_DB_URL": ("db_url", _nonempty),
+    "MLHUB_IP": ("ip", str.strip),
+    "MLHUB_PORT": ("port", _int_range(1, 65535)),
+    "MLHUB_HUB_IP": ("hub_ip", _nonempty),
+    "MLHUB_ADMIN_USER": ("admin_user", _nonempty),
+    "MLHUB_ADMIN_PASSWORD": ("admin_password", str),
+    "MLHUB_WORKSPACE_IMAGE": ("workspace_image", _nonempty),
+    "MLHUB_ALLOWED_IMAGES": ("allowed_images", _images),
+    "MLHUB_ALLOW_CUSTOM_IMAGE": ("allow_custom_image", parse_bool),
+    "MLHUB_DEFAULT_CPU_LIMIT": ("default_cpu_limit", parse_cpu),
+    "MLHUB_MAX_CPU_LIMIT": ("max_cpu_limit", parse_cpu),
+    "MLHUB_DEFAULT_MEM_LIMIT": ("default_mem_limit", _memory),
+    "MLHUB_MAX_MEM_LIMIT": ("max_mem_limit", _memory),
+    "MLHUB_MAX_GPUS": ("max_gpus", _int_range(0)),
+    "MLHUB_DEFAULT_DAYS_TO_LIVE": ("default_days_to_live", _non_negative),
+    "MLHUB_MAX_DAYS_TO_LIVE": ("max_days_to_live", _positive),
+    "MLHUB_NAMED_SERVER_LIMIT": ("named_server_limit", _int_range(0)),
+    "MLHUB_SELF_SERVICE": ("self_service", parse_bool),
+    "MLHUB_CULL_IDLE_SECONDS": ("cull_idle_seconds", _int_range(0)),
+    "MLHUB_USER_CONFIG": ("user_config", _existing_file),
+}
+
+
+def read_settings(environ: Mapping[str, str], default_data_dir: str) -> HubSettings:
+    """Read every MLHub variable from *environ*; unset or empty means the default."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, (attr, parse) in VARIABLES.items():
+        raw = environ.get(name)
+        if raw is None or (raw.strip() == "" and name != "MLHUB_ADMIN_PASSWORD"):
+            continue
+        try:
+            values[attr] = parse(raw)
+        except ValueError as exc:
+            errors[name] = f"{exc} (got {raw[:60]!r})"
+    settings = HubSettings(**values)
+    if settings.max_cpu_limit and settings.default_cpu_limit and settings.default_cpu_limit > settings.max_cpu_limit:
+        errors["MLHUB_DEFAULT_CPU_LIMIT"] = "must not be more than MLHUB_MAX_CPU_LIMIT"
+    if settings.max_mem_limit and settings.default_mem_limit and settings.default_mem_limit > settings.max_mem_limit:
+        errors["MLHUB_DEFAULT_MEM_LIMIT"] = "must not be more than MLHUB_MAX_MEM_LIMIT"
+    if settings.max_days_to_live and settings.default_days_to_live > settings.max_days_to_live:
+        errors["MLHUB_DEFAULT_DAYS_TO_LIVE"] = "must not be more than MLHUB_MAX_DAYS_TO_LIVE"
+    if errors:
+        raise SettingsError(errors)
+    data_dir = settings.data_dir or default_data_dir
+    db_url = settings.db_url or "sqlite:///" + os.path.join(data_dir, "jupyterhub.sqlite")
+    return HubSettings(**{**settings.__dict__, "data_dir": data_dir, "db_url": db_url})

@@ -1,0 +1,353 @@
+"""What every MLHub spawner shares, whatever the engine: settings, options form, validation,
+who asked, expiry, and the state that keeps them across hub restarts.
+
+``MLHubSpawner`` is a mixin placed before the engine's spawner class
+(``class MLHubDockerSpawner(MLHubSpawner, DockerSpawner)``), so its settings can be given once
+as ``c.MLHubSpawner.<name>`` for both engines.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jupyterhub.traitlets import ByteSpecification
+from tornado import web
+from traitlets import Bool, Float, Int, List, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from . import labels as L
+from .names import is_valid_hub_name
+from .options import (
+    OptionLimits,
+    OptionsError,
+    WorkspaceOptions,
+    options_from_formdata,
+    validate_options,
+)
+from .parsing import format_memory
+
+TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
+
+#: Variables the hub sets itself; a user's ``env`` option may not override them.
+HUB_SET_ENV = frozenset(
+    {"MEM_LIMIT", "CPU_LIMIT", "MEM_GUARANTEE", "CPU_GUARANTEE", "JUPYTER_IMAGE_SPEC", "JUPYTER_IMAGE"}
+)
+
+
+@dataclass
+class WorkspaceMeta:
+    """What MLHub remembers about a server across stops and hub restarts."""
+
+    created_by: str = ""
+    days_to_live: float = 0.0
+    expiration_timestamp: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "created_by": self.created_by,
+            "days_to_live": self.days_to_live,
+            "expiration_timestamp": self.expiration_timestamp,
+            "options": self.options,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> "WorkspaceMeta | None":
+        if not state:
+            return None
+        return cls(
+            created_by=str(state.get("created_by", "")),
+            days_to_live=float(state.get("days_to_live") or 0),
+            expiration_timestamp=int(state.get("expiration_timestamp") or 0),
+            options=dict(state.get("options") or {}),
+        )
+
+
+class MLHubSpawner(LoggingConfigurable):
+    """Settings and behaviour shared by the MLHub Docker and Kubernetes spawners.
+
+    A mixin: it expects the engine spawner (a JupyterHub ``Spawner``) after it in the MRO.
+    """
+
+    hub_name = Unicode(
+        "mlhub",
+        config=True,
+        help="""Name of this hub (1-12 lowercase letters, digits or '-'). Every container,
+        network, volume and pod carries it in the ``mlhub.origin`` label and name, so several
+        hubs can share one engine without touching each other's objects. The default config
+        reads it from the ``HUB_NAME`` environment variable.""",
+    )
+
+    @validate("hub_name")
+    def _validate_hub_name(self, proposal: Any) -> str:
+        value = proposal["value"]
+        if not is_valid_hub_name(value):
+            raise ValueError(
+                f"hub_name {value!r} must be 1-12 lowercase letters, digits or '-', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    allow_custom_image = Bool(
+        False,
+        config=True,
+        help="""Let users type any image name in the options form / API, not only the
+        admin's ``allowed_images``. Off by default: workspaces then run only images the
+        admin chose.""",
+    )
+    max_cpu_limit = Float(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Most CPU cores a user may ask for in ``cpu_limit``. Default: all cores of the
+        engine's host (Docker refuses more).""",
+    )
+    max_mem_limit = ByteSpecification(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Most memory a user may ask for in ``mem_limit`` and ``shm_size`` (e.g. '16G').
+        Default: no limit beyond the host's memory.""",
+    )
+    max_gpus = Int(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Most GPUs one workspace may ask for. 0 switches GPUs off. Default (None): no
+        limit when the engine has the NVIDIA runtime, and 0 when it has not.""",
+    )
+    default_shm_size = ByteSpecification(
+        None,
+        allow_none=True,
+        config=True,
+        help="Size of /dev/shm when the user leaves ``shm_size`` empty (None: the engine's default, 64M on Docker).",
+    )
+    default_days_to_live = Float(
+        0.0,
+        config=True,
+        help="Days a workspace lives when the user leaves ``days_to_live`` empty (0: never expires).",
+    )
+    max_days_to_live = Float(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Most days a workspace may live. When set, every workspace must expire:
+        ``days_to_live`` 0 (never) is refused and an empty field takes this maximum unless
+        ``default_days_to_live`` is set.""",
+    )
+    users_can_create_named_servers = Bool(
+        True,
+        config=True,
+        help="""Self-service: let users create their own named workspaces. When False, users
+        can still start named workspaces an admin created for them, with the admin's options.""",
+    )
+    admins_can_create_for_users = Bool(
+        True,
+        config=True,
+        help="Let admins (and services with the ``servers`` scope) create and start workspaces for other users.",
+    )
+    workspace_mount_path = Unicode(
+        "/workspace",
+        config=True,
+        help="Where the per-server volume is mounted in the workspace when ``is_mount_volume`` is on.",
+    )
+    options_template_paths = List(
+        Unicode(),
+        config=True,
+        help="""Extra folders searched (before the built-in one) for ``options_form.html``,
+        the Jinja template of the options form.""",
+    )
+
+    # --- limits -------------------------------------------------------------------------
+
+    def allowed_image_map(self) -> dict[str, str]:
+        """Display name -> image the user may choose; override per engine."""
+        return {self.default_image(): self.default_image()}
+
+    def default_image(self) -> str:
+        raise NotImplementedError
+
+    async def host_limits(self) -> tuple[float | None, int | None, int | None]:
+        """(cores, memory bytes, GPUs or None for 'no limit') the engine offers; per engine."""
+        return None, None, self.max_gpus
+
+    async def option_limits(self) -> OptionLimits:
+        """The admin's limits and defaults, completed with what the engine offers."""
+        cores, _memory, gpus = await self.host_limits()
+        max_cpu = self.max_cpu_limit if self.max_cpu_limit is not None else cores
+        reserved = HUB_SET_ENV | set(self.environment or {})
+        return OptionLimits(
+            images=self.allowed_image_map(),
+            default_image=self.default_image(),
+            allow_custom_image=self.allow_custom_image,
+            default_cpu_limit=self._configured_cpu_limit(),
+            max_cpu_limit=max_cpu,
+            default_mem_limit=self._configured_mem_limit(),
+            max_mem_limit=self.max_mem_limit,
+            max_gpus=gpus,
+            default_shm_size=self.default_shm_size,
+            default_days_to_live=self.default_days_to_live,
+            max_days_to_live=self.max_days_to_live,
+            reserved_env=frozenset(reserved),
+        )
+
+    def _configured_cpu_limit(self) -> float | None:
+        value = getattr(self, "_mlhub_default_cpu", self.cpu_limit)
+        self._mlhub_default_cpu = value
+        return value
+
+    def _configured_mem_limit(self) -> int | None:
+        value = getattr(self, "_mlhub_default_mem", self.mem_limit)
+        self._mlhub_default_mem = value
+        return value
+
+    # --- the options form ---------------------------------------------------------------
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        return MLHubSpawner.render_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        return self.mlhub_options_from_form
+
+    async def render_options_form(self) -> str:
+        """Render ``options_form.html`` with the admin's limits and the last options used."""
+        limits = await self.option_limits()
+        env = Environment(
+            loader=FileSystemLoader([*self.options_template_paths, TEMPLATE_DIR]),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+        )
+        previous = dict(self.orm_spawner.user_options or {}) if self.orm_spawner else {}
+        return env.get_template("options_form.html").render(
+            limits=limits,
+            values=previous,
+            format_memory=format_memory,
+            server_name=self.name,
+        )
+
+    def mlhub_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """Form -> user_options. Validated later, by the same code as a REST request."""
+        return options_from_formdata(formdata)
+
+    # --- applying options ---------------------------------------------------------------
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        return MLHubSpawner.mlhub_apply_user_options
+
+    def _requester(self) -> tuple[str, bool]:
+        """(name of who asked for this spawn, whether it is the owner)."""
+        handler = getattr(self, "handler", None)
+        current = getattr(handler, "current_user", None) if handler is not None else None
+        if current is None:
+            return self.user.name, True
+        name = getattr(current, "name", "") or ""
+        if current.__class__.__name__ == "Service":
+            return f"service:{name}", False
+        return name, name == self.user.name
+
+    async def mlhub_apply_user_options(self, user_options: dict[str, Any]) -> None:
+        """Validate ``user_options`` and set what ``start()`` needs; 400/403 on refusal.
+
+        Runs before anything is created, so a refused request leaves no container, network
+        or volume behind.
+        """
+        requester, is_owner = self._requester()
+        meta = self.mlhub_meta
+        if is_owner and self.name and not self.users_can_create_named_servers and not meta:
+            raise web.HTTPError(
+                403,
+                "Creating named workspaces is switched off on this hub; ask an admin to create one for you",
+            )
+        if not is_owner and not self.admins_can_create_for_users:
+            raise web.HTTPError(403, "Creating workspaces for other users is switched off on this hub")
+        try:
+            options = validate_options(user_options, await self.option_limits())
+        except OptionsError as exc:
+            self.log.warning(
+                "Refused options for %s (asked by %s): %s", self._log_name, requester, exc
+            )
+            raise web.HTTPError(400, f"Invalid workspace options: {exc}", reason="Invalid options") from None
+        expiration = options.expiration_timestamp()
+        if meta and meta.days_to_live == options.days_to_live and meta.expiration_timestamp:
+            expiration = meta.expiration_timestamp
+            if expiration <= time.time():
+                raise web.HTTPError(
+                    400,
+                    f"days_to_live: this workspace expired at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(expiration))}; "
+                    "start it with a new days_to_live or delete it",
+                )
+        created_by = meta.created_by if meta and meta.created_by else requester
+        self.mlhub_options = options
+        self.mlhub_meta = WorkspaceMeta(
+            created_by=created_by,
+            days_to_live=options.days_to_live,
+            expiration_timestamp=expiration,
+            options=options.to_user_options(),
+        )
+        self.log.info(
+            "Options for %s (asked by %s): image=%s cpu=%s mem=%s gpus=%s days_to_live=%g",
+            self._log_name,
+            requester,
+            options.image,
+            options.cpu_limit,
+            options.mem_limit,
+            options.gpus or "none",
+            options.days_to_live,
+        )
+        self.apply_validated_options(options)
+
+    def apply_validated_options(self, options: WorkspaceOptions) -> None:
+        """Set the engine spawner's own attributes from validated options."""
+        self.cpu_limit = options.cpu_limit
+        self.mem_limit = options.mem_limit
+
+    # --- labels, env and state ----------------------------------------------------------
+
+    mlhub_options: WorkspaceOptions | None = None
+    mlhub_meta: WorkspaceMeta | None = None
+
+    def workspace_labels(self) -> dict[str, str]:
+        assert self.mlhub_options is not None and self.mlhub_meta is not None
+        return L.workspace_labels(
+            self.hub_name,
+            self.user.name,
+            self.name,
+            self.mlhub_meta.created_by,
+            self.mlhub_options,
+            self.mlhub_meta.expiration_timestamp,
+        )
+
+    def get_env(self) -> dict[str, str]:
+        """The user's ``env`` option first, then everything the hub sets (which wins)."""
+        env: dict[str, str] = dict(self.mlhub_options.env) if self.mlhub_options else {}
+        env.update(super().get_env())
+        if self.mlhub_options and self.mlhub_options.cpu_limit is not None:
+            env["CPU_LIMIT"] = f"{self.mlhub_options.cpu_limit:g}"
+        if self.mlhub_meta:
+            env["MLHUB_EXPIRATION_TIMESTAMP"] = str(self.mlhub_meta.expiration_timestamp)
+        env["MLHUB_HUB_NAME"] = self.hub_name
+        return env
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        meta = WorkspaceMeta.from_state(state.get("mlhub"))
+        if meta:
+            self.mlhub_meta = meta
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.mlhub_meta:
+            # kept while stopped too, so expiry and creator survive stops and restarts
+            state["mlhub"] = self.mlhub_meta.to_state()
+        return state
+
+    @property
+    def expiration_timestamp(self) -> int:
+        """Epoch seconds when this workspace expires (0: never)."""
+        return self.mlhub_meta.expiration_timestamp if self.mlhub_meta else 0
