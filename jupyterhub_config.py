@@ -21,26 +21,44 @@ except SettingsError as exc:
 os.makedirs(settings.data_dir, mode=0o700, exist_ok=True)
 
 
-def _docker_bridge_gateway() -> str:
-    """The host's address on Docker's default bridge: reachable from every user network."""
+def _docker_facts() -> tuple[str, str | None]:
+    """(host's address on Docker's default bridge, name of the hub's own container or None).
+
+    The bridge gateway is reachable from every user network. The hub runs "in a container"
+    only when the engine knows a container by our hostname (a machine that merely is a
+    container, with its own engine inside, runs the hub as a host process).
+    """
+    import ipaddress
+    import socket
+
     import docker
 
     try:
-        bridge = docker.from_env(timeout=10).networks.get("bridge")
-        return bridge.attrs["IPAM"]["Config"][0]["Gateway"]
+        client = docker.from_env(timeout=10)
+        ipam = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+        # Docker 20.10 omits the default bridge's gateway: it is the subnet's first address.
+        gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
     except Exception as exc:  # the engine is needed anyway; say what is wrong
-        sys.exit(f"MLHub cannot find Docker's bridge gateway (is the Docker engine running?): {exc}")
+        sys.exit(f"MLHub cannot reach the Docker engine (is it running?): {exc}")
+    try:
+        own = client.containers.get(socket.gethostname()).name
+    except Exception:
+        own = None
+    return gateway, own
 
 
 # --- Hub, proxy, database ---------------------------------------------------------------
+_gateway, _hub_container = _docker_facts()
 c.JupyterHub.ip = settings.ip
 c.JupyterHub.port = settings.port
-if os.path.exists("/.dockerenv"):
-    # The hub runs in a container named after HUB_NAME: workspaces reach it by that name.
+if _hub_container:
+    # The hub runs in a container on this engine; it joins each user's network and
+    # workspaces reach it by container name.
     c.JupyterHub.hub_ip = settings.hub_ip or "0.0.0.0"
-    c.JupyterHub.hub_connect_ip = settings.hub_name
+    c.JupyterHub.hub_connect_ip = _hub_container
+    c.MLHubDockerSpawner.hub_container = _hub_container
 else:
-    c.JupyterHub.hub_ip = settings.hub_ip or _docker_bridge_gateway()
+    c.JupyterHub.hub_ip = settings.hub_ip or _gateway
 c.JupyterHub.db_url = settings.db_url
 c.JupyterHub.cookie_secret_file = os.path.join(settings.data_dir, "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = os.path.join(settings.data_dir, "jupyterhub-proxy.pid")
@@ -54,6 +72,8 @@ import nativeauthenticator  # noqa: E402
 
 c.JupyterHub.authenticator_class = "mlhub-native"
 c.Authenticator.admin_users = {settings.admin_user}
+# NativeAuthenticator only lets authorized accounts log in; that is the allow list.
+c.Authenticator.allow_all = True
 c.MLHubNativeAuthenticator.initial_admin_password = settings.admin_password
 c.JupyterHub.template_paths = [
     os.path.join(_here, "resources", "templates"),

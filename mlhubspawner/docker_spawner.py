@@ -5,7 +5,6 @@ Entry point ``mlhub-docker``: ``c.JupyterHub.spawner_class = "mlhub-docker"``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -71,16 +70,11 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         None,
         allow_none=True,
         config=True,
-        help="""Name or id of the container the hub runs in. It is connected to each user's
-        network so the hub and proxy reach the workspaces. Default: detected (the container's
-        hostname) when the hub runs inside Docker, none when it runs on the host.""",
+        help="""Name or id of the container the hub runs in, when it runs in a container
+        on the same engine. It is connected to each user's network so the hub and proxy reach
+        the workspaces. None (default): the hub runs on the host and reaches workspaces
+        directly. The default config detects it.""",
     )
-
-    @default("hub_container")
-    def _default_hub_container(self) -> str | None:
-        if os.path.exists("/.dockerenv"):
-            return os.uname().nodename
-        return None
 
     gpu_driver = Unicode(
         "nvidia",

@@ -7,7 +7,7 @@ every lookup filters on ``mlhub.origin``.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from .options import WorkspaceOptions
 

@@ -8,8 +8,9 @@ nothing else in MLHub reads ``os.environ``. The README's table lists the same va
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .names import is_valid_hub_name
 from .parsing import parse_bool, parse_cpu, parse_memory

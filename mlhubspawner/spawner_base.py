@@ -56,7 +56,7 @@ class WorkspaceMeta:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> "WorkspaceMeta | None":
+    def from_state(cls, state: dict[str, Any] | None) -> WorkspaceMeta | None:
         if not state:
             return None
         return cls(

@@ -1,0 +1,204 @@
+"""A real MLHub hub for tests: ``jupyterhub -f jupyterhub_config.py`` in a subprocess.
+
+It runs the shipped default config (NativeAuthenticator, MLHub Docker spawner, CHP started
+by the hub) with its own HUB_NAME, data directory and free ports, plus a small overrides
+file that registers an admin service token for the tests. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+LABEL_ORIGIN = "mlhub.origin"
+#: Every hub started by the tests has a HUB_NAME starting with this; cleanup keys on it.
+TEST_HUB_PREFIX = "mlt"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None) -> None:
+    """Remove containers, networks and volumes of one test hub (or of every test hub)."""
+
+    def mine(labels: dict[str, str] | None) -> bool:
+        origin = (labels or {}).get(LABEL_ORIGIN, "")
+        return origin == hub_name if hub_name else origin.startswith(TEST_HUB_PREFIX)
+
+    for container in client.containers.list(all=True, filters={"label": LABEL_ORIGIN}):
+        if mine(container.labels):
+            container.remove(force=True, v=True)
+    for network in client.networks.list(filters={"label": LABEL_ORIGIN}):
+        if mine(network.attrs.get("Labels")):
+            network.reload()
+            for cid in (network.attrs.get("Containers") or {}):
+                try:
+                    network.disconnect(cid, force=True)
+                except docker.errors.APIError:
+                    pass
+            network.remove()
+    for volume in client.volumes.list(filters={"label": LABEL_ORIGIN}):
+        if mine(volume.attrs.get("Labels")):
+            volume.remove(force=True)
+
+
+class HubProcess:
+    """Start, stop and talk to one hub."""
+
+    def __init__(self, workdir: Path, hub_name: str, env: dict[str, str] | None = None, extra_config: str = ""):
+        self.workdir = workdir
+        self.hub_name = hub_name
+        self.port = free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(env or {})
+        self.extra_config = extra_config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{hub_name}.log"
+        self._user_tokens: dict[str, str] = {}
+
+    # --- process ------------------------------------------------------------------------
+
+    def _write_overrides(self) -> Path:
+        path = self.workdir / "test_overrides.py"
+        path.write_text(
+            f"""
+c.JupyterHub.hub_port = {self.hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
+c.JupyterHub.services = list(c.JupyterHub.services or []) + [
+    {{"name": "mlhub-test", "api_token": "{self.token}"}}
+]
+c.JupyterHub.load_roles = list(c.JupyterHub.load_roles or []) + [
+    {{
+        "name": "mlhub-test-admin",
+        "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "list:users"],
+        "services": ["mlhub-test"],
+    }}
+]
+c.Spawner.start_timeout = 90
+{self.extra_config}
+"""
+        )
+        return path
+
+    def start(self, timeout: float = 60) -> HubProcess:
+        env = {
+            **os.environ,
+            "HUB_NAME": self.hub_name,
+            "MLHUB_DATA_DIR": str(self.workdir / "data"),
+            "MLHUB_PORT": str(self.port),
+            "MLHUB_IP": "127.0.0.1",
+            "MLHUB_USER_CONFIG": str(self._write_overrides()),
+            **self.env,
+        }
+        log = open(self.log_path, "ab")
+        jupyterhub = Path(sys.executable).with_name("jupyterhub")
+        self.proc = subprocess.Popen(
+            [str(jupyterhub), "-f", str(REPO / "jupyterhub_config.py")],
+            cwd=self.workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"hub did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    # --- REST API -----------------------------------------------------------------------
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"token {token or self.token}"}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=60, **kwargs)
+
+    def ensure_user(self, name: str, admin: bool = False) -> str:
+        """Create the hub user (if needed) and return an API token for them."""
+        if name in self._user_tokens:
+            return self._user_tokens[name]
+        r = self.api("POST", f"/users/{name}", json={"admin": admin})
+        assert r.status_code in (201, 409), r.text
+        r = self.api("POST", f"/users/{name}/tokens", json={"note": "tests"})
+        assert r.status_code == 201, r.text
+        self._user_tokens[name] = r.json()["token"]
+        return self._user_tokens[name]
+
+    def server(self, user: str, server: str = "") -> dict[str, Any] | None:
+        r = self.api("GET", f"/users/{user}")
+        r.raise_for_status()
+        return r.json().get("servers", {}).get(server)
+
+    def spawn(self, user: str, server: str = "", options: dict[str, Any] | None = None, token: str | None = None, wait: bool = True) -> requests.Response:
+        """POST the spawn request; on 201/202 wait until the server is ready."""
+        path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+        r = self.api("POST", path, token=token, json=options if options is not None else {})
+        if wait and r.status_code in (201, 202):
+            self.wait_ready(user, server)
+        return r
+
+    def wait_ready(self, user: str, server: str = "", timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        model: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            model = self.server(user, server)
+            if model and model.get("ready"):
+                return model
+            if model is None or (not model.get("pending") and not model.get("ready")):
+                raise AssertionError(f"{user}/{server} failed to start: {model}\n{self.log_tail()}")
+            time.sleep(0.3)
+        raise AssertionError(f"{user}/{server} not ready after {timeout}s: {model}\n{self.log_tail()}")
+
+    def stop_server(self, user: str, server: str = "", remove: bool = False) -> None:
+        path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+        r = self.api("DELETE", path, json={"remove": remove} if server else None)
+        assert r.status_code in (202, 204), r.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            model = self.server(user, server)
+            if model is None or not (model.get("pending") or model.get("ready")):
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{user}/{server} did not stop")
