@@ -81,16 +81,8 @@ class HubProcess:
             f"""
 c.JupyterHub.hub_port = {self.hub_port}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
-c.JupyterHub.services = list(c.JupyterHub.services or []) + [
-    {{"name": "mlhub-test", "api_token": "{self.token}"}}
-]
-c.JupyterHub.load_roles = list(c.JupyterHub.load_roles or []) + [
-    {{
-        "name": "mlhub-test-admin",
-        "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "list:users"],
-        "services": ["mlhub-test"],
-    }}
-]
+c.JupyterHub.services.append({{"name": "mlhub-test", "api_token": "{self.token}"}})
+c.JupyterHub.load_roles.append({{"name": "admin", "services": ["mlhub-test"]}})
 c.Spawner.start_timeout = 90
 {self.extra_config}
 """
