@@ -1,0 +1,119 @@
+# shellcheck shell=bash
+# MLHub machine set-up, sourced by scripts/start-hub.sh and scripts/run-tests.sh.
+#
+#   source scripts/lib/setup.sh && mlhub_setup [--test]
+#
+# Idempotent; each step is skipped when already done and says what it did:
+#   1. Debian packages that are missing (docker.io only when no engine answers and no dockerd
+#      is installed; nodejs/npm only without node; python3-venv; debootstrap; with --test
+#      also faketime and openssh-client). `apt-get update` runs once, only if needed.
+#   2. The Docker engine: started in the background only when `docker info` fails
+#      (log: /var/log/mlhub-dockerd.log).
+#   3. The Python venv (MLHUB_VENV, default .venv) with MLHub installed (editable; with
+#      --test also its test extras); re-installed only when pyproject.toml changed.
+#   4. configurable-http-proxy 5 from npm into .mlhub/node.
+#   5. The images: docker/build-images.sh (with --test also the test images).
+# Exports MLHUB_VENV and PATH (venv and proxy first).
+
+_mlhub_log() { echo "[mlhub-setup] $*"; }
+
+_mlhub_apt_install() {
+    [ $# -gt 0 ] || return 0
+    if [ "$(id -u)" != 0 ]; then
+        _mlhub_log "missing packages: $* (run as root, or install them first)" >&2
+        return 1
+    fi
+    _mlhub_log "installing Debian packages: $*"
+    if [ -z "${_MLHUB_APT_UPDATED:-}" ]; then
+        apt-get update -qq
+        _MLHUB_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+_mlhub_packages() {
+    local test="$1" wanted=()
+    python3 -c 'import venv, ensurepip' 2>/dev/null || wanted+=(python3-venv)
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || wanted+=(nodejs npm)
+    command -v debootstrap >/dev/null 2>&1 || wanted+=(debootstrap)
+    command -v git >/dev/null 2>&1 || wanted+=(git)
+    command -v curl >/dev/null 2>&1 || wanted+=(curl ca-certificates)
+    if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
+        wanted+=(docker.io)
+    fi
+    if [ "$test" = 1 ]; then
+        command -v faketime >/dev/null 2>&1 || wanted+=(faketime)
+        command -v ssh >/dev/null 2>&1 || wanted+=(openssh-client)
+    fi
+    _mlhub_apt_install "${wanted[@]}"
+}
+
+_mlhub_docker() {
+    if docker info >/dev/null 2>&1; then
+        return 0
+    fi
+    _mlhub_log "no Docker engine answers: starting dockerd (log: /var/log/mlhub-dockerd.log)"
+    nohup dockerd >>/var/log/mlhub-dockerd.log 2>&1 &
+    local waited=0
+    until docker info >/dev/null 2>&1; do
+        sleep 1
+        waited=$((waited + 1))
+        if [ "$waited" -ge 60 ]; then
+            _mlhub_log "dockerd did not answer within 60 s; see /var/log/mlhub-dockerd.log" >&2
+            return 1
+        fi
+    done
+    _mlhub_log "Docker engine is up"
+}
+
+_mlhub_venv() {
+    local repo="$1" test="$2" extras="" stamp
+    MLHUB_VENV="${MLHUB_VENV:-$repo/.venv}"
+    if [ ! -x "$MLHUB_VENV/bin/python" ]; then
+        _mlhub_log "creating the Python venv in $MLHUB_VENV"
+        python3 -m venv "$MLHUB_VENV"
+    fi
+    [ "$test" = 1 ] && extras="[test]"
+    stamp="$MLHUB_VENV/.mlhub-installed"
+    local want
+    want="$(sha256sum "$repo/pyproject.toml" | cut -c1-16)$extras"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        _mlhub_log "installing MLHub$extras into the venv"
+        "$MLHUB_VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+        "$MLHUB_VENV/bin/pip" install --quiet --disable-pip-version-check -e "$repo$extras"
+        echo "$want" >"$stamp"
+    fi
+    export MLHUB_VENV
+}
+
+_mlhub_proxy() {
+    local repo="$1" prefix="$1/.mlhub/node"
+    if [ ! -x "$prefix/node_modules/.bin/configurable-http-proxy" ]; then
+        _mlhub_log "installing configurable-http-proxy 5 (npm) into $prefix"
+        mkdir -p "$prefix"
+        npm install --silent --no-audit --no-fund --prefix "$prefix" configurable-http-proxy@5 >/dev/null
+    fi
+    PATH="$prefix/node_modules/.bin:$PATH"
+}
+
+mlhub_setup() {
+    local test=0 repo
+    repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+    for arg in "$@"; do
+        case "$arg" in
+            --test) test=1 ;;
+            *) _mlhub_log "mlhub_setup: unknown option $arg" >&2; return 2 ;;
+        esac
+    done
+    _mlhub_packages "$test"
+    _mlhub_docker
+    _mlhub_venv "$repo" "$test"
+    _mlhub_proxy "$repo"
+    PATH="$MLHUB_VENV/bin:$PATH"
+    export PATH
+    if [ "$test" = 1 ]; then
+        bash "$repo/docker/build-images.sh" --with-test-images
+    else
+        bash "$repo/docker/build-images.sh"
+    fi
+}
