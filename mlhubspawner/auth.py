@@ -21,10 +21,10 @@ from traitlets import Unicode
 class _NoStatsd:
     """Stands in for the statsd client JupyterHub 6 no longer provides; records nothing."""
 
-    def timer(self, _name: str) -> "_NoStatsd":
+    def timer(self, _name: str) -> _NoStatsd:
         return self
 
-    def start(self) -> "_NoStatsd":
+    def start(self) -> _NoStatsd:
         return self
 
     def stop(self, send: bool = True) -> None:
