@@ -9,7 +9,6 @@ blocking call runs on the hub's event loop.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,7 +17,6 @@ from docker.errors import APIError, NotFound
 from . import labels as L
 
 DockerCall = Callable[..., Awaitable[Any]]
-log = logging.getLogger(__name__)
 
 _locks: dict[str, asyncio.Lock] = {}
 
@@ -58,7 +56,6 @@ async def ensure_network(docker: DockerCall, name: str, labels: dict[str, str]) 
         await docker(
             "create_network", name, driver="bridge", labels=labels, check_duplicate=True
         )
-        log.info("Created network %s for user %s", name, labels.get(L.USER))
         return True
 
 
@@ -91,7 +88,6 @@ async def remove_network_if_unused(docker: DockerCall, name: str, keep: set[str]
             await docker("remove_network", name)
         except NotFound:
             return False
-        log.info("Removed network %s", name)
         return True
 
 
@@ -105,7 +101,6 @@ async def ensure_volume(docker: DockerCall, name: str, labels: dict[str, str]) -
         _check_owner("volume", name, found.get("Labels"), {k: labels[k] for k in (L.ORIGIN, L.USER, L.SERVER_NAME)})
         return False
     await docker("create_volume", name=name, driver="local", labels=labels)
-    log.info("Created volume %s for user %s", name, labels.get(L.USER))
     return True
 
 
@@ -115,5 +110,4 @@ async def remove_volume(docker: DockerCall, name: str) -> bool:
         await docker("remove_volume", name)
     except NotFound:
         return False
-    log.info("Removed volume %s", name)
     return True

@@ -5,6 +5,7 @@ Entry point ``mlhub-docker``: ``c.JupyterHub.spawner_class = "mlhub-docker"``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -169,11 +170,15 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             await self._check_image_present(options.image)
             try:
                 created_network = await net.ensure_network(self.docker, self.network_name, owner)
+                if created_network:
+                    self.log.info("Created network %s for %s", self.network_name, self.user.name)
                 if self.hub_container:
                     await net.connect(self.docker, self.network_name, self.hub_container)
                 labels = self.workspace_labels()
                 if options.is_mount_volume:
                     created_volume = await net.ensure_volume(self.docker, self.volume_name, labels)
+                    if created_volume:
+                        self.log.info("Created volume %s for %s", self.volume_name, self._log_name)
             except net.ForeignObjectError as exc:
                 raise web.HTTPError(409, str(exc)) from None
             result = await super().start()
@@ -265,15 +270,26 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         return dict(value or {})
 
     async def delete_forever(self) -> None:
-        """The server is deleted: drop its volume if configured, and an empty network."""
-        if self.remove_volume_on_delete:
-            await net.remove_volume(self.docker, self.volume_name)
+        """The server is deleted: drop its volume if configured, and the user's network
+        once no other workspace of the user uses it."""
+        await self._wait_container_gone()
+        if self.remove_volume_on_delete and await net.remove_volume(self.docker, self.volume_name):
+            self.log.info("Removed volume %s of deleted server %s", self.volume_name, self._log_name)
         keep = {self.hub_container} if self.hub_container else set()
-        try:
-            others = await self.docker(
-                "containers", all=True, filters={"network": self.network_name}
-            )
-        except (APIError, NotFound):
+        users_containers = await self.docker(
+            "containers", all=True, filters={"label": [f"{L.ORIGIN}={self.hub_name}", f"{L.USER}={self.user.name}"]}
+        )
+        if users_containers:
             return
-        if not [c for c in others if c.get("Names") and all(n.strip("/") not in keep for n in c["Names"])]:
-            await net.remove_network_if_unused(self.docker, self.network_name, keep)
+        if await net.remove_network_if_unused(self.docker, self.network_name, keep):
+            self.log.info("Removed network %s: %s has no workspace left", self.network_name, self.user.name)
+
+    async def _wait_container_gone(self, timeout: float = 15) -> None:
+        """Docker removes auto-remove containers shortly after they stop; wait for that."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                await self.docker("inspect_container", self.object_name)
+            except NotFound:
+                return
+            await asyncio.sleep(0.2)

@@ -240,16 +240,16 @@ class MLHubSpawner(LoggingConfigurable):
     def _default_apply_user_options(self) -> Any:
         return MLHubSpawner.mlhub_apply_user_options
 
-    def _requester(self) -> tuple[str, bool]:
-        """(name of who asked for this spawn, whether it is the owner)."""
+    def _requester(self) -> tuple[str, bool, bool]:
+        """(name of who asked for this spawn, whether it is the owner, whether an admin)."""
         handler = getattr(self, "handler", None)
         current = getattr(handler, "current_user", None) if handler is not None else None
         if current is None:
-            return self.user.name, True
+            return self.user.name, True, bool(getattr(self.user, "admin", False))
         name = getattr(current, "name", "") or ""
         if current.__class__.__name__ == "Service":
-            return f"service:{name}", False
-        return name, name == self.user.name
+            return f"service:{name}", False, False
+        return name, name == self.user.name, bool(getattr(current, "admin", False))
 
     async def mlhub_apply_user_options(self, user_options: dict[str, Any]) -> None:
         """Validate ``user_options`` and set what ``start()`` needs; 400/403 on refusal.
@@ -257,9 +257,9 @@ class MLHubSpawner(LoggingConfigurable):
         Runs before anything is created, so a refused request leaves no container, network
         or volume behind.
         """
-        requester, is_owner = self._requester()
+        requester, is_owner, is_admin = self._requester()
         meta = self.mlhub_meta
-        if is_owner and self.name and not self.users_can_create_named_servers and not meta:
+        if is_owner and not is_admin and self.name and not self.users_can_create_named_servers and not meta:
             raise web.HTTPError(
                 403,
                 "Creating named workspaces is switched off on this hub; ask an admin to create one for you",

@@ -1,0 +1,83 @@
+"""Environment variables: validated once, errors name the variable; a bad one stops the hub."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mlhubspawner.settings import SettingsError, read_settings
+
+from .hubprocess import REPO
+
+
+def test_defaults():
+    settings = read_settings({}, default_data_dir="/data")
+    assert settings.hub_name == "mlhub" and settings.port == 8080
+    assert settings.db_url == "sqlite:////data/jupyterhub.sqlite"
+    assert settings.workspace_image == "mlhub/workspace:latest"
+    assert settings.self_service is True and settings.max_days_to_live is None
+
+
+def test_values_are_parsed():
+    settings = read_settings(
+        {
+            "HUB_NAME": "dev-1",
+            "MLHUB_PORT": "9000",
+            "MLHUB_MAX_MEM_LIMIT": "8g",
+            "MLHUB_DEFAULT_CPU_LIMIT": "0.5",
+            "MLHUB_ALLOWED_IMAGES": "a:1, b:2",
+            "MLHUB_SELF_SERVICE": "false",
+            "MLHUB_DB_URL": "postgresql://u@localhost/db",
+        },
+        default_data_dir="/data",
+    )
+    assert settings.hub_name == "dev-1" and settings.port == 9000
+    assert settings.max_mem_limit == 8 * 1024**3 and settings.default_cpu_limit == 0.5
+    assert settings.allowed_images == ("a:1", "b:2") and settings.self_service is False
+    assert settings.db_url == "postgresql://u@localhost/db"
+
+
+@pytest.mark.parametrize(
+    "name, value, fragment",
+    [
+        ("HUB_NAME", "My_Hub", "lowercase"),
+        ("HUB_NAME", "waytoolonghubname", "1-12"),
+        ("MLHUB_PORT", "99999", "between 1 and 65535"),
+        ("MLHUB_PORT", "http", "whole number"),
+        ("MLHUB_MAX_CPU_LIMIT", "-2", "greater than 0"),
+        ("MLHUB_MAX_MEM_LIMIT", "lots", "512m"),
+        ("MLHUB_MAX_GPUS", "-1", ">= 0"),
+        ("MLHUB_MAX_DAYS_TO_LIVE", "0", "> 0"),
+        ("MLHUB_SELF_SERVICE", "perhaps", "true or false"),
+        ("MLHUB_USER_CONFIG", "/nonexistent.py", "existing file"),
+    ],
+)
+def test_bad_values_name_the_variable(name, value, fragment):
+    with pytest.raises(SettingsError) as info:
+        read_settings({name: value}, default_data_dir="/data")
+    assert name in info.value.errors and fragment in info.value.errors[name]
+
+
+def test_default_above_max_is_refused():
+    with pytest.raises(SettingsError, match="MLHUB_DEFAULT_CPU_LIMIT"):
+        read_settings({"MLHUB_DEFAULT_CPU_LIMIT": "4", "MLHUB_MAX_CPU_LIMIT": "2"}, default_data_dir="/d")
+
+
+def test_hub_refuses_to_start_with_a_bad_variable(tmp_path):
+    """The real config file, loaded by the real jupyterhub command."""
+    jupyterhub = str(__import__("pathlib").Path(sys.executable).with_name("jupyterhub"))
+    result = subprocess.run(
+        [jupyterhub, "-f", str(REPO / "jupyterhub_config.py")],
+        env={"PATH": "/usr/bin:/bin", "HUB_NAME": "Bad_Name", "MLHUB_PORT": "0", "MLHUB_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "HUB_NAME: must be 1-12 lowercase letters" in output
+    assert "MLHUB_PORT: must be between 1 and 65535" in output
+    assert not (tmp_path / "jupyterhub.sqlite").exists()
