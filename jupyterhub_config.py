@@ -97,16 +97,36 @@ c.MLHubSpawner.users_can_create_named_servers = settings.self_service
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 
-# --- Optional idle culling (jupyterhub-idle-culler) -------------------------------------
+# --- Services: cleanup (always), idle culling (optional) --------------------------------
+c.JupyterHub.services = [
+    {
+        "name": "cleanup-service",
+        "url": f"http://127.0.0.1:{settings.cleanup_port}",
+        "command": [sys.executable, "-m", "cleanup_service"],
+        "environment": {
+            "HUB_NAME": settings.hub_name,
+            "CLEANUP_INTERVAL_SECONDS": str(settings.cleanup_interval),
+            "MLHUB_EXECUTION_MODE": "docker",
+        },
+        "oauth_no_confirm": True,
+    }
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "cleanup-service",
+        "scopes": ["list:users", "read:users", "read:servers", "admin:server_state", "delete:servers"],
+        "services": ["cleanup-service"],
+    }
+]
 if settings.cull_idle_seconds:
-    c.JupyterHub.load_roles = [
+    c.JupyterHub.load_roles.append(
         {
             "name": "idle-culler",
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
         }
-    ]
-    c.JupyterHub.services = [
+    )
+    c.JupyterHub.services.append(
         {
             "name": "idle-culler",
             "command": [
@@ -116,7 +136,7 @@ if settings.cull_idle_seconds:
                 f"--timeout={settings.cull_idle_seconds}",
             ],
         }
-    ]
+    )
 
 # --- The admin's own overrides, loaded last ---------------------------------------------
 if settings.user_config:

@@ -48,6 +48,8 @@ class HubSettings:
     self_service: bool = True
     cull_idle_seconds: int = 0
     user_config: str = ""
+    cleanup_interval: int = 3600
+    cleanup_port: int = 8091
 
 
 def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -101,6 +103,16 @@ def _nonempty(text: str) -> str:
     return text.strip()
 
 
+def _interval(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("must be a whole number of seconds > 0, or -1 for off") from None
+    if value == 0 or value < -1:
+        raise ValueError("must be a whole number of seconds > 0, or -1 for off")
+    return value
+
+
 def _existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise ValueError("must name an existing file")
@@ -135,6 +147,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_SELF_SERVICE": ("self_service", parse_bool),
     "MLHUB_CULL_IDLE_SECONDS": ("cull_idle_seconds", _int_range(0)),
     "MLHUB_USER_CONFIG": ("user_config", _existing_file),
+    "CLEANUP_INTERVAL_SECONDS": ("cleanup_interval", _interval),
+    "MLHUB_CLEANUP_PORT": ("cleanup_port", _int_range(1, 65535)),
 }
 
 

@@ -95,6 +95,7 @@ c.Spawner.start_timeout = 90
             "HUB_NAME": self.hub_name,
             "MLHUB_DATA_DIR": str(self.workdir / "data"),
             "MLHUB_PORT": str(self.port),
+            "MLHUB_CLEANUP_PORT": str(free_port()),
             "MLHUB_IP": "127.0.0.1",
             "MLHUB_USER_CONFIG": str(self._write_overrides()),
             **self.env,

@@ -1,0 +1,57 @@
+"""The cleanup service's environment, read and validated once at start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mlhubspawner.names import is_valid_hub_name
+
+
+class ConfigError(ValueError):
+    def __init__(self, errors: Mapping[str, str]):
+        self.errors = dict(errors)
+        super().__init__("\n".join(f"  {k}: {v}" for k, v in self.errors.items()))
+
+
+@dataclass(frozen=True)
+class CleanupConfig:
+    hub_name: str
+    interval: int
+    api_url: str
+    api_token: str
+    service_url: str
+    prefix: str
+    mode: str
+
+
+def read_config(environ: Mapping[str, str]) -> CleanupConfig:
+    errors: dict[str, str] = {}
+    hub_name = environ.get("HUB_NAME", "mlhub") or "mlhub"
+    if not is_valid_hub_name(hub_name):
+        errors["HUB_NAME"] = "must be 1-12 lowercase letters, digits or '-'"
+    raw_interval = environ.get("CLEANUP_INTERVAL_SECONDS", "3600") or "3600"
+    try:
+        interval = int(raw_interval)
+        if interval == 0 or interval < -1:
+            raise ValueError
+    except ValueError:
+        errors["CLEANUP_INTERVAL_SECONDS"] = f"must be a whole number of seconds > 0, or -1 for off (got {raw_interval!r})"
+        interval = -1
+    mode = environ.get("MLHUB_EXECUTION_MODE", "docker") or "docker"
+    if mode != "docker":
+        errors["MLHUB_EXECUTION_MODE"] = "must be 'docker' (the Kubernetes backend is not available yet)"
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL"):
+        if not environ.get(name):
+            errors[name] = "must be set (the hub sets it when it starts the service)"
+    if errors:
+        raise ConfigError(errors)
+    return CleanupConfig(
+        hub_name=hub_name,
+        interval=interval,
+        api_url=environ["JUPYTERHUB_API_URL"],
+        api_token=environ["JUPYTERHUB_API_TOKEN"],
+        service_url=environ["JUPYTERHUB_SERVICE_URL"],
+        prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/cleanup-service/"),
+        mode=mode,
+    )

@@ -1,0 +1,90 @@
+"""Pure decisions: which resources and servers a cleanup run removes, and why.
+
+No I/O: the runner gathers the facts (hub users and servers, labelled engine resources),
+these functions decide, and the runner acts. Safety rules live here, tested directly:
+only resources of this hub (``mlhub.origin``) are ever considered, and a volume of a user
+who still exists is never removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mlhubspawner.labels import ORIGIN, expiration_of
+
+from .model import Action, HubServer, Plan, Resource
+
+#: Removal order: what uses a thing goes before the thing.
+KIND_ORDER = {"container": 0, "pod": 0, "service": 1, "networkpolicy": 1, "volume": 2, "pvc": 2, "network": 3}
+CONTAINER_KINDS = {"container", "pod", "service"}
+STORAGE_KINDS = {"volume", "pvc"}
+
+
+def _ordered(items: list[tuple[Resource, Action]]) -> list[tuple[Resource, Action]]:
+    return sorted(items, key=lambda item: (KIND_ORDER.get(item[0].kind, 9), item[0].name))
+
+
+def _mine(resources: Iterable[Resource], hub_name: str) -> list[Resource]:
+    return [r for r in resources if r.labels.get(ORIGIN) == hub_name]
+
+
+def plan_orphans(hub_name: str, users: set[str], servers: list[HubServer], resources: Iterable[Resource]) -> Plan:
+    """Resources of users who are gone; containers of servers the hub no longer has.
+
+    A deleted user's containers, volumes and network go. For a user who still exists, a
+    container whose server is not in the hub any more goes too, but their volumes and
+    network always stay.
+    """
+    plan = Plan()
+    known = {(s.user, s.name) for s in servers}
+    for resource in _mine(resources, hub_name):
+        user = resource.user
+        if user is None:
+            plan.keep.append(Action(resource.kind, resource.name, "no mlhub.user label"))
+            continue
+        if user not in users:
+            plan.remove_resources.append(
+                (resource, Action(resource.kind, resource.name, "user no longer exists in the hub", user, resource.server_name))
+            )
+        elif resource.kind in CONTAINER_KINDS and (user, resource.server_name or "") not in known:
+            plan.remove_resources.append(
+                (resource, Action(resource.kind, resource.name, "server no longer exists in the hub", user, resource.server_name))
+            )
+        else:
+            plan.keep.append(Action(resource.kind, resource.name, "user exists", user, resource.server_name))
+    plan.remove_resources = _ordered(plan.remove_resources)
+    return plan
+
+
+def plan_expired(hub_name: str, servers: list[HubServer], resources: Iterable[Resource], now: float) -> Plan:
+    """Servers whose expiry has passed (deleted through the hub), then their containers.
+
+    Containers with a past expiry label whose server the hub does not know any more (for
+    example ML Hub's, or left after a failed run) are removed too. Volumes are not: they
+    follow the volume policy of the server's deletion and the orphan rules.
+    """
+    plan = Plan()
+    expired_servers = set()
+    for server in servers:
+        label = f"{server.user}/{server.name}" if server.name else server.user
+        if server.expiration_timestamp and server.expiration_timestamp <= now:
+            expired_servers.add((server.user, server.name))
+            plan.remove_servers.append(
+                Action("server", label, f"expired at {server.expiration_timestamp}", server.user, server.name)
+            )
+        elif server.expiration_timestamp:
+            plan.keep.append(Action("server", label, f"expires at {server.expiration_timestamp}", server.user, server.name))
+        else:
+            plan.keep.append(Action("server", label, "never expires", server.user, server.name))
+    for resource in _mine(resources, hub_name):
+        if resource.kind not in CONTAINER_KINDS:
+            continue
+        expires = expiration_of(resource.labels)
+        key = (resource.user, resource.server_name or "")
+        if key in expired_servers or (expires and expires <= now):
+            reason = "its server expired" if key in expired_servers else f"expired at {expires}"
+            plan.remove_resources.append(
+                (resource, Action(resource.kind, resource.name, reason, resource.user, resource.server_name))
+            )
+    plan.remove_resources = _ordered(plan.remove_resources)
+    return plan

@@ -1,0 +1,100 @@
+"""Cleanup decisions (pure) and the one-run-at-a-time rule."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cleanup_service.model import HubServer, Resource
+from cleanup_service.planner import plan_expired, plan_orphans
+from cleanup_service.runner import Cleaner, RunInProgress
+
+
+def res(kind, name, user, server="", origin="hub1", **extra):
+    labels = {"mlhub.origin": origin, "mlhub.user": user, "mlhub.server_name": server, **extra}
+    return Resource(kind, name, name, labels)
+
+
+RESOURCES = [
+    res("network", "hub1-gone", "gone"),
+    res("volume", "hub1-gone-workspace", "gone"),
+    res("container", "hub1-gone", "gone"),
+    res("container", "hub1-alice", "alice"),
+    res("volume", "hub1-alice-workspace", "alice"),
+    res("volume", "hub1-alice--old-workspace", "alice", "old"),
+    res("container", "hub1-alice--zombie", "alice", "zombie"),
+    res("network", "hub1-alice", "alice"),
+    res("container", "hub2-gone", "gone", origin="hub2"),
+    Resource("container", "foreign", "foreign", {}),
+]
+
+
+def test_orphans_of_deleted_users_go_in_a_safe_order():
+    plan = plan_orphans("hub1", {"alice"}, [HubServer("alice", "", 0, True)], RESOURCES)
+    removed = [(r.kind, r.name) for r, _ in plan.remove_resources]
+    assert removed == [
+        ("container", "hub1-alice--zombie"),
+        ("container", "hub1-gone"),
+        ("volume", "hub1-gone-workspace"),
+        ("network", "hub1-gone"),
+    ]
+    kept = {a.name: a.reason for a in plan.keep}
+    # volumes of a user who still exists are never removed, even without a server
+    assert kept["hub1-alice--old-workspace"] == "user exists"
+    assert kept["hub1-alice"] == "user exists"
+    # other hubs' and unlabelled objects are not even considered
+    assert "hub2-gone" not in kept and "foreign" not in kept
+
+
+def test_expired_servers_and_containers():
+    servers = [
+        HubServer("alice", "old", 100, True),
+        HubServer("alice", "new", 10_000, True),
+        HubServer("alice", "", 0, True),
+    ]
+    resources = [
+        res("container", "hub1-alice--old", "alice", "old"),
+        res("container", "hub1-alice--new", "alice", "new"),
+        res("container", "legacy", "bob", "x", expiration_timestamp_seconds="50"),
+        res("volume", "hub1-alice--old-workspace", "alice", "old"),
+    ]
+    plan = plan_expired("hub1", servers, resources, now=1000)
+    assert [a.name for a in plan.remove_servers] == ["alice/old"]
+    assert [r.name for r, _ in plan.remove_resources] == ["hub1-alice--old", "legacy"]
+    reasons = {a.name: a.reason for a in plan.keep}
+    assert reasons == {"alice/new": "expires at 10000", "alice": "never expires"}
+
+
+class _SlowBackend:
+    """A stand-in engine that takes its time (a unit-test fake, not the real backend)."""
+
+    async def list_resources(self, hub_name):
+        await asyncio.sleep(0.2)
+        return []
+
+    async def remove(self, resource):
+        pass
+
+
+class _Hub:
+    """A stand-in hub API with no users (unit-test fake)."""
+
+    async def users(self):
+        return []
+
+    servers_of = staticmethod(lambda users: [])
+
+
+def test_a_second_run_is_refused_while_one_is_under_way():
+    cleaner = Cleaner("hub1", _Hub(), _SlowBackend())
+
+    async def both():
+        first = asyncio.ensure_future(cleaner.run("users"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(RunInProgress):
+            await cleaner.run("expired")
+        return await first
+
+    report = asyncio.run(both())
+    assert report.errors == [] and cleaner.last["users"] is report

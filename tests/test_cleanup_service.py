@@ -1,0 +1,163 @@
+"""The cleanup service, started by a real hub, removing real Docker objects."""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import pytest
+import requests
+
+from mlhubspawner.names import user_network_name, workspace_volume_name
+
+from .conftest import WORKSPACE_IMAGE
+from .test_docker_spawner import containers_of
+
+
+def cleanup(hub, path: str, token: str | None = None, **params) -> requests.Response:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    return requests.get(
+        f"{hub.url}/services/cleanup-service/{path}", headers=headers, params=params, timeout=120, allow_redirects=False
+    )
+
+
+def leftovers(client: docker.DockerClient, origin: str, user: str) -> dict[str, str]:
+    """Objects labelled as a workspace of *user* on hub *origin*, made straight on the engine
+    (what a crashed hub, or a hub whose DB lost the user, leaves behind)."""
+    labels = {"mlhub.origin": origin, "mlhub.user": user, "mlhub.server_name": ""}
+    net = client.networks.create(f"{origin}-{user}", labels={"mlhub.origin": origin, "mlhub.user": user})
+    volume = client.volumes.create(f"{origin}-{user}-workspace", labels=labels)
+    container = client.containers.run(
+        WORKSPACE_IMAGE, ["sleep", "600"], name=f"{origin}-{user}", labels=labels, network=net.name,
+        volumes={volume.name: {"bind": "/workspace", "mode": "rw"}}, detach=True,
+    )
+    return {"network": net.name, "volume": volume.name, "container": container.name}
+
+
+def exists(client: docker.DockerClient, kind: str, name: str) -> bool:
+    try:
+        {"network": client.networks.get, "volume": client.volumes.get, "container": client.containers.get}[kind](name)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+@pytest.fixture(scope="module")
+def chub(hub_factory):
+    return hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "-1"})
+
+
+def test_only_admins_get_in(chub):
+    admin = chub.ensure_user("cadmin", admin=True)
+    user = chub.ensure_user("cuser")
+    assert cleanup(chub, "status", admin).status_code == 200
+    for path in ("status", "users", "expired"):
+        assert cleanup(chub, path).status_code == 403
+        assert cleanup(chub, path, user).status_code == 403
+    # an admin's token without access to the service is refused too
+    narrow = chub.api("POST", "/users/cadmin/tokens", json={"scopes": ["read:users"]}).json()["token"]
+    assert cleanup(chub, "users", narrow).status_code == 403
+    # a browser without a session is sent to log in
+    browser = requests.get(f"{chub.url}/services/cleanup-service/status", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30)
+    assert browser.status_code == 302
+
+
+def test_users_endpoint_removes_objects_of_deleted_users_only(chub, docker_client):
+    admin = chub.ensure_user("cadmin", admin=True)
+    stay = chub.ensure_user("stay")
+    gone = chub.ensure_user("gone")
+    chub.spawn("stay", "", {}, token=stay)
+    chub.spawn("gone", "", {}, token=gone)
+    chub.spawn("gone", "second", {}, token=gone)
+    # JupyterHub 6.1 refuses to delete a user with a running *named* server (500), so stop
+    # that first; it stops the default server itself. The user's volumes remain.
+    chub.stop_server("gone", "second")
+    assert chub.api("DELETE", "/users/gone").status_code == 204
+    ghost = leftovers(docker_client, chub.hub_name, "ghost")  # a user the hub never knew
+    other = leftovers(docker_client, chub.hub_name[:-1] + "x", "ghost")  # another hub's
+    gone_volumes = [workspace_volume_name(chub.hub_name, "gone", s) for s in ("", "second")]
+
+    dry = cleanup(chub, "users", admin, dry_run=1)
+    assert dry.status_code == 200, dry.text
+    dry = dry.json()
+    assert dry["dry_run"] is True and dry["ok"]
+    planned = {(a["kind"], a["name"]) for a in dry["removed"]}
+    assert {("container", ghost["container"]), ("volume", ghost["volume"]), ("network", ghost["network"])} <= planned
+    assert {("volume", v) for v in gone_volumes} <= planned
+    assert all(exists(docker_client, kind, name) for kind, name in ghost.items())  # nothing removed
+
+    report = cleanup(chub, "users", admin).json()
+    assert report["ok"] and report["dry_run"] is False
+    assert {(a["kind"], a["name"]) for a in report["removed"]} == planned
+    assert not any(exists(docker_client, kind, name) for kind, name in ghost.items())
+    assert not any(exists(docker_client, "volume", v) for v in gone_volumes)
+    # the remaining user's workspace, volume and network stay, and so does the other hub's
+    assert containers_of(docker_client, chub.hub_name, "stay", "", all=False)
+    assert exists(docker_client, "volume", workspace_volume_name(chub.hub_name, "stay", ""))
+    assert exists(docker_client, "network", user_network_name(chub.hub_name, "stay"))
+    assert all(exists(docker_client, kind, name) for kind, name in other.items())
+    kept = {a["name"]: a["reason"] for a in report["kept"]}
+    assert kept[workspace_volume_name(chub.hub_name, "stay", "")] == "user exists"
+
+    status = cleanup(chub, "status", admin).json()
+    assert status["last_runs"]["users"]["removed"] == report["removed"]
+    docker_client.containers.get(other["container"]).remove(force=True)
+    docker_client.volumes.get(other["volume"]).remove()
+    docker_client.networks.get(other["network"]).remove()
+    chub.stop_server("stay")
+
+
+def test_expired_endpoint_deletes_expired_servers_through_the_hub(chub, docker_client):
+    admin = chub.ensure_user("cadmin", admin=True)
+    token = chub.ensure_user("temp")
+    chub.spawn("temp", "short", {"days_to_live": 0.00002}, token=token)  # under 2 s
+    chub.spawn("temp", "long", {"days_to_live": 3}, token=token)
+    time.sleep(2)
+
+    dry = cleanup(chub, "expired", admin, dry_run=1).json()
+    assert [a["name"] for a in dry["removed"] if a["kind"] == "server"] == ["temp/short"]
+    assert chub.server("temp", "short")["ready"]
+
+    report = cleanup(chub, "expired", admin).json()
+    assert report["ok"], report
+    assert [a["name"] for a in report["removed"] if a["kind"] == "server"] == ["temp/short"]
+    servers = chub.api("GET", "/users/temp?include_stopped_servers=1").json()["servers"]
+    assert "short" not in servers and servers["long"]["ready"]
+    assert containers_of(docker_client, chub.hub_name, "temp", "short") == []
+    assert containers_of(docker_client, chub.hub_name, "temp", "long", all=False)
+    assert any(a["name"] == "temp/long" and a["reason"].startswith("expires at") for a in report["kept"])
+    chub.stop_server("temp", "long", remove=True)
+
+
+def test_a_run_that_fails_halfway_is_finished_by_the_next(chub, docker_client):
+    admin = chub.ensure_user("cadmin", admin=True)
+    ghost = leftovers(docker_client, chub.hub_name, "ghost2")
+    # something outside MLHub holds the volume: the engine refuses to remove it
+    holder = docker_client.containers.run(
+        WORKSPACE_IMAGE, ["sleep", "600"], detach=True, volumes={ghost["volume"]: {"bind": "/data", "mode": "rw"}}
+    )
+    try:
+        first = cleanup(chub, "users", admin).json()
+        assert not first["ok"]
+        (error,) = first["errors"]
+        assert error["name"] == ghost["volume"] and "in use" in error["error"]
+        assert not exists(docker_client, "container", ghost["container"])
+        assert not exists(docker_client, "network", ghost["network"])
+    finally:
+        holder.remove(force=True)
+    second = cleanup(chub, "users", admin).json()
+    assert second["ok"] and [a["name"] for a in second["removed"]] == [ghost["volume"]]
+    assert not exists(docker_client, "volume", ghost["volume"])
+
+
+def test_periodic_runs(hub_factory, docker_client):
+    hub = hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "2"})
+    admin = hub.ensure_user("padmin", admin=True)
+    ghost = leftovers(docker_client, hub.hub_name, "ghost3")
+    deadline = time.monotonic() + 30
+    while exists(docker_client, "container", ghost["container"]) or exists(docker_client, "network", ghost["network"]):
+        assert time.monotonic() < deadline, "periodic cleanup did not run"
+        time.sleep(0.5)
+    status = cleanup(hub, "status", admin).json()
+    assert status["interval_seconds"] == 2 and status["next_run_at"] > status["now"] - 1
+    assert set(status["last_runs"]) == {"users", "expired"}
