@@ -48,10 +48,20 @@ def _docker_facts() -> tuple[str, str | None]:
 
 
 # --- Hub, proxy, database ---------------------------------------------------------------
-_gateway, _hub_container = _docker_facts()
+_docker_mode = settings.execution_mode == "docker"
+_gateway, _hub_container = _docker_facts() if _docker_mode else ("", None)
 c.JupyterHub.ip = settings.ip
 c.JupyterHub.port = settings.port
-if _hub_container:
+if settings.ssl_enabled:
+    c.JupyterHub.ssl_cert = settings.ssl_cert
+    c.JupyterHub.ssl_key = settings.ssl_key
+if settings.start_chp:
+    # The proxy runs as its own process (the hub container's START_CHP role); the hub
+    # talks to it with CONFIGPROXY_AUTH_TOKEN from the environment.
+    c.ConfigurableHTTPProxy.should_start = False
+if not _docker_mode:
+    c.JupyterHub.hub_ip = settings.hub_ip or "0.0.0.0"
+elif _hub_container:
     # The hub runs in a container on this engine; it joins each user's network and
     # workspaces reach it by container name.
     c.JupyterHub.hub_ip = settings.hub_ip or "0.0.0.0"
@@ -81,7 +91,7 @@ c.JupyterHub.template_paths = [
 ]
 
 # --- Workspaces -------------------------------------------------------------------------
-c.JupyterHub.spawner_class = "mlhub-docker"
+c.JupyterHub.spawner_class = "mlhub-docker" if _docker_mode else "mlhub-kubernetes"
 c.MLHubSpawner.hub_name = settings.hub_name
 c.DockerSpawner.image = settings.workspace_image
 c.DockerSpawner.allowed_images = list(settings.allowed_images or (settings.workspace_image,))
@@ -97,27 +107,30 @@ c.MLHubSpawner.users_can_create_named_servers = settings.self_service
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 
-# --- Services: cleanup (always), idle culling (optional) --------------------------------
-c.JupyterHub.services = [
-    {
-        "name": "cleanup-service",
-        "url": f"http://127.0.0.1:{settings.cleanup_port}",
-        "command": [sys.executable, "-m", "cleanup_service"],
-        "environment": {
-            "HUB_NAME": settings.hub_name,
-            "CLEANUP_INTERVAL_SECONDS": str(settings.cleanup_interval),
-            "MLHUB_EXECUTION_MODE": "docker",
-        },
-        "oauth_no_confirm": True,
-    }
-]
-c.JupyterHub.load_roles = [
-    {
-        "name": "cleanup-service",
-        "scopes": ["list:users", "read:users", "read:servers", "admin:server_state", "delete:servers"],
-        "services": ["cleanup-service"],
-    }
-]
+# --- Services: cleanup (Docker mode), idle culling (optional) --------------------------------
+c.JupyterHub.services = []
+c.JupyterHub.load_roles = []
+if _docker_mode:  # the cleanup service's Kubernetes backend is not there yet
+    c.JupyterHub.services.append(
+        {
+            "name": "cleanup-service",
+            "url": f"http://127.0.0.1:{settings.cleanup_port}",
+            "command": [sys.executable, "-m", "cleanup_service"],
+            "environment": {
+                "HUB_NAME": settings.hub_name,
+                "CLEANUP_INTERVAL_SECONDS": str(settings.cleanup_interval),
+                "MLHUB_EXECUTION_MODE": "docker",
+            },
+            "oauth_no_confirm": True,
+        }
+    )
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "cleanup-service",
+            "scopes": ["list:users", "read:users", "read:servers", "admin:server_state", "delete:servers"],
+            "services": ["cleanup-service"],
+        }
+    )
 if settings.cull_idle_seconds:
     c.JupyterHub.load_roles.append(
         {

@@ -50,6 +50,13 @@ class HubSettings:
     user_config: str = ""
     cleanup_interval: int = 3600
     cleanup_port: int = 8091
+    execution_mode: str = "docker"
+    ssl_enabled: bool = False
+    ssl_cert: str = ""
+    ssl_key: str = ""
+    start_jhub: bool = True
+    start_chp: bool = False
+    start_ssh: bool = True
 
 
 def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -113,6 +120,15 @@ def _interval(text: str) -> int:
     return value
 
 
+def _execution_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode == "local":  # ML Hub's name for the Docker mode
+        mode = "docker"
+    if mode not in ("docker", "k8s"):
+        raise ValueError("must be docker or k8s")
+    return mode
+
+
 def _existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise ValueError("must name an existing file")
@@ -149,6 +165,13 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_USER_CONFIG": ("user_config", _existing_file),
     "CLEANUP_INTERVAL_SECONDS": ("cleanup_interval", _interval),
     "MLHUB_CLEANUP_PORT": ("cleanup_port", _int_range(1, 65535)),
+    "EXECUTION_MODE": ("execution_mode", _execution_mode),
+    "SSL_ENABLED": ("ssl_enabled", parse_bool),
+    "MLHUB_SSL_CERT": ("ssl_cert", _existing_file),
+    "MLHUB_SSL_KEY": ("ssl_key", _existing_file),
+    "START_JHUB": ("start_jhub", parse_bool),
+    "START_CHP": ("start_chp", parse_bool),
+    "START_SSH": ("start_ssh", parse_bool),
 }
 
 
@@ -171,6 +194,13 @@ def read_settings(environ: Mapping[str, str], default_data_dir: str) -> HubSetti
         errors["MLHUB_DEFAULT_MEM_LIMIT"] = "must not be more than MLHUB_MAX_MEM_LIMIT"
     if settings.max_days_to_live and settings.default_days_to_live > settings.max_days_to_live:
         errors["MLHUB_DEFAULT_DAYS_TO_LIVE"] = "must not be more than MLHUB_MAX_DAYS_TO_LIVE"
+    if settings.ssl_enabled and not (settings.ssl_cert and settings.ssl_key) and "MLHUB_SSL_CERT" not in errors:
+        errors["SSL_ENABLED"] = (
+            "needs MLHUB_SSL_CERT and MLHUB_SSL_KEY (the hub container sets them: a mounted "
+            "/resources/ssl/cert.crt and cert.key, or a generated certificate)"
+        )
+    if not (settings.start_jhub or settings.start_chp):
+        errors["START_JHUB"] = "START_JHUB and START_CHP are both false: nothing to start"
     if errors:
         raise SettingsError(errors)
     data_dir = settings.data_dir or default_data_dir
