@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Build MLHub's images without a container registry.
 #
-#   bash docker/build-images.sh [--flavor minimal] [--with-test-images] [--force]
+#   bash docker/build-images.sh [--flavor minimal] [--hub] [--with-test-images] [--force]
 #
 # 1. Base image: MLHUB_BASE_IMAGE if set (must exist locally or be pullable), else
 #    mlhub/base:bookworm, built offline by docker/base/build-base-image.sh when missing.
 # 2. Wheelhouse: Python wheels downloaded on the host (PyPI) into .mlhub/wheelhouse/,
 #    reused while the requirements file is unchanged.
 # 3. Images (classic builder, DOCKER_BUILDKIT=0): mlhub/workspace:<flavor> tagged also
-#    mlhub/workspace:latest; with --with-test-images also mlhub/test-stock:latest.
+#    mlhub/workspace:latest; with --hub the hub image mlhub/mlhub:latest (MLHub and its
+#    dependencies as wheels built on the host, configurable-http-proxy from .mlhub/node);
+#    with --with-test-images also mlhub/test-stock:latest and the hub image.
 #    An image is rebuilt only when its inputs (Dockerfile, files, requirements, base image)
 #    changed, or with --force.
 # Env: MLHUB_BASE_IMAGE, MLHUB_PIP (pip command for downloads; default: the venv's pip).
@@ -16,13 +18,15 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 flavor=minimal
 with_test=0
+with_hub=0
 force=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --flavor) flavor="${2:?--flavor needs a value}"; shift ;;
-        --with-test-images) with_test=1 ;;
+        --with-test-images) with_test=1; with_hub=1 ;;
+        --hub) with_hub=1 ;;
         --force) force=1 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "[mlhub-setup] unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -104,4 +108,37 @@ if [ "$with_test" = 1 ]; then
     BUILD_ARGS=()
     build test-stock "$REPO/tests/images/stock" "$REPO/tests/images/stock/requirements.txt" \
         "mlhub/test-stock:latest"
+fi
+
+# The hub image: its context is assembled from the repository (not a Dockerfile folder).
+build_hub() {
+    local hash current ctx start
+    hash="$( (cd "$REPO" && find mlhubspawner cleanup_service docker/hub pyproject.toml jupyterhub_config.py \
+        -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$base_id") | sha256sum | cut -c1-16)"
+    current="$(docker image inspect --format '{{ index .Config.Labels "io.mlhub.image.inputs" }}' mlhub/mlhub:latest 2>/dev/null || true)"
+    if [ "$force" = 0 ] && [ "$current" = "$hash" ]; then
+        echo "[mlhub-setup] image mlhub/mlhub:latest is up to date"
+        return
+    fi
+    local chp="$REPO/.mlhub/node/node_modules"
+    if [ ! -x "$chp/.bin/configurable-http-proxy" ]; then
+        echo "[mlhub-setup] installing configurable-http-proxy 5 (npm) into $REPO/.mlhub/node"
+        npm install --silent --no-audit --no-fund --prefix "$REPO/.mlhub/node" configurable-http-proxy@5 >/dev/null
+    fi
+    ctx="$REPO/.mlhub/build/hub"
+    rm -rf "$ctx" && mkdir -p "$ctx/wheels" "$ctx/chp"
+    echo "[mlhub-setup] building wheels of MLHub and its dependencies for the hub image"
+    "${pip_cmd[@]}" wheel --quiet --disable-pip-version-check -w "$ctx/wheels" "$REPO" >&2
+    rm -rf "$REPO/build"
+    cp -r "$chp" "$ctx/chp/node_modules"
+    cp "$REPO/docker/hub/Dockerfile" "$REPO/jupyterhub_config.py" "$ctx/"
+    echo "[mlhub-setup] building mlhub/mlhub:latest from $base"
+    start=$SECONDS
+    DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE_IMAGE=$base" \
+        --build-arg "INPUTS_HASH=$hash" -t mlhub/mlhub:latest "$ctx" >/dev/null
+    echo "[mlhub-setup] built mlhub/mlhub:latest in $((SECONDS - start)) s"
+    rm -rf "$ctx"
+}
+if [ "$with_hub" = 1 ]; then
+    build_hub
 fi

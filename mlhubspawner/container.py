@@ -61,6 +61,16 @@ def rename_own_container(hub_name: str) -> None:
     say(f"renamed this container from {me.name} to {hub_name}")
 
 
+def resolve_own_name(hub_name: str, hosts: Path = Path("/etc/hosts")) -> None:
+    """Workspaces reach the hub by container name through Docker's DNS on their networks; the
+    proxy in this container must resolve the same name, and the default bridge has no DNS."""
+    lines = hosts.read_text().splitlines() if hosts.is_file() else []
+    if any(hub_name in line.split()[1:] for line in lines if line.strip() and not line.startswith("#")):
+        return
+    with hosts.open("a") as f:
+        f.write(f"127.0.0.1\t{hub_name}\n")
+
+
 def ensure_certificate(data_dir: Path) -> tuple[str, str]:
     """A mounted certificate, or a self-signed one generated once and kept in /data/ssl."""
     if MOUNTED_CERT.is_file() and MOUNTED_KEY.is_file():
@@ -111,6 +121,7 @@ def main() -> None:
 
     if settings.execution_mode == "docker" and settings.start_jhub:
         rename_own_container(settings.hub_name)
+        resolve_own_name(settings.hub_name)
     if ssl:
         env["SSL_ENABLED"] = "true"
         env["MLHUB_SSL_CERT"], env["MLHUB_SSL_KEY"] = ensure_certificate(data_dir)

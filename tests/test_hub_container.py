@@ -1,0 +1,202 @@
+"""The hub as one container (`docker run ... mlhub/mlhub`) against the host's real engine."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import ssl
+import time
+
+import docker
+import pytest
+import requests
+import urllib3
+
+from .conftest import new_hub_name
+from .hubprocess import free_port, remove_test_objects
+
+HUB_IMAGE = "mlhub/mlhub:latest"
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+class HubContainer:
+    """One `docker run -d -p PORT:8080 -v docker.sock -v DATA:/data mlhub/mlhub`."""
+
+    def __init__(self, client: docker.DockerClient, env: dict[str, str] | None = None, scheme: str = "http"):
+        self.client = client
+        self.hub_name = (env or {}).get("HUB_NAME") or new_hub_name()
+        self.port = free_port()
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.data = client.volumes.create(f"{self.hub_name}-data", labels={"mlhub.origin": self.hub_name})
+        self.container = client.containers.run(
+            HUB_IMAGE,
+            name=f"{self.hub_name}-starting-{secrets.token_hex(2)}",
+            environment={"HUB_NAME": self.hub_name, **(env or {})},
+            ports={"8080/tcp": ("127.0.0.1", self.port)},
+            volumes={
+                "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+                self.data.name: {"bind": "/data", "mode": "rw"},
+            },
+            labels={"mlhub.origin": self.hub_name},
+            detach=True,
+        )
+        self.wait_up()
+
+    def wait_up(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.container.reload()
+            if self.container.status == "exited":
+                raise AssertionError(f"hub container exited:\n{self.logs()}")
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=2, verify=False).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"hub container did not answer:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.container.logs().decode(errors="replace")[-4000:]
+
+    def read(self, path: str) -> str:
+        return self.container.exec_run(["cat", path]).output.decode().strip()
+
+    def login(self, username: str, password: str) -> requests.Session:
+        session = requests.Session()
+        session.verify = False
+        session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override verify=False
+        page = session.get(f"{self.url}/hub/login", timeout=30)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        reply = session.post(
+            f"{self.url}/hub/login",
+            data={"_xsrf": xsrf, "username": username, "password": password},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert reply.status_code == 302, f"login of {username} failed: {reply.status_code}"
+        session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", path="/hub/") or xsrf
+        return session
+
+    def signup(self, username: str, password: str) -> None:
+        session = requests.Session()
+        session.verify = False
+        session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override verify=False
+        page = session.get(f"{self.url}/hub/signup", timeout=30)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        reply = session.post(
+            f"{self.url}/hub/signup",
+            data={"_xsrf": xsrf, "username": username, "signup_password": password, "signup_password_confirmation": password},
+            timeout=30,
+        )
+        assert reply.status_code == 200
+
+    def remove(self) -> None:
+        self.container.remove(force=True)
+        remove_test_objects(self.client, self.hub_name)
+
+
+@pytest.fixture(scope="module")
+def hub_image(docker_client):
+    try:
+        docker_client.images.get(HUB_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{HUB_IMAGE} is missing; build it with docker/build-images.sh --hub")
+
+
+@pytest.fixture(scope="module")
+def hub_container(docker_client, hub_image):
+    hub = HubContainer(docker_client)
+    yield hub
+    hub.remove()
+
+
+def wait_server(session: requests.Session, url: str, user: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = session.get(f"{url}/hub/api/users/{user}", timeout=30).json()
+        server = model.get("servers", {}).get("")
+        if server and server.get("ready"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{user}'s server not ready: {model}")
+
+
+def test_container_renames_itself_and_keeps_secrets_in_data(hub_container):
+    hub_container.container.reload()
+    assert hub_container.container.name == hub_container.hub_name
+    listing = hub_container.container.exec_run(["ls", "-l", "/data"]).output.decode()
+    for name in ("jupyterhub.sqlite", "jupyterhub_cookie_secret", "initial-admin-password"):
+        assert name in listing
+    perms = hub_container.container.exec_run(["stat", "-c", "%a", "/data/jupyterhub_cookie_secret", "/data/initial-admin-password"])
+    assert perms.output.decode().split() == ["600", "600"]
+    assert hub_container.read("/data/initial-admin-password") not in hub_container.logs()
+
+
+def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client):
+    hub = hub_container
+    admin = hub.login("admin", hub.read("/data/initial-admin-password"))
+    hub.signup("alice", "Alice-pw-2026")
+    assert admin.get(f"{hub.url}/hub/authorize/alice", timeout=30).status_code == 200
+    alice = hub.login("alice", "Alice-pw-2026")
+
+    r = alice.post(f"{hub.url}/hub/api/users/alice/server", json={"cpu_limit": 0.5, "mem_limit": "512m"}, timeout=60)
+    assert r.status_code in (201, 202), r.text
+    wait_server(alice, hub.url, "alice")
+    (workspace,) = docker_client.containers.list(filters={"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=alice"]})
+    assert workspace.attrs["HostConfig"]["NanoCpus"] == 500_000_000
+    # the hub container joined alice's network to reach her workspace
+    hub.container.reload()
+    assert f"{hub.hub_name}-alice" in hub.container.attrs["NetworkSettings"]["Networks"]
+    # a browser's first visit goes through the hub's OAuth, then the API answers
+    assert alice.get(f"{hub.url}/user/alice/lab", timeout=30).status_code == 200
+    assert alice.get(f"{hub.url}/user/alice/api/status", timeout=30).status_code == 200
+
+    hub.container.restart(timeout=20)
+    hub.wait_up()
+    workspace.reload()
+    assert workspace.status == "running"
+    # same session cookie: the cookie secret and DB in /data survived
+    assert alice.get(f"{hub.url}/user/alice/api/status", timeout=30).status_code == 200
+    r = alice.delete(f"{hub.url}/hub/api/users/alice/server", timeout=60)
+    assert r.status_code in (202, 204)
+
+
+def test_ssl_with_a_generated_certificate_and_separate_hubs(hub_container, docker_client, hub_image):
+    hub = HubContainer(docker_client, env={"SSL_ENABLED": "true"}, scheme="https")
+    try:
+        served = ssl.get_server_certificate(("127.0.0.1", hub.port))
+        stored = hub.read("/data/ssl/cert.crt")
+        assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(stored)
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{hub.url}/hub/api/", timeout=10)  # self-signed: not trusted by default
+        # two hubs on one engine: this one knows nothing of the first hub's users and objects
+        admin = hub.login("admin", hub.read("/data/initial-admin-password"))
+        users = [u["name"] for u in admin.get(f"{hub.url}/hub/api/users", timeout=30).json()]
+        assert users == ["admin"]
+        # a browser (Accept: text/html) goes through the hub's OAuth to the service
+        reply = admin.get(f"{hub.url}/services/cleanup-service/users?dry_run=1", headers={"Accept": "text/html"}, timeout=60)
+        assert reply.status_code == 200, (reply.status_code, reply.url, reply.text[:500])
+        report = reply.json()
+        assert report["removed"] == []
+        # only this hub's own container and data volume (labelled by the test), nothing of the first hub
+        assert {(k["kind"], k["name"]) for k in report["kept"]} == {("container", hub.hub_name), ("volume", f"{hub.hub_name}-data")}
+    finally:
+        hub.remove()
+
+
+def test_bad_hub_name_stops_the_container_with_a_clear_message(docker_client, hub_image):
+    container = docker_client.containers.run(
+        HUB_IMAGE,
+        environment={"HUB_NAME": "Not_A_Name", "CLEANUP_INTERVAL_SECONDS": "0"},
+        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        labels={"mlhub.origin": "mltbad"},
+        detach=True,
+    )
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 2
+        logs = container.logs().decode()
+        assert "HUB_NAME: must be 1-12 lowercase letters" in logs
+        assert "CLEANUP_INTERVAL_SECONDS: must be a whole number of seconds > 0, or -1" in logs
+    finally:
+        container.remove(force=True, v=True)
