@@ -200,3 +200,15 @@ def test_bad_hub_name_stops_the_container_with_a_clear_message(docker_client, hu
         assert "CLEANUP_INTERVAL_SECONDS: must be a whole number of seconds > 0, or -1" in logs
     finally:
         container.remove(force=True, v=True)
+
+
+def test_proxy_as_its_own_process(docker_client, hub_image):
+    """START_CHP=true: the proxy runs beside the hub (ML Hub's split roles), same result."""
+    hub = HubContainer(docker_client, env={"START_CHP": "true"})
+    try:
+        processes = hub.container.exec_run(["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]).output.decode()
+        assert "configurable-http-proxy" in processes and "jupyterhub" in processes
+        admin = hub.login("admin", hub.read("/data/initial-admin-password"))
+        assert admin.get(f"{hub.url}/hub/api/user", timeout=30).json()["name"] == "admin"
+    finally:
+        hub.remove()
