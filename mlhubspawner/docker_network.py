@@ -9,10 +9,12 @@ blocking call runs on the hub's event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from docker.errors import APIError, NotFound
+from docker.types import IPAMConfig, IPAMPool
 
 from . import labels as L
 
@@ -40,10 +42,48 @@ def _check_owner(kind: str, name: str, found: dict[str, str] | None, wanted: dic
             )
 
 
-async def ensure_network(docker: DockerCall, name: str, labels: dict[str, str]) -> bool:
+Subnet = ipaddress.IPv4Network
+_subnet_lock = asyncio.Lock()
+
+
+class NoFreeSubnet(RuntimeError):
+    """Every subnet of the pool is taken."""
+
+
+def free_subnet(taken: Iterable[Subnet], pool: Subnet, prefix: int) -> Subnet | None:
+    """The first /prefix subnet of *pool* that overlaps none of *taken*."""
+    taken = [t for t in taken if t.overlaps(pool)]
+    for candidate in pool.subnets(new_prefix=prefix):
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    return None
+
+
+async def _taken_subnets(docker: DockerCall) -> list[Subnet]:
+    subnets = []
+    for network in await docker("networks"):
+        for config in (network.get("IPAM") or {}).get("Config") or []:
+            try:
+                subnet = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            if isinstance(subnet, ipaddress.IPv4Network):
+                subnets.append(subnet)
+    return subnets
+
+
+async def ensure_network(
+    docker: DockerCall,
+    name: str,
+    labels: dict[str, str],
+    pool: Subnet | None = None,
+    prefix: int = 24,
+) -> bool:
     """Create the user's bridge network unless it exists; return True if it was created.
 
-    A network of that name that lacks the owner's labels is refused, never reused.
+    With a *pool*, the network gets the first free /prefix subnet of it (Docker's default
+    pools hold only about 30 bridge networks; a /15 pool of /24s holds 512). A network of
+    that name that lacks the owner's labels is refused, never reused.
     """
     async with _lock(name):
         try:
@@ -53,10 +93,28 @@ async def ensure_network(docker: DockerCall, name: str, labels: dict[str, str]) 
         if found is not None:
             _check_owner("network", name, found.get("Labels"), labels)
             return False
-        await docker(
-            "create_network", name, driver="bridge", labels=labels, check_duplicate=True
-        )
-        return True
+        if pool is None:
+            await docker("create_network", name, driver="bridge", labels=labels, check_duplicate=True)
+            return True
+        async with _subnet_lock:
+            for _attempt in range(5):
+                subnet = free_subnet(await _taken_subnets(docker), pool, prefix)
+                if subnet is None:
+                    raise NoFreeSubnet(
+                        f"no free /{prefix} subnet left in the network pool {pool} "
+                        "(MLHubDockerSpawner.network_pool); remove unused networks or widen the pool"
+                    )
+                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
+                try:
+                    await docker(
+                        "create_network", name, driver="bridge", labels=labels, ipam=ipam, check_duplicate=True
+                    )
+                    return True
+                except APIError as exc:
+                    if "overlap" not in str(exc):
+                        raise
+                    # another hub took it between our look and our create: look again
+            raise NoFreeSubnet(f"could not get a free subnet in {pool} after 5 attempts")
 
 
 async def connect(docker: DockerCall, network: str, container: str, aliases: list[str] | None = None) -> None:

@@ -6,12 +6,13 @@ Entry point ``mlhub-docker``: ``c.JupyterHub.spawner_class = "mlhub-docker"``.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Any
 
 from docker.errors import APIError, ImageNotFound, NotFound
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, Int, Unicode, default, validate
 
 from . import docker_network as net
 from . import labels as L
@@ -88,6 +89,32 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         help="""Refuse GPU requests with a clear error when ``docker info`` lists no
         ``nvidia`` runtime, instead of creating a container that cannot start.""",
     )
+    network_pool = Unicode(
+        "172.30.0.0/15",
+        config=True,
+        help="""IPv4 range from which each user's bridge network gets its own subnet of
+        ``network_prefix_length`` (the default /15 of /24s serves 512 users per engine).
+        Docker's default address pools hold only about 30 bridge networks, too few for a
+        class; choose a range unused on your LAN. Empty: let Docker choose (about 30 users).""",
+    )
+    network_prefix_length = Int(
+        24,
+        min=16,
+        max=29,
+        config=True,
+        help="Size of each user's subnet: /24 leaves room for 254 workspaces per user.",
+    )
+
+    @validate("network_pool")
+    def _validate_network_pool(self, proposal: Any) -> str:
+        value = proposal["value"]
+        if value:
+            try:
+                ipaddress.IPv4Network(value)
+            except ValueError as exc:
+                raise ValueError(f"network_pool {value!r} is not an IPv4 network such as 172.30.0.0/15: {exc}") from None
+        return value
+
     remove_volume_on_delete = Bool(
         False,
         config=True,
@@ -169,7 +196,10 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         try:
             await self._check_image_present(options.image)
             try:
-                created_network = await net.ensure_network(self.docker, self.network_name, owner)
+                pool = ipaddress.IPv4Network(self.network_pool) if self.network_pool else None
+                created_network = await net.ensure_network(
+                    self.docker, self.network_name, owner, pool, self.network_prefix_length
+                )
                 if created_network:
                     self.log.info("Created network %s for %s", self.network_name, self.user.name)
                 if self.hub_container:
@@ -181,6 +211,8 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                         self.log.info("Created volume %s for %s", self.volume_name, self._log_name)
             except net.ForeignObjectError as exc:
                 raise web.HTTPError(409, str(exc)) from None
+            except net.NoFreeSubnet as exc:
+                raise web.HTTPError(503, f"No network for {self.user.name}'s workspace: {exc}") from None
             result = await super().start()
         except Exception as exc:
             await self._undo_start(created_network, created_volume)

@@ -253,3 +253,31 @@ def test_hub_restart_keeps_workspaces_running_and_reachable(hub, docker_client):
     assert model["ready"] and model["state"]["mlhub"]["expiration_timestamp"] == expires
     assert through_proxy(hub, "ivy", "keep", token).status_code == 200
     hub.stop_server("ivy", "keep", remove=True)
+
+
+def test_many_users_each_get_a_network(hub, docker_client):
+    """Docker's default pools run out after about 30 bridge networks; MLHub's pool does not."""
+    import asyncio
+    from ipaddress import IPv4Network
+
+    from mlhubspawner.docker_network import _taken_subnets, ensure_network
+
+    api = docker_client.api
+
+    async def call(method, *args, **kwargs):
+        return getattr(api, method)(*args, **kwargs)
+
+    async def make(n):
+        created = []
+        for i in range(n):
+            name = f"{hub.hub_name}-pool{i}"
+            await ensure_network(call, name, {"mlhub.origin": hub.hub_name, "mlhub.user": f"pool{i}"}, IPv4Network("172.30.0.0/15"), 24)
+            created.append(name)
+        return created
+
+    names = asyncio.run(make(40))
+    subnets = [IPv4Network(api.inspect_network(n)["IPAM"]["Config"][0]["Subnet"]) for n in names]
+    assert len(set(subnets)) == 40 and all(s.prefixlen == 24 and s.subnet_of(IPv4Network("172.30.0.0/15")) for s in subnets)
+    assert len(asyncio.run(_taken_subnets(call))) >= 40
+    for n in names:
+        api.remove_network(n)

@@ -59,3 +59,18 @@ def test_hub_names():
         assert is_valid_hub_name(good)
     for bad in ["", "ML", "-a", "a-", "abcdefghijklm", "a_b", "a.b"]:
         assert not is_valid_hub_name(bad)
+
+
+def test_free_subnet_skips_taken_ranges():
+    from ipaddress import IPv4Network as N
+
+    from mlhubspawner.docker_network import free_subnet
+
+    pool = N("172.30.0.0/15")
+    assert free_subnet([], pool, 24) == N("172.30.0.0/24")
+    taken = [N("172.30.0.0/24"), N("172.30.1.0/26"), N("10.0.0.0/8")]
+    assert free_subnet(taken, pool, 24) == N("172.30.2.0/24")
+    # a Docker-allocated /16 inside the pool blocks all of its /24s
+    assert free_subnet([N("172.30.0.0/16")], pool, 24) == N("172.31.0.0/24")
+    assert free_subnet([pool], pool, 24) is None
+    assert len(list(pool.subnets(new_prefix=24))) == 512
