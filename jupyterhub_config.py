@@ -107,30 +107,27 @@ c.MLHubSpawner.users_can_create_named_servers = settings.self_service
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 
-# --- Services: cleanup (Docker mode), idle culling (optional) --------------------------------
-c.JupyterHub.services = []
-c.JupyterHub.load_roles = []
-if _docker_mode:  # the cleanup service's Kubernetes backend is not there yet
-    c.JupyterHub.services.append(
-        {
-            "name": "cleanup-service",
-            "url": f"http://127.0.0.1:{settings.cleanup_port}",
-            "command": [sys.executable, "-m", "cleanup_service"],
-            "environment": {
-                "HUB_NAME": settings.hub_name,
-                "CLEANUP_INTERVAL_SECONDS": str(settings.cleanup_interval),
-                "MLHUB_EXECUTION_MODE": "docker",
-            },
-            "oauth_no_confirm": True,
-        }
-    )
-    c.JupyterHub.load_roles.append(
-        {
-            "name": "cleanup-service",
-            "scopes": ["list:users", "read:users", "read:servers", "admin:server_state", "delete:servers"],
-            "services": ["cleanup-service"],
-        }
-    )
+# --- Services: cleanup (always), idle culling (optional) --------------------------------
+c.JupyterHub.services = [
+    {
+        "name": "cleanup-service",
+        "url": f"http://127.0.0.1:{settings.cleanup_port}",
+        "command": [sys.executable, "-m", "cleanup_service"],
+        "environment": {
+            "HUB_NAME": settings.hub_name,
+            "CLEANUP_INTERVAL_SECONDS": str(settings.cleanup_interval),
+            "MLHUB_EXECUTION_MODE": settings.execution_mode,
+        },
+        "oauth_no_confirm": True,
+    }
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "cleanup-service",
+        "scopes": ["list:users", "read:users", "read:servers", "admin:server_state", "delete:servers"],
+        "services": ["cleanup-service"],
+    }
+]
 if settings.cull_idle_seconds:
     c.JupyterHub.load_roles.append(
         {

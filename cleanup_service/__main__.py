@@ -2,7 +2,8 @@
 
 Environment (set by the hub; see the README): JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN,
 JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub), HUB_NAME,
-CLEANUP_INTERVAL_SECONDS (default 3600, -1: no periodic runs), MLHUB_EXECUTION_MODE (docker).
+CLEANUP_INTERVAL_SECONDS (default 3600, -1: no periodic runs), MLHUB_EXECUTION_MODE (docker or
+k8s), MLHUB_NAMESPACE (k8s: the namespace of the hub's objects; default POD_NAMESPACE).
 """
 
 from __future__ import annotations
@@ -36,15 +37,27 @@ async def periodic(cleaner: Cleaner, schedule: dict) -> None:
                 log.exception("Periodic %s cleanup failed; the next run retries", kind)
 
 
+async def make_backend(config):
+    if config.mode == "k8s":
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio import config as kube_config
+
+        from .kube_backend import KubeBackend
+
+        kube_config.load_incluster_config()
+        return KubeBackend(client.ApiClient(), config.namespace)
+    from .docker_backend import DockerBackend
+
+    return DockerBackend()
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s cleanup-service] %(message)s")
     try:
         config = read_config(os.environ)
     except ConfigError as exc:
         sys.exit(f"cleanup-service cannot start:\n{exc}")
-    from .docker_backend import DockerBackend
-
-    backend = DockerBackend()
+    backend = await make_backend(config)
     cleaner = Cleaner(config.hub_name, HubAPI(config.api_url, config.api_token), backend)
     schedule = {"interval": config.interval, "next_run_at": None}
     from .app import make_app

@@ -23,6 +23,7 @@ class CleanupConfig:
     service_url: str
     prefix: str
     mode: str
+    namespace: str
 
 
 def read_config(environ: Mapping[str, str]) -> CleanupConfig:
@@ -39,8 +40,9 @@ def read_config(environ: Mapping[str, str]) -> CleanupConfig:
         errors["CLEANUP_INTERVAL_SECONDS"] = f"must be a whole number of seconds > 0, or -1 for off (got {raw_interval!r})"
         interval = -1
     mode = environ.get("MLHUB_EXECUTION_MODE", "docker") or "docker"
-    if mode != "docker":
-        errors["MLHUB_EXECUTION_MODE"] = "must be 'docker' (the Kubernetes backend is not available yet)"
+    if mode not in ("docker", "k8s"):
+        errors["MLHUB_EXECUTION_MODE"] = f"must be docker or k8s (got {mode!r})"
+    namespace = environ.get("MLHUB_NAMESPACE") or environ.get("POD_NAMESPACE") or "default"
     for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL"):
         if not environ.get(name):
             errors[name] = "must be set (the hub sets it when it starts the service)"
@@ -54,4 +56,5 @@ def read_config(environ: Mapping[str, str]) -> CleanupConfig:
         service_url=environ["JUPYTERHUB_SERVICE_URL"],
         prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/cleanup-service/"),
         mode=mode,
+        namespace=namespace,
     )

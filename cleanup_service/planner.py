@@ -15,7 +15,7 @@ from mlhubspawner.labels import ORIGIN, expiration_of
 from .model import Action, HubServer, Plan, Resource
 
 #: Removal order: what uses a thing goes before the thing.
-KIND_ORDER = {"container": 0, "pod": 0, "service": 1, "networkpolicy": 1, "volume": 2, "pvc": 2, "network": 3}
+KIND_ORDER = {"container": 0, "pod": 0, "service": 1, "volume": 2, "pvc": 2, "network": 3, "networkpolicy": 3}
 CONTAINER_KINDS = {"container", "pod", "service"}
 STORAGE_KINDS = {"volume", "pvc"}
 

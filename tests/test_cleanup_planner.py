@@ -98,3 +98,17 @@ def test_a_second_run_is_refused_while_one_is_under_way():
 
     report = asyncio.run(both())
     assert report.errors == [] and cleaner.last["users"] is report
+
+
+def test_service_config_is_validated():
+    from cleanup_service.config import ConfigError, read_config
+
+    base = {"JUPYTERHUB_API_URL": "http://h/hub/api", "JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:1"}
+    config = read_config({**base, "MLHUB_EXECUTION_MODE": "k8s", "POD_NAMESPACE": "ml"})
+    assert config.mode == "k8s" and config.namespace == "ml" and config.interval == 3600
+    with pytest.raises(ConfigError) as info:
+        read_config({"CLEANUP_INTERVAL_SECONDS": "0", "HUB_NAME": "X", "MLHUB_EXECUTION_MODE": "swarm"})
+    assert set(info.value.errors) == {
+        "CLEANUP_INTERVAL_SECONDS", "HUB_NAME", "MLHUB_EXECUTION_MODE",
+        "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL",
+    }
