@@ -59,7 +59,14 @@ def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None
 class HubProcess:
     """Start, stop and talk to one hub."""
 
-    def __init__(self, workdir: Path, hub_name: str, env: dict[str, str] | None = None, extra_config: str = ""):
+    def __init__(
+        self,
+        workdir: Path,
+        hub_name: str,
+        env: dict[str, str] | None = None,
+        extra_config: str = "",
+        config: Path = REPO / "jupyterhub_config.py",
+    ):
         self.workdir = workdir
         self.hub_name = hub_name
         self.port = free_port()
@@ -69,6 +76,7 @@ class HubProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(env or {})
         self.extra_config = extra_config
+        self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"{hub_name}.log"
         self._user_tokens: dict[str, str] = {}
@@ -103,7 +111,7 @@ c.Spawner.start_timeout = 90
         log = open(self.log_path, "ab")
         jupyterhub = Path(sys.executable).with_name("jupyterhub")
         self.proc = subprocess.Popen(
-            [str(jupyterhub), "-f", str(REPO / "jupyterhub_config.py")],
+            [str(jupyterhub), "-f", str(self.config)],
             cwd=self.workdir,
             env=env,
             stdout=log,
