@@ -144,6 +144,7 @@ if settings.cull_idle_seconds:
                 "-m",
                 "jupyterhub_idle_culler",
                 f"--timeout={settings.cull_idle_seconds}",
+                f"--cull-every={max(1, min(settings.cull_idle_seconds // 2, 300))}",
             ],
         }
     )

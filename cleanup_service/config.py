@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mlhubspawner.errors import MultilineFieldErrors
 from mlhubspawner.names import is_valid_hub_name
 
 
-class ConfigError(ValueError):
-    def __init__(self, errors: Mapping[str, str]):
-        self.errors = dict(errors)
-        super().__init__("\n".join(f"  {k}: {v}" for k, v in self.errors.items()))
+class ConfigError(MultilineFieldErrors):
+    """The cleanup service's environment is invalid."""
 
 
 @dataclass(frozen=True)

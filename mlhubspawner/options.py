@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import FieldErrors
 from .parsing import (
     GpuRequest,
     format_memory,
@@ -45,12 +46,8 @@ _IMAGE_REF = re.compile(
 SECONDS_PER_DAY = 86400
 
 
-class OptionsError(ValueError):
+class OptionsError(FieldErrors):
     """Bad workspace options; ``errors`` maps each bad field to what is allowed."""
-
-    def __init__(self, errors: Mapping[str, str]):
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{name}: {msg}" for name, msg in self.errors.items()))
 
 
 @dataclass(frozen=True)

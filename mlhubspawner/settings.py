@@ -12,16 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import MultilineFieldErrors
 from .names import is_valid_hub_name
 from .parsing import parse_bool, parse_cpu, parse_memory
 
 
-class SettingsError(ValueError):
+class SettingsError(MultilineFieldErrors):
     """One or more environment variables are invalid."""
-
-    def __init__(self, errors: Mapping[str, str]):
-        self.errors = dict(errors)
-        super().__init__("\n".join(f"  {k}: {v}" for k, v in self.errors.items()))
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,8 @@ c.Spawner.start_timeout = 90
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"token {token or self.token}"}
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=60, **kwargs)
+        kwargs.setdefault("timeout", 60)
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
 
     def ensure_user(self, name: str, admin: bool = False) -> str:
         """Create the hub user (if needed) and return an API token for them."""

@@ -44,7 +44,14 @@ def exists(client: docker.DockerClient, kind: str, name: str) -> bool:
 
 @pytest.fixture(scope="module")
 def chub(hub_factory):
-    return hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "-1"})
+    return hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "-1", "MLHUB_CULL_IDLE_SECONDS": "3600"})
+
+
+def test_hub_runs_its_services(chub):
+    services = chub.api("GET", "/services").json()
+    assert services["cleanup-service"]["pid"] and services["cleanup-service"]["url"]
+    culler = services["idle-culler"]
+    assert culler["pid"] and "--timeout=3600" in culler["command"] and "--cull-every=300" in culler["command"]
 
 
 def test_only_admins_get_in(chub):
@@ -158,6 +165,10 @@ def test_periodic_runs(hub_factory, docker_client):
     while exists(docker_client, "container", ghost["container"]) or exists(docker_client, "network", ghost["network"]):
         assert time.monotonic() < deadline, "periodic cleanup did not run"
         time.sleep(0.5)
-    status = cleanup(hub, "status", admin).json()
+    # the run that removed them stores its report when it finishes
+    while set((status := cleanup(hub, "status", admin).json())["last_runs"]) != {"users", "expired"}:
+        assert time.monotonic() < deadline, f"no report of both periodic runs: {status}"
+        time.sleep(0.5)
     assert status["interval_seconds"] == 2 and status["next_run_at"] > status["now"] - 1
-    assert set(status["last_runs"]) == {"users", "expired"}
+    removed = {a["name"] for a in status["last_runs"]["users"]["removed"]}
+    assert removed <= set(ghost.values())

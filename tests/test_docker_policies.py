@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 
 import docker
 import pytest
-import requests
 
 from mlhubspawner.docker_objects import container_settings
 from mlhubspawner.names import user_network_name
@@ -16,6 +14,7 @@ from mlhubspawner.options import OptionLimits, validate_options
 
 from .conftest import WORKSPACE_IMAGE
 from .test_docker_spawner import containers_of, objects_of, through_proxy
+from .web import login, page_xsrf
 
 ADMIN_PASSWORD = "initial-Admin-pw"
 
@@ -124,26 +123,11 @@ def test_gpu_device_requests_reach_the_engine(docker_client, gpus, expected):
         api.remove_container(created["Id"], force=True)
 
 
-def _admin_session(hub) -> tuple[requests.Session, str]:
-    session = requests.Session()
-    page = session.get(f"{hub.url}/hub/login", timeout=30)
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-    reply = session.post(
-        f"{hub.url}/hub/login",
-        data={"_xsrf": xsrf, "username": "admin", "password": ADMIN_PASSWORD},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert reply.status_code == 302, reply.text
-    return session, session.cookies.get("_xsrf", path="/hub/") or xsrf
-
-
 def test_html_form_uses_the_same_validator(strict_hub, docker_client):
-    session, xsrf = _admin_session(strict_hub)
+    session = login(strict_hub.url, "admin", ADMIN_PASSWORD)
     form_url = f"{strict_hub.url}/hub/spawn/admin/formsrv"
-    page = session.get(form_url, timeout=30)
+    page, xsrf = page_xsrf(session, form_url)
     assert 'name="cpu_limit"' in page.text
-    xsrf = re.search(r'xsrf_token: "([^"]+)"', page.text).group(1)
 
     bad = session.post(form_url, data={"_xsrf": xsrf, "cpu_limit": "abc", "mem_limit": "lots", "is_mount_volume": "on"}, timeout=60)
     assert "cpu_limit: must be a number of cores" in bad.text

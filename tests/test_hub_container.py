@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import ssl
 import time
@@ -14,6 +13,7 @@ import urllib3
 
 from .conftest import new_hub_name
 from .hubprocess import free_port, remove_test_objects
+from .web import login, signup
 
 HUB_IMAGE = "mlhub/mlhub:latest"
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -63,33 +63,10 @@ class HubContainer:
         return self.container.exec_run(["cat", path]).output.decode().strip()
 
     def login(self, username: str, password: str) -> requests.Session:
-        session = requests.Session()
-        session.verify = False
-        session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override verify=False
-        page = session.get(f"{self.url}/hub/login", timeout=30)
-        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-        reply = session.post(
-            f"{self.url}/hub/login",
-            data={"_xsrf": xsrf, "username": username, "password": password},
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert reply.status_code == 302, f"login of {username} failed: {reply.status_code}"
-        session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", path="/hub/") or xsrf
-        return session
+        return login(self.url, username, password, verify=False)
 
     def signup(self, username: str, password: str) -> None:
-        session = requests.Session()
-        session.verify = False
-        session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override verify=False
-        page = session.get(f"{self.url}/hub/signup", timeout=30)
-        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-        reply = session.post(
-            f"{self.url}/hub/signup",
-            data={"_xsrf": xsrf, "username": username, "signup_password": password, "signup_password_confirmation": password},
-            timeout=30,
-        )
-        assert reply.status_code == 200
+        assert signup(self.url, username, password, verify=False).status_code == 200
 
     def remove(self) -> None:
         self.container.remove(force=True)

@@ -1,0 +1,57 @@
+"""Using a hub's pages like a browser does: sign up, log in (NativeAuthenticator forms + XSRF)."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+
+def _xsrf(page: requests.Response) -> str:
+    match = re.search(r'name="_xsrf" value="([^"]+)"', page.text) or re.search(r'xsrf_token: "([^"]+)"', page.text)
+    assert match, f"no XSRF token on {page.url}"
+    return match.group(1)
+
+
+def new_session(verify: bool = True) -> requests.Session:
+    session = requests.Session()
+    if not verify:
+        session.verify = False
+        session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override verify=False
+    return session
+
+
+def post_login(url: str, username: str, password: str, verify: bool = True) -> tuple[requests.Session, requests.Response]:
+    """POST the login form; the reply is 302 on success, the login page with a message otherwise."""
+    session = new_session(verify)
+    xsrf = _xsrf(session.get(f"{url}/hub/login", timeout=30))
+    reply = session.post(
+        f"{url}/hub/login",
+        data={"_xsrf": xsrf, "username": username, "password": password},
+        allow_redirects=False,
+        timeout=30,
+    )
+    return session, reply
+
+
+def login(url: str, username: str, password: str, verify: bool = True) -> requests.Session:
+    """A logged-in session that can also call the hub's REST API (XSRF header set)."""
+    session, reply = post_login(url, username, password, verify)
+    assert reply.status_code == 302, f"login of {username} failed: {reply.status_code}"
+    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", path="/hub/") or ""
+    return session
+
+
+def signup(url: str, username: str, password: str, verify: bool = True) -> requests.Response:
+    session = new_session(verify)
+    xsrf = _xsrf(session.get(f"{url}/hub/signup", timeout=30))
+    return session.post(
+        f"{url}/hub/signup",
+        data={"_xsrf": xsrf, "username": username, "signup_password": password, "signup_password_confirmation": password},
+        timeout=30,
+    )
+
+
+def page_xsrf(session: requests.Session, url: str) -> tuple[requests.Response, str]:
+    page = session.get(url, timeout=30)
+    return page, _xsrf(page)
