@@ -6,7 +6,7 @@
 # Idempotent; each step is skipped when already done and says what it did:
 #   1. Debian packages that are missing (docker.io only when no engine answers and no dockerd
 #      is installed; nodejs/npm only without node; python3-venv; debootstrap; with --test
-#      also faketime and openssh-client). `apt-get update` runs once, only if needed.
+#      also faketime, openssh-client and postgresql). `apt-get update` runs once, only if needed.
 #   2. The Docker engine: started in the background only when `docker info` fails
 #      (log: /var/log/mlhub-dockerd.log).
 #   3. The Python venv (MLHUB_VENV, default .venv) with MLHub installed (editable; with
@@ -44,6 +44,7 @@ _mlhub_packages() {
     if [ "$test" = 1 ]; then
         command -v faketime >/dev/null 2>&1 || wanted+=(faketime)
         command -v ssh >/dev/null 2>&1 || wanted+=(openssh-client)
+        command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || wanted+=(postgresql)
     fi
     _mlhub_apt_install "${wanted[@]}"
 }
@@ -110,6 +111,10 @@ mlhub_setup() {
     _mlhub_venv "$repo" "$test"
     _mlhub_proxy "$repo"
     PATH="$MLHUB_VENV/bin:$PATH"
+    # Debian keeps PostgreSQL's server programs off PATH
+    for pg in /usr/lib/postgresql/*/bin; do
+        if [ -d "$pg" ]; then PATH="$PATH:$pg"; fi
+    done
     export PATH
     if [ "$test" = 1 ]; then
         bash "$repo/docker/build-images.sh" --with-test-images
