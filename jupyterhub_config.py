@@ -107,7 +107,7 @@ c.MLHubSpawner.users_can_create_named_servers = settings.self_service
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 
-# --- Services: cleanup (always), idle culling (optional) --------------------------------
+# --- Services: cleanup (always), SSH gateway (START_SSH), idle culling (optional) --------
 c.JupyterHub.services = [
     {
         "name": "cleanup-service",
@@ -128,6 +128,35 @@ c.JupyterHub.load_roles = [
         "services": ["cleanup-service"],
     }
 ]
+if settings.start_ssh and _docker_mode:
+    c.JupyterHub.services.append(
+        {
+            "name": "ssh",
+            "url": f"http://127.0.0.1:{settings.ssh_service_port}",
+            "command": [sys.executable, "-m", "ssh_gateway"],
+            "environment": {
+                "HUB_NAME": settings.hub_name,
+                "MLHUB_DATA_DIR": settings.data_dir,
+                "MLHUB_SSH_IP": settings.ip,
+                "MLHUB_SSH_PORT": str(settings.ssh_port),
+                "MLHUB_SSH_PUBLIC_HOST": settings.ssh_public_host,
+                "MLHUB_SSH_TOKEN_AUTH": str(settings.ssh_token_auth).lower(),
+                "MLHUB_EXECUTION_MODE": settings.execution_mode,
+            },
+            "oauth_no_confirm": True,
+            "display": True,
+        }
+    )
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "ssh-gateway",
+            # read:servers + admin:server_state: which container a running server is
+            "scopes": ["list:users", "read:users", "read:servers", "admin:server_state"],
+            "services": ["ssh"],
+        }
+    )
+    # Every user may use the SSH page and keys API (browsers via OAuth, scripts via tokens).
+    c.JupyterHub.load_roles.append({"name": "user", "scopes": ["self", "access:services!service=ssh"]})
 if settings.cull_idle_seconds:
     c.JupyterHub.load_roles.append(
         {

@@ -3,51 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 from urllib.parse import quote
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from mlhubspawner.hub_client import HubAPIError, HubClient
 
 from .model import HubServer
 
-
-class HubAPIError(RuntimeError):
-    """The hub answered with an error (or not at all)."""
+__all__ = ["HubAPI", "HubAPIError"]
 
 
-class HubAPI:
-    def __init__(self, api_url: str, token: str, timeout: float = 30):
-        self.api_url = api_url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-        self.http = AsyncHTTPClient()
-
-    async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        request = HTTPRequest(
-            self.api_url + path,
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-            body=None if body is None and method != "DELETE" else json.dumps(body or {}),
-            allow_nonstandard_methods=True,
-            request_timeout=self.timeout,
-        )
-        try:
-            response = await self.http.fetch(request)
-        except HTTPClientError as exc:
-            detail = exc.response.body.decode(errors="replace")[:300] if exc.response else str(exc)
-            raise HubAPIError(f"{method} {path}: {exc.code} {detail}") from None
-        except OSError as exc:
-            raise HubAPIError(f"{method} {path}: hub unreachable ({exc})") from None
-        text = response.body.decode() if response.body else ""
-        return response.code, (json.loads(text) if text else None)
+class HubAPI(HubClient):
+    """The cleanup service's calls: list users with their servers' state, delete servers."""
 
     async def users(self) -> list[dict[str, Any]]:
         """Every user with all servers (also stopped ones) and their state."""
         users: list[dict[str, Any]] = []
         offset = 0
         while True:
-            _, page = await self._request("GET", f"/users?include_stopped_servers=1&offset={offset}&limit=200")
+            _, page = await self.request("GET", f"/users?include_stopped_servers=1&offset={offset}&limit=200")
             items = page["items"] if isinstance(page, dict) and "items" in page else page
             users += items
             if len(items) < 200:
@@ -74,13 +48,13 @@ class HubAPI:
         """Stop a server; delete it too when it is a named one. Waits until it is gone."""
         path = f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}" if server else f"/users/{quote(user, safe='')}/server"
         try:
-            await self._request("DELETE", path, {"remove": True} if server else None)
+            await self.request("DELETE", path, {"remove": True} if server else None)
         except HubAPIError as exc:
             if " 404 " not in str(exc) and "is not running" not in str(exc):
                 raise
         deadline = asyncio.get_running_loop().time() + wait
         while asyncio.get_running_loop().time() < deadline:
-            _, model = await self._request("GET", f"/users/{quote(user, safe='')}?include_stopped_servers=1")
+            _, model = await self.request("GET", f"/users/{quote(user, safe='')}?include_stopped_servers=1")
             found = (model.get("servers") or {}).get(server)
             if found is None or (not server and not (found.get("ready") or found.get("pending"))):
                 return

@@ -40,9 +40,10 @@ def container_settings(
     volume_name: str | None,
     mount_path: str,
     gpu_driver: str = "nvidia",
+    init: bool = True,
 ) -> ContainerSettings:
     """Container labels and host config (limits, shm, GPUs, workspace volume) for *options*."""
-    host_config: dict[str, Any] = {}
+    host_config: dict[str, Any] = {"init": True} if init else {}
     if options.cpu_limit is not None:
         host_config["nano_cpus"] = int(round(options.cpu_limit * NANO))
     if options.mem_limit is not None:

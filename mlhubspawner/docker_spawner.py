@@ -68,6 +68,14 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         # DockerSpawner re-renders the name when the image changes; keep ours.
         return workspace_name(self.hub_name, self.user.name, self.name)
 
+    use_init = Bool(
+        True,
+        config=True,
+        help="""Run Docker's init (``--init``) as PID 1 of each workspace, so processes left
+        by SSH sessions and terminals are reaped instead of lingering as zombies (the single-user
+        server does not reap children it did not start).""",
+    )
+
     hub_container = Unicode(
         None,
         allow_none=True,
@@ -284,6 +292,7 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             self.volume_name,
             self.workspace_mount_path,
             self.gpu_driver,
+            self.use_init,
         )
         saved = self.extra_create_kwargs, self.extra_host_config
         create_kwargs = await self._evaluated(self.extra_create_kwargs)

@@ -54,6 +54,10 @@ class HubSettings:
     start_jhub: bool = True
     start_chp: bool = False
     start_ssh: bool = True
+    ssh_port: int = 2222
+    ssh_public_host: str = ""
+    ssh_token_auth: bool = True
+    ssh_service_port: int = 8092
 
 
 def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -169,6 +173,10 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "START_JHUB": ("start_jhub", parse_bool),
     "START_CHP": ("start_chp", parse_bool),
     "START_SSH": ("start_ssh", parse_bool),
+    "MLHUB_SSH_PORT": ("ssh_port", _int_range(1, 65535)),
+    "MLHUB_SSH_PUBLIC_HOST": ("ssh_public_host", _nonempty),
+    "MLHUB_SSH_TOKEN_AUTH": ("ssh_token_auth", parse_bool),
+    "MLHUB_SSH_SERVICE_PORT": ("ssh_service_port", _int_range(1, 65535)),
 }
 
 

@@ -72,6 +72,8 @@ class HubProcess:
         self.port = free_port()
         self.hub_port = free_port()
         self.proxy_api_port = free_port()
+        self.ssh_port = free_port()
+        self.ssh_service_port = free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(env or {})
@@ -105,6 +107,8 @@ c.Spawner.start_timeout = 90
             "MLHUB_PORT": str(self.port),
             "MLHUB_CLEANUP_PORT": str(free_port()),
             "MLHUB_IP": "127.0.0.1",
+            "MLHUB_SSH_PORT": str(self.ssh_port),
+            "MLHUB_SSH_SERVICE_PORT": str(self.ssh_service_port),
             "MLHUB_USER_CONFIG": str(self._write_overrides()),
             **self.env,
         }

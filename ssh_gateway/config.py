@@ -1,0 +1,84 @@
+"""The gateway's environment, read and validated once at start (the hub sets it)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mlhubspawner.errors import MultilineFieldErrors
+from mlhubspawner.names import is_valid_hub_name
+from mlhubspawner.parsing import parse_bool
+
+
+class ConfigError(MultilineFieldErrors):
+    """The gateway's environment is invalid."""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    hub_name: str
+    ssh_ip: str
+    ssh_port: int
+    public_host: str
+    data_dir: str
+    keys_db_url: str
+    token_auth: bool
+    api_url: str
+    api_token: str
+    service_url: str
+    prefix: str
+    mode: str
+
+    @property
+    def host_key_path(self) -> str:
+        return os.path.join(self.data_dir, "ssh_host_ed25519_key")
+
+
+def _port(raw: str, name: str, errors: dict[str, str]) -> int:
+    try:
+        port = int(raw)
+        if not 1 <= port <= 65535:
+            raise ValueError
+        return port
+    except ValueError:
+        errors[name] = f"must be a port number 1-65535 (got {raw!r})"
+        return 0
+
+
+def read_config(environ: Mapping[str, str]) -> GatewayConfig:
+    errors: dict[str, str] = {}
+    hub_name = environ.get("HUB_NAME") or "mlhub"
+    if not is_valid_hub_name(hub_name):
+        errors["HUB_NAME"] = "must be 1-12 lowercase letters, digits or '-'"
+    ssh_port = _port(environ.get("MLHUB_SSH_PORT") or "2222", "MLHUB_SSH_PORT", errors)
+    try:
+        token_auth = parse_bool(environ.get("MLHUB_SSH_TOKEN_AUTH") or "true")
+    except ValueError as exc:
+        errors["MLHUB_SSH_TOKEN_AUTH"] = str(exc)
+        token_auth = False
+    mode = environ.get("MLHUB_EXECUTION_MODE") or "docker"
+    if mode != "docker":
+        errors["MLHUB_EXECUTION_MODE"] = f"the SSH gateway runs workspaces' shells on Docker only so far (got {mode!r})"
+    data_dir = environ.get("MLHUB_DATA_DIR") or ""
+    if not data_dir or not os.path.isdir(data_dir):
+        errors["MLHUB_DATA_DIR"] = f"must name an existing directory for the host key and key database (got {data_dir!r})"
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL"):
+        if not environ.get(name):
+            errors[name] = "must be set (the hub sets it when it starts the service)"
+    if errors:
+        raise ConfigError(errors)
+    return GatewayConfig(
+        hub_name=hub_name,
+        ssh_ip=environ.get("MLHUB_SSH_IP") or "",
+        ssh_port=ssh_port,
+        public_host=environ.get("MLHUB_SSH_PUBLIC_HOST") or "",
+        data_dir=data_dir,
+        keys_db_url=environ.get("MLHUB_SSH_KEYS_DB_URL") or "sqlite:///" + os.path.join(data_dir, "ssh-keys.sqlite"),
+        token_auth=token_auth,
+        api_url=environ["JUPYTERHUB_API_URL"],
+        api_token=environ["JUPYTERHUB_API_TOKEN"],
+        service_url=environ["JUPYTERHUB_SERVICE_URL"],
+        prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/ssh/"),
+        mode=mode,
+    )

@@ -1,0 +1,267 @@
+"""The SSH gateway with the real OpenSSH client (ssh, scp, sftp) against real workspace containers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
+
+SSH_OPTS = [
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "IdentitiesOnly=yes",
+    "-o", "BatchMode=yes",
+    "-o", "ConnectTimeout=20",
+]
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True)
+    return path
+
+
+class SSH:
+    def __init__(self, hub, tmp: Path):
+        self.hub = hub
+        self.port = str(hub.ssh_port)
+        self.tmp = tmp
+
+    def ssh(self, login: str, command: str | None, key: Path, *extra: str, input: bytes | None = None,
+            timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+        args = ["ssh", "-p", self.port, *SSH_OPTS, "-i", str(key), *extra, f"{login}@127.0.0.1"]
+        if command is not None:
+            args.append(command)
+        return subprocess.run(args, input=input, capture_output=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, stdin=None if input is not None else subprocess.DEVNULL)
+
+    def scp(self, key: Path, *paths: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["scp", "-P", self.port, *SSH_OPTS, "-i", str(key), *paths],
+                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    def add_key(self, user: str, key: Path, token: str) -> requests.Response:
+        return requests.post(f"{self.hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {token}"},
+                             json={"key": key.with_suffix(".pub").read_text()}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def env(hub_factory, docker_client, tmp_path_factory):
+    hub = hub_factory(env={"MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}", "MLHUB_MAX_CPU_LIMIT": "1"})
+    tmp = tmp_path_factory.mktemp("ssh")
+    s = SSH(hub, tmp)
+    s.tokens = {name: hub.ensure_user(name) for name in ("alice", "bob")}
+    s.keys = {name: keygen(tmp / f"{name}_key") for name in ("alice", "bob", "stranger")}
+    for name in ("alice", "bob"):
+        r = s.add_key(name, s.keys[name], s.tokens[name])
+        assert r.status_code == 201, r.text
+    # alice: default server on the plain test image (no sftp-server, no bash), named one on ours
+    assert hub.spawn("alice", "", {"image": STOCK_IMAGE}, token=s.tokens["alice"]).status_code in (201, 202)
+    assert hub.spawn("alice", "ws", {"image": WORKSPACE_IMAGE}, token=s.tokens["alice"]).status_code in (201, 202)
+    s.containers = {
+        server: docker_client.containers.get(hub.server("alice", server)["state"]["object_id"])
+        for server in ("", "ws")
+    }
+    return s
+
+
+def test_ssh_runs_commands_in_the_users_workspace(env):
+    for server, login in (("", "alice"), ("ws", "alice,ws")):
+        r = env.ssh(login, "hostname", env.keys["alice"])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode().strip() == env.containers[server].attrs["Config"]["Hostname"]
+
+
+def test_exit_code_and_stderr_come_back(env):
+    r = env.ssh("alice", "echo out; echo err >&2; exit 7", env.keys["alice"])
+    assert r.returncode == 7
+    assert r.stdout == b"out\n"
+    assert b"err\n" in r.stderr
+
+
+def test_pty_session_and_stdin(env):
+    r = env.ssh("alice,ws", "tty; echo TERM=$TERM; exit 4", env.keys["alice"], "-tt")
+    assert r.returncode == 4, r.stderr
+    out = r.stdout.decode()
+    assert "/dev/pts/" in out and "TERM=" in out
+    r = env.ssh("alice", "wc -c", env.keys["alice"], input=b"x" * 100000)
+    assert r.stdout.decode().strip() == "100000"
+
+
+def test_scp_in_and_out_keeps_the_bytes(env, tmp_path):
+    data = os.urandom(10 * 1024 * 1024)
+    src = tmp_path / "ten.bin"
+    src.write_bytes(data)
+    for login in ("alice", "alice,ws"):  # the stock image gets the gateway's sftp-server
+        r = env.scp(env.keys["alice"], str(src), f"{login}@127.0.0.1:ten.bin")
+        assert r.returncode == 0, r.stderr
+        remote = env.ssh(login, "sha256sum ten.bin", env.keys["alice"]).stdout.decode().split()[0]
+        assert remote == hashlib.sha256(data).hexdigest()
+        back = tmp_path / f"back-{login.replace(',', '-')}.bin"
+        r = env.scp(env.keys["alice"], f"{login}@127.0.0.1:ten.bin", str(back))
+        assert r.returncode == 0, r.stderr
+        assert hashlib.sha256(back.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_sftp_batch(env, tmp_path):
+    r = subprocess.run(
+        ["sftp", "-P", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "-b", "-", "alice,ws@127.0.0.1"],
+        input=b"mkdir sftp-dir\ncd sftp-dir\npwd\n", capture_output=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert b"sftp-dir" in r.stdout
+
+
+def _free_port() -> int:
+    from .hubprocess import free_port
+
+    return free_port()
+
+
+def test_local_port_forwarding_reaches_servers_inside(env):
+    # one server on all interfaces, one on 127.0.0.1 only (reached through a relay inside)
+    r = env.ssh(
+        "alice,ws",
+        "cd /tmp && (python3 -m http.server 8700 >/dev/null 2>&1 &) && "
+        "(python3 -m http.server 8701 --bind 127.0.0.1 >/dev/null 2>&1 &) && sleep 1",
+        env.keys["alice"],
+    )
+    assert r.returncode == 0, r.stderr
+    ports = {8700: _free_port(), 8701: _free_port(), 8799: _free_port()}
+    forwards = [arg for remote, local in ports.items() for arg in ("-L", f"{local}:localhost:{remote}")]
+    tunnel = subprocess.Popen(
+        ["ssh", "-p", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "-N", *forwards, "alice,ws@127.0.0.1"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for remote in (8700, 8701):
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    reply = requests.get(f"http://127.0.0.1:{ports[remote]}/", timeout=10)
+                    break
+                except requests.ConnectionError:
+                    assert time.monotonic() < deadline, f"tunnel to {remote} never answered"
+                    time.sleep(0.3)
+            assert reply.status_code == 200 and "Directory listing" in reply.text
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{ports[8799]}/", timeout=10)  # nothing listens there
+    finally:
+        tunnel.terminate()
+        _, err = tunnel.communicate(timeout=10)
+    assert b"nothing answers on port 8799" in err
+
+
+def test_tunnels_only_to_the_workspace_itself(env):
+    port = _free_port()
+    tunnel = subprocess.Popen(
+        ["ssh", "-p", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "-N", "-L", f"{port}:example.org:80",
+         "alice,ws@127.0.0.1"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.5)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+    finally:
+        tunnel.terminate()
+        _, err = tunnel.communicate(timeout=10)
+    assert b"tunnels go to ports inside your workspace only" in err
+
+
+def test_refusals_say_why(env):
+    cases = [
+        ("alice", env.keys["stranger"], b"is not registered for hub user 'alice'"),  # unknown key
+        ("alice", env.keys["bob"], b"is not registered for hub user 'alice'"),  # another user's target
+        ("bob", env.keys["alice"], b"is not registered for hub user 'bob'"),
+        ("alice,Ws", env.keys["alice"], b"'Ws' is not a server name"),  # garbage logins
+        ("alice,", env.keys["alice"], b"server name after 'alice,' is missing"),
+        (",ws", env.keys["alice"], b"hub user name before ',' is missing"),
+        ("al ice", env.keys["alice"], b"is not a workspace login"),
+        ("alice/ws", env.keys["alice"], b"is not a workspace login"),
+    ]
+    for login, key, message in cases:
+        r = env.ssh(login, "hostname", key)
+        assert r.returncode == 255, (login, r.stdout)
+        assert b"Permission denied" in r.stderr and message in r.stderr, (login, r.stderr)
+        assert r.stdout == b""
+
+
+def test_servers_that_are_not_there_or_not_running(env):
+    r = env.ssh("alice,nope", "hostname", env.keys["alice"])
+    assert r.returncode == 1 and b"alice's server 'nope' does not exist" in r.stderr
+    r = env.ssh("bob", "hostname", env.keys["bob"])  # bob never started his
+    assert r.returncode == 1 and b"bob's default server is not running; start it" in r.stderr
+
+
+def test_revoked_key_is_refused(env, tmp_path):
+    key = keygen(tmp_path / "laptop")
+    r = env.add_key("alice", key, env.tokens["alice"])
+    assert r.status_code == 201
+    assert env.ssh("alice", "true", key).returncode == 0
+    gone = requests.delete(f"{env.hub.url}/services/ssh/api/keys/{r.json()['id']}",
+                           headers={"Authorization": f"token {env.tokens['alice']}"}, timeout=30)
+    assert gone.status_code == 204
+    r = env.ssh("alice", "true", key)
+    assert r.returncode == 255 and b"is not registered" in r.stderr
+
+
+def test_hub_token_as_password(env, tmp_path):
+    askpass = tmp_path / "askpass.sh"
+    askpass.write_text('#!/bin/sh\nprintf "%s\\n" "$MLHUB_TEST_PASSWORD"\n')
+    askpass.chmod(0o700)
+
+    def with_password(login: str, password: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["ssh", "-p", env.port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password",
+             "-o", "NumberOfPasswordPrompts=1", f"{login}@127.0.0.1", "hostname"],
+            env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
+                 "MLHUB_TEST_PASSWORD": password, "DISPLAY": ":0"},
+            capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+        )
+
+    r = with_password("alice", env.tokens["alice"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == env.containers[""].attrs["Config"]["Hostname"]
+    r = with_password("alice", env.tokens["bob"])
+    assert r.returncode == 255 and b"not a hub API token of 'alice'" in r.stderr
+    assert with_password("alice", "not-a-token").returncode == 255
+
+
+def test_twenty_sessions_at_once(env):
+    def one(i: int) -> tuple[int, str]:
+        r = env.ssh("alice,ws", f"echo session-{i}", env.keys["alice"])
+        return r.returncode, r.stdout.decode().strip()
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(one, range(20)))
+    assert results == [(0, f"session-{i}") for i in range(20)]
+
+
+def test_disconnect_hangs_up_the_remote_processes(env):
+    container = env.containers["ws"]
+    client = subprocess.Popen(
+        ["ssh", "-p", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "alice,ws@127.0.0.1", "sleep 4242"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def sleeping() -> bool:
+        return b"sleep 4242" in container.exec_run(["ps", "ax", "-o", "args"]).output
+
+    deadline = time.monotonic() + 20
+    while not sleeping():
+        assert time.monotonic() < deadline, "the remote command never started"
+        time.sleep(0.2)
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 20
+    while sleeping():
+        assert time.monotonic() < deadline, "the remote command outlived its SSH session"
+        time.sleep(0.2)
