@@ -238,8 +238,8 @@ class SetupScriptHandler(web.RequestHandler):
         host = ssh_host(self.ctx, self.request.host)
         info = connection_info(target, host, self.ctx.ssh_port)
         for value in (info["login"], host):
-            if not all(ch.isalnum() or ch in "._-/@+" for ch in value):
-                raise web.HTTPError(400, "login: only letters, digits and ._-/@+ can go into a script")
+            if not all(ch.isalnum() or ch in "._-,@+" for ch in value):
+                raise web.HTTPError(400, "login: only letters, digits and ._-,@+ can go into a script")
         page = self.request.protocol + "://" + self.request.host + self.ctx.prefix
         self.set_header("Content-Type", "text/x-shellscript; charset=utf-8")
         self.finish(SETUP_SCRIPT.format(alias=info["alias"], login=info["login"], host=host, port=self.ctx.ssh_port, page=page))

@@ -13,7 +13,9 @@ import pytest
 import requests
 
 from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
+from .web import login as browser_login
 
+ADMIN_PASSWORD = "ssh-Admin-pw-1"
 SSH_OPTS = [
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
@@ -53,7 +55,13 @@ class SSH:
 
 @pytest.fixture(scope="module")
 def env(hub_factory, docker_client, tmp_path_factory):
-    hub = hub_factory(env={"MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}", "MLHUB_MAX_CPU_LIMIT": "1"})
+    hub = hub_factory(
+        env={
+            "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}",
+            "MLHUB_MAX_CPU_LIMIT": "1",
+            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+    )
     tmp = tmp_path_factory.mktemp("ssh")
     s = SSH(hub, tmp)
     s.tokens = {name: hub.ensure_user(name) for name in ("alice", "bob")}
@@ -118,6 +126,16 @@ def test_sftp_batch(env, tmp_path):
     assert b"sftp-dir" in r.stdout
 
 
+def stop(proc: subprocess.Popen) -> bytes:
+    """End an ssh client; its stderr."""
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=5)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[1]
+
+
 def _free_port() -> int:
     from .hubprocess import free_port
 
@@ -153,8 +171,7 @@ def test_local_port_forwarding_reaches_servers_inside(env):
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{ports[8799]}/", timeout=10)  # nothing listens there
     finally:
-        tunnel.terminate()
-        _, err = tunnel.communicate(timeout=10)
+        err = stop(tunnel)
     assert b"nothing answers on port 8799" in err
 
 
@@ -170,8 +187,7 @@ def test_tunnels_only_to_the_workspace_itself(env):
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/", timeout=10)
     finally:
-        tunnel.terminate()
-        _, err = tunnel.communicate(timeout=10)
+        err = stop(tunnel)
     assert b"tunnels go to ports inside your workspace only" in err
 
 
@@ -265,3 +281,93 @@ def test_disconnect_hangs_up_the_remote_processes(env):
     while sleeping():
         assert time.monotonic() < deadline, "the remote command outlived its SSH session"
         time.sleep(0.2)
+
+
+# --- keys API, SSH page, setup script -----------------------------------------------------
+
+
+def keys_api(env, method: str, token: str, path: str = "", **kwargs) -> requests.Response:
+    return requests.request(method, f"{env.hub.url}/services/ssh/api/keys{path}",
+                            headers={"Authorization": f"token {token}"}, timeout=30, **kwargs)
+
+
+def test_keys_api_refuses_bad_input_and_changes_nothing(env, tmp_path):
+    token = env.tokens["bob"]
+    before = keys_api(env, "GET", token).json()["keys"]
+    private = keygen(tmp_path / "private").read_text()
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "1024", "-N", "", "-f", str(tmp_path / "weak")], check=True)
+    cases = [
+        ({"data": "not json"}, 400, "body: must be JSON"),
+        ({"json": {"key": "ssh-ed25519 AAAA"}}, 400, "key: not an OpenSSH public key"),
+        ({"json": {"key": ""}}, 400, "key: paste one public key"),
+        ({"json": {"key": private}}, 400, "PRIVATE key"),
+        ({"json": {"key": (tmp_path / "weak.pub").read_text()}}, 400, "key: RSA keys need at least 2048 bits"),
+        ({"json": {"key": env.keys["bob"].with_suffix(".pub").read_text()}}, 409, "already registered for bob"),
+        ({"json": {"key": env.keys["stranger"].with_suffix(".pub").read_text(), "title": "x" * 101}}, 400, "title: at most 100"),
+        ({"json": {"key": 5}}, 400, "key and title: must be strings"),
+        ({"json": {"key": "x", "owner": "me"}}, 400, "allowed fields are key, title"),
+        ({"json": {"key": env.keys["stranger"].with_suffix(".pub").read_text(), "user": "alice"}}, 403, "only admins"),
+    ]
+    for kwargs, status, message in cases:
+        r = keys_api(env, "POST", token, **kwargs)
+        assert r.status_code == status, (kwargs, r.text)
+        assert message in r.json()["message"], r.text
+    assert keys_api(env, "GET", token).json()["keys"] == before
+    # another user's keys: neither listed nor removable
+    assert keys_api(env, "GET", token, params={"user": "alice"}).status_code == 403
+    alice_key = keys_api(env, "GET", env.tokens["alice"]).json()["keys"][0]
+    assert keys_api(env, "DELETE", token, f"/{alice_key['id']}").status_code == 404
+    assert env.ssh("alice", "true", env.keys["alice"]).returncode == 0
+
+
+def test_admin_sees_adds_and_revokes_keys(env, tmp_path):
+    admin = env.hub.ensure_user("admin", admin=True)
+    everything = keys_api(env, "GET", admin, params={"all": "1"}).json()["keys"]
+    assert {"alice", "bob"} <= {key["user"] for key in everything}
+    handed = keygen(tmp_path / "handed")
+    r = keys_api(env, "POST", admin, json={"key": handed.with_suffix(".pub").read_text(), "user": "bob", "title": "from admin"})
+    assert r.status_code == 201 and r.json()["added_by"] == "admin" and r.json()["user"] == "bob"
+    assert keys_api(env, "POST", admin, json={"key": handed.with_suffix(".pub").read_text(), "user": "nobody"}).status_code == 400
+    listed = keys_api(env, "GET", admin, params={"user": "bob"}).json()["keys"]
+    assert r.json()["id"] in [key["id"] for key in listed]
+    assert keys_api(env, "DELETE", admin, f"/{r.json()['id']}").status_code == 204
+    assert r.json()["id"] not in [key["id"] for key in keys_api(env, "GET", env.tokens["bob"]).json()["keys"]]
+
+
+def test_ssh_page_shows_commands_and_keys(env):
+    admin = browser_login(env.hub.url, "admin", ADMIN_PASSWORD)
+    page = admin.get(f"{env.hub.url}/services/ssh/?user=alice", headers={"Accept": "text/html"}, timeout=30)
+    assert page.status_code == 200, page.text[:300]
+    assert f"ssh -p {env.port} alice,ws@127.0.0.1" in page.text
+    assert f"ssh -p {env.port} alice@127.0.0.1" in page.text
+    assert "Host mlhub-alice-ws" in page.text and "User alice,ws" in page.text
+    assert "setup.sh?login=alice%2Cws" in page.text
+    assert "alice_key" in page.text  # the key's title (its comment)
+    assert 'id="all-key-table"' in page.text  # the admin's revocation table
+    # the page is not for anonymous visitors
+    anonymous = requests.get(f"{env.hub.url}/services/ssh/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30)
+    assert anonymous.status_code == 302 and "/hub/api/oauth2/authorize" in anonymous.headers["Location"]
+
+
+def test_setup_script_configures_a_working_ssh_alias(env, tmp_path):
+    assert requests.get(f"{env.hub.url}/services/ssh/setup.sh?login=alice,WS", timeout=30).status_code == 400
+    script = requests.get(f"{env.hub.url}/services/ssh/setup.sh", params={"login": "alice,ws"}, timeout=30)
+    assert script.status_code == 200
+    home = tmp_path / "home"
+    home.mkdir()
+    run = subprocess.run(["sh", "-c", script.text], env={**os.environ, "HOME": str(home)}, capture_output=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    public = (home / ".ssh" / "mlhub_ed25519.pub").read_text()
+    assert public.strip() in run.stdout.decode()
+    r = requests.post(f"{env.hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {env.tokens['alice']}"},
+                      json={"key": public}, timeout=30)
+    assert r.status_code == 201, r.text
+    again = subprocess.run(["sh", "-c", script.text], env={**os.environ, "HOME": str(home)}, capture_output=True, timeout=60)
+    assert b"already has Host mlhub-alice-ws" in again.stdout
+    r = subprocess.run(
+        ["ssh", "-F", str(home / ".ssh" / "config"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "BatchMode=yes", "mlhub-alice-ws", "hostname"],
+        capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == env.containers["ws"].attrs["Config"]["Hostname"]
