@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import ssl
+import subprocess
 import time
 
 import docker
@@ -20,19 +21,20 @@ urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 class HubContainer:
-    """One `docker run -d -p PORT:8080 -v docker.sock -v DATA:/data mlhub/mlhub`."""
+    """One `docker run -d -p PORT:8080 -p SSH:2222 -v docker.sock -v DATA:/data mlhub/mlhub`."""
 
     def __init__(self, client: docker.DockerClient, env: dict[str, str] | None = None, scheme: str = "http"):
         self.client = client
         self.hub_name = (env or {}).get("HUB_NAME") or new_hub_name()
         self.port = free_port()
+        self.ssh_port = free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.data = client.volumes.create(f"{self.hub_name}-data", labels={"mlhub.origin": self.hub_name})
         self.container = client.containers.run(
             HUB_IMAGE,
             name=f"{self.hub_name}-starting-{secrets.token_hex(2)}",
             environment={"HUB_NAME": self.hub_name, **(env or {})},
-            ports={"8080/tcp": ("127.0.0.1", self.port)},
+            ports={"8080/tcp": ("127.0.0.1", self.port), "2222/tcp": ("127.0.0.1", self.ssh_port)},
             volumes={
                 "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
                 self.data.name: {"bind": "/data", "mode": "rw"},
@@ -110,7 +112,7 @@ def test_container_renames_itself_and_keeps_secrets_in_data(hub_container):
     assert hub_container.read("/data/initial-admin-password") not in hub_container.logs()
 
 
-def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client):
+def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, tmp_path):
     hub = hub_container
     admin = hub.login("admin", hub.read("/data/initial-admin-password"))
     hub.signup("alice", "Alice-pw-2026")
@@ -129,10 +131,35 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client):
     assert alice.get(f"{hub.url}/user/alice/lab", timeout=30).status_code == 200
     assert alice.get(f"{hub.url}/user/alice/api/status", timeout=30).status_code == 200
 
+    # the SSH gateway in the hub container reaches the workspace too
+    token = alice.post(f"{hub.url}/hub/api/users/alice/tokens", json={"note": "ssh test"}, timeout=30).json()["token"]
+    key = tmp_path / "alice_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    r = requests.post(f"{hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {token}"},
+                      json={"key": key.with_suffix(".pub").read_text()}, timeout=30, verify=False)
+    assert r.status_code == 201, r.text
+
+    def ssh_hostname() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["ssh", "-p", str(hub.ssh_port), "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+             "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}", "-o", "StrictHostKeyChecking=accept-new",
+             "alice@127.0.0.1", "hostname"],
+            capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+
+    r = ssh_hostname()
+    assert r.returncode == 0, r.stderr.decode() + hub.logs()
+    assert r.stdout.decode().strip() == workspace.attrs["Config"]["Hostname"]
+
     hub.container.restart(timeout=20)
     hub.wait_up()
     workspace.reload()
     assert workspace.status == "running"
+    # same host key after the restart (kept in /data): known_hosts still matches
+    deadline = time.monotonic() + 30
+    while (r := ssh_hostname()).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert r.returncode == 0, r.stderr
     # same session cookie: the cookie secret and DB in /data survived
     assert alice.get(f"{hub.url}/user/alice/api/status", timeout=30).status_code == 200
     r = alice.delete(f"{hub.url}/hub/api/users/alice/server", timeout=60)

@@ -117,6 +117,23 @@ def test_scp_in_and_out_keeps_the_bytes(env, tmp_path):
         assert hashlib.sha256(back.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+def test_rsync_and_legacy_scp_with_the_workspace_image(env, tmp_path):
+    tree = tmp_path / "project"
+    (tree / "src").mkdir(parents=True)
+    for i in range(20):
+        (tree / "src" / f"f{i}.txt").write_text(f"file {i}\n" * 100)
+    ssh_cmd = " ".join(["ssh", "-p", env.port, *SSH_OPTS, "-i", str(env.keys["alice"])])
+    r = subprocess.run(["rsync", "-a", "-e", ssh_cmd, f"{tree}/", "alice,ws@127.0.0.1:project/"],
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    listing = env.ssh("alice,ws", "cd project && find . -type f | sort | xargs cat | sha256sum", env.keys["alice"])
+    local = subprocess.run("find . -type f | sort | xargs cat | sha256sum", shell=True, cwd=tree, capture_output=True)
+    assert listing.stdout.split()[0] == local.stdout.split()[0]
+    r = env.scp(env.keys["alice"], "-O", str(tree / "src" / "f1.txt"), "alice,ws@127.0.0.1:legacy.txt")
+    assert r.returncode == 0, r.stderr
+    assert env.ssh("alice,ws", "cat legacy.txt", env.keys["alice"]).stdout == (tree / "src" / "f1.txt").read_bytes()
+
+
 def test_sftp_batch(env, tmp_path):
     r = subprocess.run(
         ["sftp", "-P", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "-b", "-", "alice,ws@127.0.0.1"],

@@ -5,8 +5,9 @@
 #
 # Idempotent; each step is skipped when already done and says what it did:
 #   1. Debian packages that are missing (docker.io only when no engine answers and no dockerd
-#      is installed; nodejs/npm only without node; python3-venv; debootstrap; with --test
-#      also faketime, openssh-client and postgresql). `apt-get update` runs once, only if needed.
+#      is installed; nodejs/npm only without node; python3-venv; debootstrap;
+#      openssh-sftp-server; with --test also faketime, openssh-client, rsync and postgresql).
+#      `apt-get update` runs once, only if needed.
 #   2. The Docker engine: started in the background only when `docker info` fails
 #      (log: /var/log/mlhub-dockerd.log).
 #   3. The Python venv (MLHUB_VENV, default .venv) with MLHub installed (editable; with
@@ -38,12 +39,15 @@ _mlhub_packages() {
     command -v debootstrap >/dev/null 2>&1 || wanted+=(debootstrap)
     command -v git >/dev/null 2>&1 || wanted+=(git)
     command -v curl >/dev/null 2>&1 || wanted+=(curl ca-certificates)
+    # the SSH gateway lends its sftp-server to workspace images that have none
+    [ -x /usr/lib/openssh/sftp-server ] || wanted+=(openssh-sftp-server)
     if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then
         wanted+=(docker.io)
     fi
     if [ "$test" = 1 ]; then
         command -v faketime >/dev/null 2>&1 || wanted+=(faketime)
         command -v ssh >/dev/null 2>&1 || wanted+=(openssh-client)
+        command -v rsync >/dev/null 2>&1 || wanted+=(rsync)
         command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || wanted+=(postgresql)
     fi
     _mlhub_apt_install "${wanted[@]}"
