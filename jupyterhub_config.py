@@ -55,12 +55,17 @@ c.JupyterHub.port = settings.port
 if settings.ssl_enabled:
     c.JupyterHub.ssl_cert = settings.ssl_cert
     c.JupyterHub.ssl_key = settings.ssl_key
-if settings.start_chp:
-    # The proxy runs as its own process (the hub container's START_CHP role); the hub
-    # talks to it with CONFIGPROXY_AUTH_TOKEN from the environment.
+if settings.start_chp or settings.proxy_api_url:
+    # The proxy runs as its own process (the hub container's START_CHP role, or its own pod
+    # on Kubernetes); the hub talks to it with CONFIGPROXY_AUTH_TOKEN from the environment.
     c.ConfigurableHTTPProxy.should_start = False
+if settings.proxy_api_url:
+    c.ConfigurableHTTPProxy.api_url = settings.proxy_api_url
 if not _docker_mode:
     c.JupyterHub.hub_ip = settings.hub_ip or "0.0.0.0"
+    if settings.hub_connect_host:
+        # workspace pods reach the hub through its Service
+        c.JupyterHub.hub_connect_ip = settings.hub_connect_host
 elif _hub_container:
     # The hub runs in a container on this engine; it joins each user's network and
     # workspaces reach it by container name.
@@ -93,8 +98,18 @@ c.JupyterHub.template_paths = [
 # --- Workspaces -------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "mlhub-docker" if _docker_mode else "mlhub-kubernetes"
 c.MLHubSpawner.hub_name = settings.hub_name
-c.DockerSpawner.image = settings.workspace_image
-c.DockerSpawner.allowed_images = list(settings.allowed_images or (settings.workspace_image,))
+if _docker_mode:
+    c.DockerSpawner.image = settings.workspace_image
+    c.DockerSpawner.allowed_images = list(settings.allowed_images or (settings.workspace_image,))
+else:
+    c.KubeSpawner.namespace = settings.namespace or "default"
+    c.KubeSpawner.image = settings.workspace_image
+    c.MLHubKubeSpawner.allowed_images = list(settings.allowed_images)
+    c.KubeSpawner.storage_capacity = settings.volume_size
+    if settings.storage_class:
+        c.KubeSpawner.storage_class = settings.storage_class
+    c.MLHubKubeSpawner.gpu_node_selector = dict(settings.gpu_node_selector)
+    c.MLHubKubeSpawner.gpu_tolerations = [dict(t) for t in settings.gpu_tolerations]
 c.MLHubSpawner.allow_custom_image = settings.allow_custom_image
 c.Spawner.cpu_limit = settings.default_cpu_limit
 c.Spawner.mem_limit = settings.default_mem_limit
@@ -107,6 +122,13 @@ c.MLHubSpawner.users_can_create_named_servers = settings.self_service
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 
+# Services get a clean environment; these tell them where the engine / API server is.
+_passed_through_env = {
+    name: os.environ[name]
+    for name in ("DOCKER_HOST", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+    if os.environ.get(name)
+}
+
 # --- Services: cleanup (always), SSH gateway (START_SSH), idle culling (optional) --------
 c.JupyterHub.services = [
     {
@@ -117,6 +139,8 @@ c.JupyterHub.services = [
             "HUB_NAME": settings.hub_name,
             "CLEANUP_INTERVAL_SECONDS": str(settings.cleanup_interval),
             "MLHUB_EXECUTION_MODE": settings.execution_mode,
+            "MLHUB_NAMESPACE": settings.namespace or "default",
+            **_passed_through_env,
         },
         "oauth_no_confirm": True,
     }
@@ -142,6 +166,7 @@ if settings.start_ssh and _docker_mode:
                 "MLHUB_SSH_PUBLIC_HOST": settings.ssh_public_host,
                 "MLHUB_SSH_TOKEN_AUTH": str(settings.ssh_token_auth).lower(),
                 "MLHUB_EXECUTION_MODE": settings.execution_mode,
+                **_passed_through_env,
             },
             "oauth_no_confirm": True,
             "display": True,

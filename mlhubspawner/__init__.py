@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MLHubDockerSpawner",
+    "MLHubKubeSpawner",
     "MLHubSpawner",
     "OptionLimits",
     "OptionsError",
@@ -15,3 +16,12 @@ __all__ = [
     "validate_options",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # KubeSpawner (and its Kubernetes client) is imported only by hubs that use it
+    if name == "MLHubKubeSpawner":
+        from .kube_spawner import MLHubKubeSpawner
+
+        return MLHubKubeSpawner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -127,7 +127,6 @@ def main() -> None:
         env["MLHUB_SSL_CERT"], env["MLHUB_SSL_KEY"] = ensure_certificate(data_dir)
     if settings.start_jhub:
         env["MLHUB_ADMIN_PASSWORD"] = initial_admin_password(settings, data_dir)
-    env["MLHUB_SSH_ENABLED"] = "true" if settings.start_ssh else "false"
 
     children: list[subprocess.Popen[bytes]] = []
     if settings.start_chp:
@@ -137,9 +136,9 @@ def main() -> None:
             token_file.chmod(0o600)
         env.setdefault("CONFIGPROXY_AUTH_TOKEN", token_file.read_text().strip())
         chp = shutil.which("configurable-http-proxy") or "configurable-http-proxy"
-        args = [chp, "--ip", settings.ip, "--port", str(settings.port), "--api-ip", "127.0.0.1",
-                "--api-port", "8001", "--default-target", "http://127.0.0.1:8081",
-                "--error-target", "http://127.0.0.1:8081/hub/error"]
+        args = [chp, "--ip", settings.ip, "--port", str(settings.port), "--api-ip", settings.proxy_api_ip,
+                "--api-port", "8001", "--default-target", settings.hub_url,
+                "--error-target", settings.hub_url + "/hub/error"]
         if env.get("SSL_ENABLED") == "true":
             args += ["--ssl-key", env["MLHUB_SSL_KEY"], "--ssl-cert", env["MLHUB_SSL_CERT"]]
         args += shlex.split(env.get("ADDITIONAL_ARGS", ""))

@@ -7,10 +7,13 @@ nothing else in MLHub reads ``os.environ``. The README's table lists the same va
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from .errors import MultilineFieldErrors
 from .names import is_valid_hub_name
@@ -58,6 +61,15 @@ class HubSettings:
     ssh_public_host: str = ""
     ssh_token_auth: bool = True
     ssh_service_port: int = 8092
+    namespace: str = ""
+    hub_connect_host: str = ""
+    proxy_api_url: str = ""
+    proxy_api_ip: str = "127.0.0.1"
+    hub_url: str = "http://127.0.0.1:8081"
+    storage_class: str = ""
+    volume_size: str = "10Gi"
+    gpu_node_selector: tuple[tuple[str, str], ...] = ()
+    gpu_tolerations: tuple[tuple[tuple[str, Any], ...], ...] = ()
 
 
 def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -136,6 +148,63 @@ def _existing_file(text: str) -> str:
     return text
 
 
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _quantity(text: str) -> str:
+    text = text.strip()
+    if not _QUANTITY.match(text):
+        raise ValueError("must be a Kubernetes quantity like 10Gi or 500Mi")
+    return text
+
+
+def _dns_label(text: str) -> str:
+    text = text.strip()
+    if not _DNS_LABEL.match(text):
+        raise ValueError("must be a Kubernetes name: lowercase letters, digits and '-', at most 63")
+    return text
+
+
+def _http_url(text: str) -> str:
+    text = text.strip()
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return text.rstrip("/")
+
+
+def _host(text: str) -> str:
+    text = text.strip()
+    if not text or any(ch in text for ch in "/: ") and not text.startswith("["):
+        raise ValueError("must be a host name or IP address (no scheme, port or path)")
+    return text
+
+
+def _json_labels(text: str) -> tuple[tuple[str, str], ...]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError('must be a JSON object of strings, e.g. {"accelerator": "nvidia"}') from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError('must be a JSON object of strings, e.g. {"accelerator": "nvidia"}')
+    return tuple(sorted(value.items()))
+
+
+def _json_tolerations(text: str) -> tuple[tuple[tuple[str, Any], ...], ...]:
+    allowed = {"key", "operator", "value", "effect", "tolerationSeconds"}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(t, dict) and set(t) <= allowed for t in value):
+        raise ValueError(
+            'must be a JSON list of tolerations, e.g. [{"key": "nvidia.com/gpu", "operator": "Exists", '
+            '"effect": "NoSchedule"}] (fields: key, operator, value, effect, tolerationSeconds)'
+        )
+    return tuple(tuple(sorted(t.items())) for t in value)
+
+
 def _memory(text: str) -> int:
     return parse_memory(text)
 
@@ -177,6 +246,15 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_SSH_PUBLIC_HOST": ("ssh_public_host", _nonempty),
     "MLHUB_SSH_TOKEN_AUTH": ("ssh_token_auth", parse_bool),
     "MLHUB_SSH_SERVICE_PORT": ("ssh_service_port", _int_range(1, 65535)),
+    "MLHUB_NAMESPACE": ("namespace", _dns_label),
+    "MLHUB_HUB_CONNECT_HOST": ("hub_connect_host", _host),
+    "MLHUB_PROXY_API_URL": ("proxy_api_url", _http_url),
+    "MLHUB_PROXY_API_IP": ("proxy_api_ip", _host),
+    "MLHUB_HUB_URL": ("hub_url", _http_url),
+    "MLHUB_STORAGE_CLASS": ("storage_class", _nonempty),
+    "MLHUB_VOLUME_SIZE": ("volume_size", _quantity),
+    "MLHUB_GPU_NODE_SELECTOR": ("gpu_node_selector", _json_labels),
+    "MLHUB_GPU_TOLERATIONS": ("gpu_tolerations", _json_tolerations),
 }
 
 

@@ -273,6 +273,7 @@ class MLHubSpawner(LoggingConfigurable):
                 "Refused options for %s (asked by %s): %s", self._log_name, requester, exc
             )
             raise web.HTTPError(400, f"Invalid workspace options: {exc}", reason="Invalid options") from None
+        self.check_engine_options(options)
         expiration = options.expiration_timestamp()
         if meta and meta.days_to_live == options.days_to_live and meta.expiration_timestamp:
             expiration = meta.expiration_timestamp
@@ -301,6 +302,9 @@ class MLHubSpawner(LoggingConfigurable):
             options.days_to_live,
         )
         self.apply_validated_options(options)
+
+    def check_engine_options(self, options: WorkspaceOptions) -> None:
+        """Refuse (HTTP 400, naming the field) what this engine cannot do; before any change."""
 
     def apply_validated_options(self, options: WorkspaceOptions) -> None:
         """Set the engine spawner's own attributes from validated options."""

@@ -52,6 +52,16 @@ def test_values_are_parsed():
         ("MLHUB_MAX_DAYS_TO_LIVE", "0", "> 0"),
         ("MLHUB_SELF_SERVICE", "perhaps", "true or false"),
         ("MLHUB_USER_CONFIG", "/nonexistent.py", "existing file"),
+        ("MLHUB_SSH_PORT", "0", "between 1 and 65535"),
+        ("MLHUB_SSH_TOKEN_AUTH", "maybe", "true or false"),
+        ("MLHUB_NAMESPACE", "My_NS", "Kubernetes name"),
+        ("MLHUB_HUB_CONNECT_HOST", "http://hub:8081", "host name or IP"),
+        ("MLHUB_PROXY_API_URL", "proxy:8001", "http:// or https://"),
+        ("MLHUB_HUB_URL", "ftp://hub", "http:// or https://"),
+        ("MLHUB_VOLUME_SIZE", "ten gigs", "Kubernetes quantity"),
+        ("MLHUB_GPU_NODE_SELECTOR", '{"a": 1}', "JSON object of strings"),
+        ("MLHUB_GPU_NODE_SELECTOR", "accelerator=nvidia", "JSON object of strings"),
+        ("MLHUB_GPU_TOLERATIONS", '[{"key": "x", "color": "red"}]', "JSON list of tolerations"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, fragment):
