@@ -103,8 +103,13 @@ class Bench:
     def containers(self) -> list:
         return self.client.containers.list(all=True, filters={"label": f"mlhub.origin={self.hub.hub_name}"})
 
+    def container_ids(self) -> list[str]:
+        """Ids only (no inspect per container, which races with removals)."""
+        filters = {"label": f"mlhub.origin={self.hub.hub_name}"}
+        return [c["Id"] for c in self.client.api.containers(all=True, filters=filters)]
+
     def wait_gone(self, start: float) -> float:
-        while self.containers():
+        while self.container_ids():
             if time.perf_counter() - start > DEADLINE_S:
                 raise RuntimeError(f"{self.name}: containers still there after {DEADLINE_S}s")
             time.sleep(0.05)
@@ -293,10 +298,10 @@ def spawn_cpu(b: Bench, hub_cpu0: float) -> tuple[float, float]:
 
     def used(container) -> float:
         stats = container.stats(stream=False, one_shot=True)
-        return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+        return (stats.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage", 0) / 1e9
 
     with cf.ThreadPoolExecutor(max_workers=10) as pool:
-        workspaces = sum(pool.map(used, [c for c in b.containers() if c.status == "running"]))
+        workspaces = sum(pool.map(used, [b.client.containers.get(i) for i in b.container_ids()]))
     hub = sum(_cpu_seconds(p) for p in _hub_pids(b.hub.proc.pid)) - hub_cpu0
     return workspaces, hub
 
