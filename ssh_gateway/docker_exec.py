@@ -9,46 +9,24 @@ stderr in 8-byte-headed frames; closing our write side is EOF on the process's s
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import os
 import struct
-import tarfile
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlparse
 
 import docker
 from docker.errors import APIError, NotFound
 
+from .engine import STDERR, STDOUT, Engine, ExecError, ProcessStream, WorkspaceInfo, with_pid_file
+
+__all__ = ["STDERR", "STDOUT", "DockerEngine", "ExecError", "ExecStream"]
+
 log = logging.getLogger("ssh_gateway")
 
-STDOUT, STDERR = 1, 2
-
-
-#: Sends SIGHUP to the process whose PID is in file $1, its process group and all its
-#: descendants (a shell without job control leaves its children in its own group).
-HANGUP_SCRIPT = r"""
-p=$(cat "$1" 2>/dev/null) || exit 0
-rm -f "$1"
-kids() {
-    for s in $(grep -l "^PPid:[[:space:]]*$1\$" /proc/[0-9]*/status 2>/dev/null); do
-        c=${s#/proc/}; c=${c%/status}; echo "$c"; kids "$c"
-    done
-}
-all="$p $(kids "$p")"
-kill -HUP -- "-$p" 2>/dev/null
-kill -HUP $all 2>/dev/null
-exit 0
-"""
-
-
-class ExecError(RuntimeError):
-    """The engine refused to run the process (container gone, not running, ...)."""
-
-
-class ExecStream:
-    """One running process: read its output, write its input, learn its exit code."""
+class ExecStream(ProcessStream):
+    """A process started with ``docker exec``: the engine's hijacked connection."""
 
     def __init__(self, engine: DockerEngine, exec_id: str, tty: bool,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -57,9 +35,6 @@ class ExecStream:
         self.tty = tty
         self.reader = reader
         self.writer = writer
-        #: Set by :meth:`DockerEngine.start` with ``hangup_file``: where the process's PID is.
-        self.container = ""
-        self.pid_file = ""
 
     async def read(self) -> tuple[int, bytes]:
         """The next chunk of output as ``(STDOUT|STDERR, data)``; ``(0, b"")`` at the end."""
@@ -107,6 +82,7 @@ class ExecStream:
         while True:
             info = await asyncio.to_thread(self.engine.api.exec_inspect, self.exec_id)
             if not info.get("Running") and info.get("ExitCode") is not None:
+                self.finished = True
                 return int(info["ExitCode"])
             if loop.time() > deadline:
                 return None
@@ -115,21 +91,16 @@ class ExecStream:
     def close(self) -> None:
         self.writer.close()
 
-    async def hangup(self) -> None:
-        """SIGHUP the process (and its group) if it still runs, as sshd does on disconnect."""
-        if not self.pid_file:
-            return
-        pid_file, self.pid_file = self.pid_file, ""
+    async def still_running(self) -> bool:
         try:
             info = await asyncio.to_thread(self.engine.api.exec_inspect, self.exec_id)
-            script = HANGUP_SCRIPT if info.get("Running") else 'rm -f "$1"'
-            await self.engine.run(self.container, ["/bin/sh", "-c", script, "sh", pid_file])
-        except (APIError, ExecError, OSError) as exc:
-            log.debug("hangup of exec %s failed: %s", self.exec_id[:12], exc)
+        except APIError:
+            return False
+        return bool(info.get("Running"))
 
 
-class DockerEngine:
-    """The engine the hub's workspaces run on (``DOCKER_HOST`` or the local socket)."""
+class DockerEngine(Engine):
+    """Workspaces as containers on a Docker engine (``DOCKER_HOST`` or the local socket)."""
 
     def __init__(self, environ: Mapping[str, str] = os.environ):
         self.client = docker.from_env(environment=dict(environ))
@@ -146,15 +117,15 @@ class DockerEngine:
         return await asyncio.open_connection(self.address.hostname, self.address.port or 2375, limit=1 << 20)
 
     async def start(self, container: str, cmd: Sequence[str], *, tty: bool = False,
-                    env: Mapping[str, str] | None = None, user: str = "",
-                    hangup_file: str = "") -> ExecStream:
+                    env: Mapping[str, str] | None = None, hangup_file: str = "",
+                    user: str = "") -> ExecStream:
         """Start *cmd* in *container* with stdin attached; returns its stream.
 
         With *hangup_file* (a path in the container), the process writes its PID there first
         so :meth:`ExecStream.hangup` can signal it later; the engine itself cannot.
         """
         if hangup_file:
-            cmd = ["/bin/sh", "-c", f'echo $$ > {hangup_file}; exec "$@"', "sh", *cmd]
+            cmd = with_pid_file(cmd, hangup_file)
         try:
             created = await asyncio.to_thread(
                 self.api.exec_create, container, list(cmd), stdin=True, stdout=True, stderr=True,
@@ -182,51 +153,17 @@ class DockerEngine:
             writer.close()
             raise ExecError(f"the engine refused the exec: {status.decode(errors='replace')}")
         stream = ExecStream(self, exec_id, tty, reader, writer)
-        stream.container, stream.pid_file = container, hangup_file
+        stream.ref, stream.pid_file = container, hangup_file
         return stream
 
-    async def run(self, container: str, cmd: Sequence[str], stdin: bytes = b"") -> tuple[int | None, bytes, bytes]:
-        """Run *cmd* to the end; ``(exit code, stdout, stderr)``."""
-        stream = await self.start(container, cmd)
-        if stdin:
-            stream.write(stdin)
-        stream.write_eof()
-        out, err = bytearray(), bytearray()
-        while True:
-            kind, data = await stream.read()
-            if not data:
-                break
-            (err if kind == STDERR else out).extend(data)
-        stream.close()
-        return await stream.exit_code(), bytes(out), bytes(err)
-
-    async def put_file(self, container: str, directory: str, name: str, data: bytes, mode: int = 0o755) -> None:
-        """Copy one file into the container (the directory must exist)."""
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-        ok = await asyncio.to_thread(self.api.put_archive, container, directory, archive.getvalue())
-        if not ok:
-            raise ExecError(f"could not copy {name} into the workspace")
-
-    async def inspect(self, container: str) -> dict | None:
-        """The engine's description of the container, or None when there is none."""
+    async def workspace(self, ref: str) -> WorkspaceInfo | None:
         try:
-            return await asyncio.to_thread(self.api.inspect_container, container)
+            info = await asyncio.to_thread(self.api.inspect_container, ref)
         except NotFound:
             return None
-
-    async def address_of(self, container: str) -> str | None:
-        """The container's IP address on its (first) network, if it has one."""
-        try:
-            info = await asyncio.to_thread(self.api.inspect_container, container)
-        except NotFound:
-            return None
-        if not info["State"].get("Running"):
-            return None
-        for network in (info["NetworkSettings"].get("Networks") or {}).values():
-            if network.get("IPAddress"):
-                return network["IPAddress"]
-        return None
+        running = bool(info["State"].get("Running"))
+        address = next(
+            (n["IPAddress"] for n in (info["NetworkSettings"].get("Networks") or {}).values() if n.get("IPAddress")),
+            None,
+        )
+        return WorkspaceInfo(info["Id"], dict(info["Config"].get("Labels") or {}), running, address if running else None)

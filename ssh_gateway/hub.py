@@ -15,7 +15,7 @@ class Workspace:
     target: Target
     ready: bool
     pending: str | None
-    #: The spawner's handle on the running object: Docker container id or name (from its state).
+    #: The spawner's handle on the running object: container id or pod name (from its state).
     object_ref: str
     url: str
 
@@ -47,7 +47,8 @@ class GatewayHub(HubClient):
             target=target,
             ready=bool(server.get("ready")),
             pending=server.get("pending"),
-            object_ref=state.get("object_id") or state.get("object_name") or "",
+            # DockerSpawner keeps the container id, KubeSpawner the pod name
+            object_ref=state.get("object_id") or state.get("object_name") or state.get("pod_name") or "",
             url=server.get("url") or "",
         )
 

@@ -17,13 +17,12 @@ import asyncssh
 
 from mlhubspawner import labels
 
-from .docker_exec import STDERR, DockerEngine, ExecError
+from .engine import STDERR, Engine, ExecError
 from .hub import GatewayHub, NoSuchUser, Workspace, token_grants_access
 from .keystore import KeyStore
 from .session import TCPPipe, TCPSession, UserFacingError, WorkspaceSession
 from .targets import BadLoginName, Target, parse_login
 from .workspace_commands import (
-    INJECTED_DIR,
     INJECTED_SFTP,
     SFTP_SERVER_PATHS,
     exec_command,
@@ -42,7 +41,7 @@ ACCEPTED_ENV_PREFIXES = ("LANG", "LC_")
 class Gateway:
     """State shared by all connections: the hub, the key store, the engine."""
 
-    def __init__(self, hub: GatewayHub, keys: KeyStore, engine: DockerEngine, hub_name: str,
+    def __init__(self, hub: GatewayHub, keys: KeyStore, engine: Engine, hub_name: str,
                  token_auth: bool, keys_page_url: str):
         self.hub = hub
         self.keys = keys
@@ -51,6 +50,7 @@ class Gateway:
         self.token_auth = token_auth
         self.keys_page_url = keys_page_url
         self._sftp_paths: dict[str, str] = {}
+        self._addresses: dict[str, str | None] = {}
 
     def server_factory(self) -> GatewayServer:
         return GatewayServer(self)
@@ -67,14 +67,15 @@ class Gateway:
         if not workspace.ready:
             doing = f" (it is {workspace.pending})" if workspace.pending else ""
             raise UserFacingError(f"{target} is not running{doing}; start it on the hub's home page, then connect again")
-        info = await self.engine.inspect(workspace.object_ref) if workspace.object_ref else None
-        found = (info or {}).get("Config", {}).get("Labels") or {}
+        info = await self.engine.workspace(workspace.object_ref) if workspace.object_ref else None
+        found = info.metadata if info else {}
         if not info or found.get(labels.USER) != target.user or found.get(labels.ORIGIN) != self.hub_name:
-            log.warning("Refusing %s: container %r is not the workspace of that user on this hub", target.login, workspace.object_ref)
-            raise UserFacingError(f"{target} has no workspace container this gateway can reach")
-        if not info["State"].get("Running"):
+            log.warning("Refusing %s: %r is not the workspace of that user on this hub", target.login, workspace.object_ref)
+            raise UserFacingError(f"{target} has no workspace this gateway can reach")
+        if not info.running:
             raise UserFacingError(f"{target} is not running; start it on the hub's home page, then connect again")
-        return info["Id"]
+        self._addresses[info.ref] = info.address
+        return info.ref
 
     async def sftp_command(self, container: str) -> list[str]:
         """The workspace's sftp-server, or the gateway's own copied in (images without one)."""
@@ -88,7 +89,7 @@ class Gateway:
                 raise UserFacingError("this workspace image has no sftp-server (install openssh-sftp-server) "
                                       "and the gateway has none to lend; 'scp -O' still works if the image has scp")
             with open(local, "rb") as fh:
-                await self.engine.put_file(container, INJECTED_DIR, INJECTED_SFTP.rsplit("/", 1)[1], fh.read())
+                await self.engine.put_file(container, INJECTED_SFTP, fh.read())
             path = INJECTED_SFTP
             log.info("Copied sftp-server into container %s (its image has none)", container[:12])
         self._sftp_paths[container] = path
@@ -124,7 +125,7 @@ class Gateway:
             container = await self.container_for(target)
         except UserFacingError as exc:
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, f"MLHub: {exc}") from None
-        address = await self.engine.address_of(container)
+        address = self._addresses.get(container)
         if address:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), 5)

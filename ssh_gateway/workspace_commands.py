@@ -30,7 +30,6 @@ SFTP_SERVER_PATHS = (
     "/usr/libexec/sftp-server",
     "/usr/lib/sftp-server",
 )
-INJECTED_DIR = "/tmp"
 INJECTED_SFTP = "/tmp/.mlhub-sftp-server"
 
 
