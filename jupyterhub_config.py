@@ -152,7 +152,7 @@ c.JupyterHub.load_roles = [
         "services": ["cleanup-service"],
     }
 ]
-if settings.start_ssh and _docker_mode:
+if settings.start_ssh:
     c.JupyterHub.services.append(
         {
             "name": "ssh",
@@ -166,6 +166,7 @@ if settings.start_ssh and _docker_mode:
                 "MLHUB_SSH_PUBLIC_HOST": settings.ssh_public_host,
                 "MLHUB_SSH_TOKEN_AUTH": str(settings.ssh_token_auth).lower(),
                 "MLHUB_EXECUTION_MODE": settings.execution_mode,
+                "MLHUB_NAMESPACE": settings.namespace or "default",
                 **_passed_through_env,
             },
             "oauth_no_confirm": True,

@@ -3,7 +3,8 @@
 Environment (set by jupyterhub_config.py; see the README): JUPYTERHUB_API_URL,
 JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub),
 HUB_NAME, MLHUB_DATA_DIR (host key and key database), MLHUB_SSH_IP, MLHUB_SSH_PORT (default
-2222), MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH, MLHUB_SSH_KEYS_DB_URL, MLHUB_EXECUTION_MODE.
+2222), MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH, MLHUB_SSH_KEYS_DB_URL, MLHUB_EXECUTION_MODE
+(docker or k8s), MLHUB_NAMESPACE (k8s: the workspaces' namespace).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import urlparse
 import asyncssh
 
 from .config import ConfigError, GatewayConfig, read_config
-from .docker_exec import DockerEngine
+from .engine import Engine
 from .hub import GatewayHub
 from .keystore import KeyStore
 from .server import Gateway
@@ -39,6 +40,22 @@ def host_key(config: GatewayConfig) -> asyncssh.SSHKey:
     return asyncssh.read_private_key(path)
 
 
+async def make_engine(config: GatewayConfig) -> Engine:
+    if config.mode == "k8s":
+        from kubernetes_asyncio import config as kube_config
+
+        from .kube_exec import KubeEngine
+
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            await kube_config.load_kube_config()
+        return KubeEngine(config.namespace)
+    from .docker_exec import DockerEngine
+
+    return DockerEngine()
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s ssh-gateway] %(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -49,9 +66,9 @@ async def main() -> None:
     keys = KeyStore(config.keys_db_url)
     hub = GatewayHub(config.api_url, config.api_token)
     try:
-        engine = DockerEngine()
+        engine = await make_engine(config)
     except Exception as exc:
-        sys.exit(f"ssh gateway cannot reach the Docker engine: {exc}")
+        sys.exit(f"ssh gateway cannot reach the {'Kubernetes API' if config.mode == 'k8s' else 'Docker engine'}: {exc}")
     gateway = Gateway(hub, keys, engine, config.hub_name, config.token_auth, keys_page_url=f"the hub's {config.prefix} page")
     key = host_key(config)
     server = await asyncssh.listen(

@@ -29,6 +29,7 @@ class GatewayConfig:
     service_url: str
     prefix: str
     mode: str
+    namespace: str
 
     @property
     def host_key_path(self) -> str:
@@ -58,8 +59,8 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
         errors["MLHUB_SSH_TOKEN_AUTH"] = str(exc)
         token_auth = False
     mode = environ.get("MLHUB_EXECUTION_MODE") or "docker"
-    if mode != "docker":
-        errors["MLHUB_EXECUTION_MODE"] = f"the SSH gateway runs workspaces' shells on Docker only so far (got {mode!r})"
+    if mode not in ("docker", "k8s"):
+        errors["MLHUB_EXECUTION_MODE"] = f"must be docker or k8s (got {mode!r})"
     data_dir = environ.get("MLHUB_DATA_DIR") or ""
     if not data_dir or not os.path.isdir(data_dir):
         errors["MLHUB_DATA_DIR"] = f"must name an existing directory for the host key and key database (got {data_dir!r})"
@@ -81,4 +82,5 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
         service_url=environ["JUPYTERHUB_SERVICE_URL"],
         prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/ssh/"),
         mode=mode,
+        namespace=environ.get("MLHUB_NAMESPACE") or "default",
     )

@@ -60,6 +60,7 @@ class ProcessStream:
     ref: str = ""
     pid_file: str = ""
     finished: bool = False  # its exit status was read: nothing left to hang up
+    can_close_stdin: bool = True  # False: the engine cannot pass EOF on (Kubernetes' v4 protocol)
 
     async def read(self) -> tuple[int, bytes]:
         """The next output chunk as ``(STDOUT|STDERR, data)``; ``(0, b"")`` at the end."""

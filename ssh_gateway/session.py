@@ -220,6 +220,12 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
         # make the engine end the whole stream and drop output still on its way.
         if self.term and self.kind != "sftp":
             return True
+        if self.kind == "sftp" and self.pipe is not None and not getattr(self.pipe, "can_close_stdin", True):
+            # sftp-server ends only at EOF; the client sends EOF only when it is done, so where
+            # EOF cannot be passed on, ending the process is the same thing
+            self._forced_end = True
+            self.pipe.close()
+            return True
         return super().eof_received()
 
     def session_started(self) -> None:
@@ -244,6 +250,8 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
     async def _ended(self) -> None:
         status = await self.pipe.exit_code() if hasattr(self.pipe, "exit_code") else 0
         self.pipe.close()
+        if status is None and getattr(self, "_forced_end", False):
+            status = 0
         self.chan.exit(255 if status is None else status)
 
     def connection_lost(self, exc: Exception | None) -> None:
