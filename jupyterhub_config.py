@@ -122,6 +122,10 @@ c.MLHubSpawner.users_can_create_named_servers = settings.self_service
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 
+# Where the proxy reaches the hub's services: on loopback, unless the proxy runs in its own
+# pod (Kubernetes), which reaches them through the hub's Service.
+_service_host = settings.hub_connect_host if (settings.proxy_api_url and settings.hub_connect_host) else "127.0.0.1"
+
 # Services get a clean environment; these tell them where the engine / API server is.
 _passed_through_env = {
     name: os.environ[name]
@@ -133,7 +137,7 @@ _passed_through_env = {
 c.JupyterHub.services = [
     {
         "name": "cleanup-service",
-        "url": f"http://127.0.0.1:{settings.cleanup_port}",
+        "url": f"http://{_service_host}:{settings.cleanup_port}",
         "command": [sys.executable, "-m", "cleanup_service"],
         "environment": {
             "HUB_NAME": settings.hub_name,
@@ -156,7 +160,7 @@ if settings.start_ssh:
     c.JupyterHub.services.append(
         {
             "name": "ssh",
-            "url": f"http://127.0.0.1:{settings.ssh_service_port}",
+            "url": f"http://{_service_host}:{settings.ssh_service_port}",
             "command": [sys.executable, "-m", "ssh_gateway"],
             "environment": {
                 "HUB_NAME": settings.hub_name,

@@ -16,6 +16,8 @@ import sys
 import time
 from urllib.parse import urlparse
 
+from mlhubspawner.hub_client import listen_address
+
 from .config import ConfigError, read_config
 from .hub_api import HubAPI
 from .runner import Cleaner, RunInProgress
@@ -64,7 +66,7 @@ async def main() -> None:
 
     app = make_app(config.prefix, cleaner, schedule, secrets.token_bytes(32))
     url = urlparse(config.service_url)
-    app.listen(url.port or 80, url.hostname)
+    app.listen(url.port or 80, listen_address(url.hostname))
     log.info(
         "Cleanup service for hub %s on %s (periodic: %s)",
         config.hub_name,

@@ -8,6 +8,18 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 
+def listen_address(host: str | None) -> str:
+    """Where a service listens, given the host of its URL: that address when it is an IP,
+    all interfaces when it is a name (a Kubernetes Service in front of the hub pod)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return ""
+    return host or ""
+
+
 class HubAPIError(RuntimeError):
     """The hub answered with an error (or not at all)."""
 

@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 
 import asyncssh
 
+from mlhubspawner.hub_client import listen_address
+
 from .config import ConfigError, GatewayConfig, read_config
 from .engine import Engine
 from .hub import GatewayHub
@@ -84,7 +86,7 @@ async def main() -> None:
     )
     app = make_app(Context(keys, hub, config.prefix, config.ssh_port, config.public_host), secrets.token_bytes(32))
     url = urlparse(config.service_url)
-    app.listen(url.port or 80, url.hostname)
+    app.listen(url.port or 80, listen_address(url.hostname))
     log.info(
         "SSH gateway for hub %s on port %d (host key %s; token logins %s); keys page on %s",
         config.hub_name, config.ssh_port, key.get_fingerprint(), "on" if config.token_auth else "off", config.service_url,

@@ -1,0 +1,174 @@
+"""The Helm chart, rendered by the real Helm v4 engine (helm-python-sdk) and every manifest
+validated against the Kubernetes schemas (kubernetes-validate). No cluster needed."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from helm_python import Chart, lint
+
+CHART = Path(__file__).resolve().parent.parent / "helm" / "mlhub"
+EXAMPLES = sorted((CHART.parent / "examples").glob("*.yaml"))
+K8S_VERSION = "1.33"
+RELEASE, NAMESPACE = "demo", "ml"
+FULL = "demo-mlhub"
+
+
+def render(values: dict | None = None) -> list[dict]:
+    out = Chart.load(CHART).render(values=values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs = []
+    for path, text in out.items():
+        if path.endswith(".txt"):
+            continue
+        docs += [doc for doc in yaml.safe_load_all(text) if doc]
+    return docs
+
+
+def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def env_of(deployment: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def example(name: str) -> dict:
+    return yaml.safe_load((CHART.parent / "examples" / f"{name}.yaml").read_text())
+
+
+@pytest.mark.parametrize("values_file", [None, *EXAMPLES], ids=lambda p: p.stem if p else "defaults")
+def test_renders_lints_and_validates(values_file):
+    values = yaml.safe_load(values_file.read_text()) if values_file else {}
+    report = lint(CHART, values, strict=False)
+    assert report["errors"] == [] and not [m for m in report["messages"] if m["severity"] >= 3], report
+    docs = render(values)
+    assert {"Deployment", "Service", "Secret"} <= {d["kind"] for d in docs}
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    # every Service selects the pods of a Deployment in the same render
+    pods = [d["spec"]["template"]["metadata"]["labels"] for d in by_kind(docs, "Deployment").values()]
+    for service in by_kind(docs, "Service").values():
+        selector = service["spec"]["selector"]
+        assert any(selector.items() <= labels.items() for labels in pods), service["metadata"]["name"]
+    # every secretKeyRef of the chart's own Secret names a key it has
+    secret = by_kind(docs, "Secret")[FULL]
+    for deployment in by_kind(docs, "Deployment").values():
+        for var in env_of(deployment).values():
+            ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and ref["name"] == FULL:
+                assert ref["key"] in secret["data"], var
+
+
+def test_hub_and_proxy_find_each_other():
+    docs = render()
+    deployments, services = by_kind(docs, "Deployment"), by_kind(docs, "Service")
+    hub, proxy = env_of(deployments[f"{FULL}-hub"]), env_of(deployments[f"{FULL}-proxy"])
+    assert hub["EXECUTION_MODE"]["value"] == "k8s" and proxy["EXECUTION_MODE"]["value"] == "k8s"
+    assert hub["START_JHUB"]["value"] == "true" and hub["START_CHP"]["value"] == "false"
+    assert proxy["START_CHP"]["value"] == "true" and proxy["START_JHUB"]["value"] == "false"
+    assert hub["MLHUB_PROXY_API_URL"]["value"] == f"http://{FULL}-proxy-api:8001" and f"{FULL}-proxy-api" in services
+    assert proxy["MLHUB_HUB_URL"]["value"] == f"http://{FULL}-hub:8081" and f"{FULL}-hub" in services
+    assert hub["MLHUB_HUB_CONNECT_HOST"]["value"] == f"{FULL}-hub"
+    assert hub["MLHUB_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert hub["CONFIGPROXY_AUTH_TOKEN"]["valueFrom"] == proxy["CONFIGPROXY_AUTH_TOKEN"]["valueFrom"]
+    # the labels the spawner's per-user NetworkPolicies admit
+    for name, role in ((f"{FULL}-hub", "hub"), (f"{FULL}-proxy", "proxy")):
+        labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert labels["mlhub.origin"] == "mlhub" and labels["mlhub.role"] == role
+    assert deployments[f"{FULL}-proxy"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_role_grants_only_what_the_hub_uses():
+    (role,) = by_kind(render(), "Role").values()
+    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    allowed = {("", r, v) for r in ("pods", "persistentvolumeclaims", "services") for v in ("get", "list", "watch", "create", "delete")}
+    allowed |= {("", "events", v) for v in ("get", "list", "watch")}
+    allowed |= {("", "pods/exec", "create"), ("", "pods/exec", "get")}
+    allowed |= {("networking.k8s.io", "networkpolicies", v) for v in ("get", "list", "create", "delete")}
+    assert granted <= allowed
+    assert not any(resource == "secrets" for _, resource, _ in granted)
+    assert ("", "pods/exec", "create") in granted  # the SSH gateway
+
+
+def test_ssh_off_removes_service_and_port():
+    docs = render(example("ssh-off"))
+    assert f"{FULL}-ssh" not in by_kind(docs, "Service")
+    hub = by_kind(docs, "Deployment")[f"{FULL}-hub"]
+    assert env_of(hub)["START_SSH"]["value"] == "false"
+    ports = {p["name"] for p in hub["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert "ssh" not in ports
+    assert env_of(hub)["CLEANUP_INTERVAL_SECONDS"]["value"] == "-1"
+    ssh_on = render()
+    assert by_kind(ssh_on, "Service")[f"{FULL}-ssh"]["spec"]["ports"][0]["port"] == 2222
+
+
+def test_external_postgres_and_no_hub_volume():
+    docs = render(example("external-postgres"))
+    hub = by_kind(docs, "Deployment")[f"{FULL}-hub"]
+    ref = env_of(hub)["MLHUB_DB_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "mlhub-db", "key": "url"}
+    assert by_kind(docs, "PersistentVolumeClaim") == {}
+    assert {"name": "data", "emptyDir": {}} in hub["spec"]["template"]["spec"]["volumes"]
+    env = env_of(hub)
+    assert env["MLHUB_MAX_MEM_LIMIT"]["value"] == "32g" and env["MLHUB_MAX_DAYS_TO_LIVE"]["value"] == "30"
+    # inline URL: kept in the chart's Secret, never in plain env
+    docs = render({"hub": {"db": {"url": "postgresql://u:p@db/mlhub"}}})
+    secret = by_kind(docs, "Secret")[FULL]
+    assert base64.b64decode(secret["data"]["db-url"]).decode() == "postgresql://u:p@db/mlhub"
+    assert "value" not in env_of(by_kind(docs, "Deployment")[f"{FULL}-hub"])["MLHUB_DB_URL"]
+
+
+def test_gpu_scheduling_is_passed_as_json():
+    env = env_of(by_kind(render(example("gpus")), "Deployment")[f"{FULL}-hub"])
+    assert yaml.safe_load(env["MLHUB_GPU_NODE_SELECTOR"]["value"]) == {"accelerator": "nvidia"}
+    assert yaml.safe_load(env["MLHUB_GPU_TOLERATIONS"]["value"])[0]["key"] == "nvidia.com/gpu"
+    assert env["MLHUB_MAX_GPUS"]["value"] == "2"
+    assert env["MLHUB_ALLOWED_IMAGES"]["value"] == "mlhub/workspace:full,mlhub/workspace:minimal"
+    assert "MLHUB_MAX_GPUS" not in env_of(by_kind(render(), "Deployment")[f"{FULL}-hub"])  # -1: no limit
+
+
+def test_tls_ingress_and_tls_at_the_proxy():
+    (ingress,) = by_kind(render(example("tls-ingress")), "Ingress").values()
+    assert ingress["spec"]["tls"] == [{"hosts": ["mlhub.example.org"], "secretName": "mlhub-example-org-tls"}]
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == f"{FULL}-proxy-public"
+    docs = render(example("loadbalancer-ssl"))
+    proxy = by_kind(docs, "Deployment")[f"{FULL}-proxy"]
+    assert env_of(proxy)["SSL_ENABLED"]["value"] == "true"
+    tls = next(v for v in proxy["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == "mlhub-tls"
+    assert {i["path"] for i in tls["secret"]["items"]} == {"cert.crt", "cert.key"}
+    public = by_kind(docs, "Service")[f"{FULL}-proxy-public"]
+    assert public["spec"]["type"] == "LoadBalancer" and public["spec"]["ports"][0]["port"] == 443
+
+
+def test_secrets_are_generated_unless_given():
+    first, second = (by_kind(render(), "Secret")[FULL]["data"] for _ in range(2))
+    for key in ("admin-password", "cookie-secret", "proxy-token"):
+        assert first[key] != second[key]  # fresh installs get fresh secrets
+    assert len(base64.b64decode(first["cookie-secret"]).decode()) == 64  # hex, as JPY_COOKIE_SECRET wants
+    given = by_kind(render(example("ssh-off")), "Secret")[FULL]["data"]
+    assert base64.b64decode(given["admin-password"]).decode() == "change-me-now"
+    assert by_kind(render(), "Secret")[FULL]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"hubName": "Bad_Name"}, "hubName"),
+        ({"cleanup": {"intervalSeconds": 0}}, "intervalSeconds"),
+        ({"workspaces": {"maxMemLimit": "lots"}}, "maxMemLimit"),
+        ({"workspaces": {"volumeSize": "big"}}, "volumeSize"),
+        ({"ssh": {"service": {"type": "Public"}}}, "type"),
+        ({"workspaces": {"maxGpus": -2}}, "maxGpus"),
+        ({"workspaces": {"unknownKnob": 1}}, "unknownKnob"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(values, field):
+    with pytest.raises(Exception) as refused:
+        Chart.load(CHART).render(values=values, name=RELEASE, namespace=NAMESPACE)
+    assert field in str(refused.value)
