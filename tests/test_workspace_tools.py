@@ -1,0 +1,172 @@
+"""The bundled workspace image: its tools through the hub's routes, the ML Workspace variables,
+run-as-job. Real hub, real containers, the owner's and another user's real tokens."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import docker
+import pytest
+import requests
+
+from .conftest import WORKSPACE_IMAGE
+
+TOOLS = ("vscode", "tensorboard", "monitor")
+FULL_IMAGE = "mlhub/workspace:full"
+
+
+@pytest.fixture(scope="module")
+def tools_hub(hub_factory, docker_client):
+    hub = hub_factory(env={"MLHUB_MAX_CPU_LIMIT": "2", "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{FULL_IMAGE}"})
+    tokens = {name: hub.ensure_user(name) for name in ("alice", "bob")}
+    r = hub.spawn("alice", "", {"cpu_limit": 1, "image": WORKSPACE_IMAGE}, token=tokens["alice"])
+    assert r.status_code in (201, 202), r.text
+    hub.tokens = tokens
+    hub.container = lambda: docker_client.containers.get(hub.server("alice")["state"]["object_id"])
+    return hub
+
+
+def get(hub, path: str, user: str, timeout: float = 90, **kwargs) -> requests.Response:
+    """GET through the hub's public port with the user's token; tools may take a moment to start."""
+    headers = {"Authorization": f"token {hub.tokens[user]}"}
+    deadline = time.monotonic() + timeout
+    while True:
+        r = requests.get(f"{hub.url}{path}", headers=headers, timeout=60, allow_redirects=True, **kwargs)
+        if r.status_code not in (502, 503, 504) or time.monotonic() > deadline:
+            return r
+        time.sleep(1)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_each_tool_answers_its_owner_and_refuses_others(tools_hub, tool):
+    r = get(tools_hub, f"/user/alice/tools/{tool}/", "alice")
+    assert r.status_code == 200, (tool, r.status_code, r.text[:300])
+    assert "<html" in r.text.lower()
+    other = get(tools_hub, f"/user/alice/tools/{tool}/", "bob")
+    assert other.status_code == 403, (tool, other.status_code)
+    anonymous = requests.get(f"{tools_hub.url}/user/alice/tools/{tool}/", allow_redirects=False, timeout=30)
+    assert anonymous.status_code in (302, 403)
+    if anonymous.status_code == 302:
+        assert "/hub/" in anonymous.headers["Location"]
+
+
+def test_any_port_at_proxy(tools_hub):
+    container = tools_hub.container()
+    container.exec_run(["sh", "-c", "cd /tmp && nohup python3 -m http.server 8765 >/dev/null 2>&1 &"], detach=True)
+    deadline = time.monotonic() + 20
+    while b":223D " not in container.exec_run(["cat", "/proc/net/tcp"]).output.upper():  # port 8765 listening
+        assert time.monotonic() < deadline, "the test server in the workspace never listened"
+        time.sleep(0.3)
+    r = get(tools_hub, "/user/alice/proxy/8765/", "alice", timeout=30)
+    assert r.status_code == 200 and "Directory listing" in r.text
+    assert get(tools_hub, "/user/alice/proxy/8765/", "bob").status_code == 403
+
+
+def test_launcher_and_open_tool_menu_list_the_tools(tools_hub):
+    info = get(tools_hub, "/user/alice/server-proxy/servers-info", "alice")
+    assert info.status_code == 200, info.text[:200]
+    names = {server["name"] for server in info.json()["server_processes"]}
+    assert {f"tools/{tool}" for tool in TOOLS} <= names
+    assert all(s["launcher_entry"]["enabled"] for s in info.json()["server_processes"] if s["name"] in names)
+    menu = get(tools_hub, "/user/alice/lab/api/settings/@jupyterlab/mainmenu-extension:plugin", "alice")
+    assert menu.status_code == 200, menu.text[:200]
+    text = json.dumps(menu.json())
+    assert "Open tool" in text and "/user/alice/tools/vscode/" in text
+
+
+def test_lab_and_terminal(tools_hub):
+    assert get(tools_hub, "/user/alice/lab", "alice").status_code == 200
+    headers = {"Authorization": f"token {tools_hub.tokens['alice']}"}
+    r = requests.post(f"{tools_hub.url}/user/alice/api/terminals", headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    requests.delete(f"{tools_hub.url}/user/alice/api/terminals/{r.json()['name']}", headers=headers, timeout=30)
+
+
+def _server_env(container) -> dict[str, str]:
+    out = container.exec_run(["sh", "-c", "cat /proc/$(pgrep -f -o jupyterhub-singleuser)/environ"]).output
+    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+
+
+def test_thread_counts_follow_the_cpu_limit_and_tutorials_are_there(tools_hub):
+    env = _server_env(tools_hub.container())
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        assert env.get(name) == "1", (name, env.get(name))
+    listing = tools_hub.container().exec_run(["ls", "/workspace/tutorials"]).output.decode()
+    assert "01-welcome.ipynb" in listing
+
+
+def test_settings_in_workspace_survive_stop_and_start(tools_hub):
+    container = tools_hub.container()
+    done = container.exec_run(["git", "config", "--global", "user.name", "Alice Example"])
+    assert done.exit_code == 0, done.output
+    container.exec_run(["sh", "-c", "mkdir -p ~/.ssh && echo kept > ~/.ssh/known_hosts"])
+    tools_hub.stop_server("alice")
+    r = tools_hub.spawn("alice", "", {"cpu_limit": 1, "image": WORKSPACE_IMAGE}, token=tools_hub.tokens["alice"])
+    assert r.status_code in (201, 202)
+    fresh = tools_hub.container()
+    assert fresh.id != container.id
+    assert fresh.exec_run(["git", "config", "--global", "user.name"]).output.decode().strip() == "Alice Example"
+    assert fresh.exec_run(["cat", "/home/jovyan/.ssh/known_hosts"]).output.decode().strip() == "kept"
+
+
+def test_execute_code_runs_a_job_with_its_exit_code(docker_client, tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "setup.sh").write_text("echo prepared > /tmp/prepared\n")
+    (job / "main.py").write_text(
+        "import os, sys\nprint('job ran with', os.environ['OMP_NUM_THREADS'], open('/tmp/prepared').read().strip())\n"
+        "sys.exit(7)\n"
+    )
+    job.chmod(0o755)
+    container = docker_client.containers.run(
+        WORKSPACE_IMAGE, environment={"EXECUTE_CODE": "/job", "MAX_NUM_THREADS": "3", "INCLUDE_TUTORIALS": "false"},
+        volumes={str(job): {"bind": "/job", "mode": "ro"}}, labels={"mlhub.origin": "mlt-job"}, detach=True,
+    )
+    try:
+        assert container.wait(timeout=120)["StatusCode"] == 7
+        assert "job ran with 3 prepared" in container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MAX_NUM_THREADS", "lots"), ("SHUTDOWN_INACTIVE_KERNELS", "soon"), ("CONFIG_BACKUP_ENABLED", "maybe")],
+)
+def test_bad_variables_stop_the_workspace_naming_them(docker_client, name, value):
+    try:
+        output = docker_client.containers.run(WORKSPACE_IMAGE, environment={name: value}, remove=True,
+                                              labels={"mlhub.origin": "mlt-job"}, stderr=True, stdout=True)
+        raise AssertionError(f"started with {name}={value}: {output[:200]}")
+    except docker.errors.ContainerError as exc:
+        assert exc.exit_status == 2
+        assert f"{name}: must be" in exc.stderr.decode()
+
+
+def test_desktop_over_novnc_in_the_full_flavor(tools_hub):
+    import asyncio
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    r = tools_hub.spawn("alice", "desk", {"image": FULL_IMAGE}, token=tools_hub.tokens["alice"])
+    assert r.status_code in (201, 202), r.text
+    page = get(tools_hub, "/user/alice/desk/tools/desktop/vnc.html", "alice")
+    assert page.status_code == 200 and "noVNC" in page.text
+    info = get(tools_hub, "/user/alice/desk/server-proxy/servers-info", "alice").json()["server_processes"]
+    (desktop,) = [s for s in info if s["name"] == "tools/desktop"]
+    assert desktop["launcher_entry"]["path_info"].endswith("path=user/alice/desk/tools/desktop/websockify")
+    assert get(tools_hub, "/user/alice/desk/tools/desktop/vnc.html", "bob").status_code == 403
+
+    async def handshake() -> bytes:
+        url = tools_hub.url.replace("http://", "ws://") + "/user/alice/desk/tools/desktop/websockify"
+        request = HTTPRequest(url, headers={"Authorization": f"token {tools_hub.tokens['alice']}"})
+        ws = await websocket_connect(request, subprotocols=["binary"])
+        message = await asyncio.wait_for(ws.read_message(), 30)
+        ws.close()
+        return message
+
+    # the VNC server itself answers through the hub: the RFB protocol's greeting
+    assert asyncio.run(handshake()).startswith(b"RFB 003.")
+    tools_hub.stop_server("alice", "desk", remove=True)
