@@ -8,7 +8,7 @@
 import os
 import sys
 
-from mlhubspawner.settings import SettingsError, read_settings
+from mlhubspawner.settings import MIN_PASSWORD_LENGTH, SettingsError, read_settings
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -90,8 +90,16 @@ c.Authenticator.admin_users = {settings.admin_user}
 # NativeAuthenticator only lets authorized accounts log in; that is the allow list.
 c.Authenticator.allow_all = True
 c.MLHubNativeAuthenticator.initial_admin_password = settings.admin_password
-c.JupyterHub.template_paths = [
+# NativeAuthenticator accepts 1-character passwords by default.
+c.NativeAuthenticator.minimum_password_length = MIN_PASSWORD_LENGTH
+# MLHub's page templates: resources/templates in the repository, templates/ next to this
+# file in the hub image.
+_templates = next(
+    (p for p in (os.path.join(_here, "resources", "templates"), os.path.join(_here, "templates")) if os.path.isdir(p)),
     os.path.join(_here, "resources", "templates"),
+)
+c.JupyterHub.template_paths = [
+    _templates,
     os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates"),
 ]
 
@@ -208,6 +216,25 @@ if settings.cull_idle_seconds:
         }
     )
 
+# --- The hub's pages: MLHub's Workspaces page and what its templates need ----------------
+from mlhubspawner.ui import ui_handlers, workspace_describer  # noqa: E402
+
+c.JupyterHub.extra_handlers = ui_handlers()
+
 # --- The admin's own overrides, loaded last ---------------------------------------------
 if settings.user_config:
     load_subconfig(settings.user_config)  # noqa: F821
+
+# After the overrides, so the pages follow an authenticator the admin put in its place.
+_template_vars = c.JupyterHub.template_vars if "template_vars" in c.JupyterHub else {}
+c.JupyterHub.template_vars = {
+    "mlhub_describe": workspace_describer,
+    "mlhub": {
+        "self_service": settings.self_service,
+        "native_auth": c.JupyterHub.authenticator_class == "mlhub-native",
+        "ssh_enabled": settings.start_ssh,
+        "ssh_port": settings.ssh_port,
+        "ssh_host": settings.ssh_public_host,
+    },
+    **(_template_vars if isinstance(_template_vars, dict) else {}),
+}

@@ -164,7 +164,7 @@ fi
 # The hub image: its context is assembled from the repository (not a Dockerfile folder).
 build_hub() {
     local hash current ctx start
-    hash="$( (cd "$REPO" && find mlhubspawner cleanup_service ssh_gateway docker/hub pyproject.toml jupyterhub_config.py \
+    hash="$( (cd "$REPO" && find mlhubspawner cleanup_service ssh_gateway docker/hub resources/templates pyproject.toml jupyterhub_config.py \
         -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$base_id") | sha256sum | cut -c1-16)"
     current="$(docker image inspect --format '{{ index .Config.Labels "io.mlhub.image.inputs" }}' mlhub/mlhub:latest 2>/dev/null || true)"
     if [ "$force" = 0 ] && [ "$current" = "$hash" ]; then
@@ -183,6 +183,7 @@ build_hub() {
     rm -rf "$REPO/build"
     cp -r "$chp" "$ctx/chp/node_modules"
     cp "$REPO/docker/hub/Dockerfile" "$REPO/jupyterhub_config.py" "$ctx/"
+    cp -r "$REPO/resources/templates" "$ctx/templates"
     echo "[mlhub-setup] building mlhub/mlhub:latest from $base"
     start=$SECONDS
     DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE_IMAGE=$base" \

@@ -205,6 +205,16 @@ def _json_tolerations(text: str) -> tuple[tuple[tuple[str, Any], ...], ...]:
     return tuple(tuple(sorted(t.items())) for t in value)
 
 
+#: Shortest password the hub accepts (NativeAuthenticator's minimum_password_length).
+MIN_PASSWORD_LENGTH = 8
+
+
+def _password(text: str) -> str:
+    if text and len(text) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"must be empty (sign up instead) or at least {MIN_PASSWORD_LENGTH} characters")
+    return text
+
+
 def _memory(text: str) -> int:
     return parse_memory(text)
 
@@ -218,7 +228,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_PORT": ("port", _int_range(1, 65535)),
     "MLHUB_HUB_IP": ("hub_ip", _nonempty),
     "MLHUB_ADMIN_USER": ("admin_user", _nonempty),
-    "MLHUB_ADMIN_PASSWORD": ("admin_password", str),
+    "MLHUB_ADMIN_PASSWORD": ("admin_password", _password),
     "MLHUB_WORKSPACE_IMAGE": ("workspace_image", _nonempty),
     "MLHUB_ALLOWED_IMAGES": ("allowed_images", _images),
     "MLHUB_ALLOW_CUSTOM_IMAGE": ("allow_custom_image", parse_bool),

@@ -8,6 +8,8 @@ as ``c.MLHubSpawner.<name>`` for both engines.
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from .options import (
     validate_options,
 )
 from .parsing import format_memory
+from .summary import WorkspaceSummary, summarize
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
 
@@ -65,6 +68,25 @@ class WorkspaceMeta:
             expiration_timestamp=int(state.get("expiration_timestamp") or 0),
             options=dict(state.get("options") or {}),
         )
+
+
+def options_http_error(exc: OptionsError, submitted: dict[str, Any]) -> web.HTTPError:
+    """HTTP 400 for refused options. The REST API answers with the text; the spawn page also
+    gets each field's message and the values as typed (JSON in the HTML message), so the form
+    shows the error next to the field and keeps what was typed."""
+    message = f"Invalid workspace options: {exc}"
+    error = web.HTTPError(400, message, reason="Invalid options")
+    typed = {
+        key: "\n".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict)
+        else value if isinstance(value, (str, bool, int, float)) else json.dumps(value)
+        for key, value in (submitted or {}).items()
+    }
+    payload = json.dumps({"errors": exc.errors, "values": typed}).replace("<", "\\u003c")
+    error.jupyterhub_message = message  # type: ignore[attr-defined]
+    error.jupyterhub_html_message = (  # type: ignore[attr-defined]
+        f'{html.escape(message)}<script type="application/json" class="mlhub-field-errors">{payload}</script>'
+    )
+    return error
 
 
 class MLHubSpawner(LoggingConfigurable):
@@ -272,7 +294,7 @@ class MLHubSpawner(LoggingConfigurable):
             self.log.warning(
                 "Refused options for %s (asked by %s): %s", self._log_name, requester, exc
             )
-            raise web.HTTPError(400, f"Invalid workspace options: {exc}", reason="Invalid options") from None
+            raise options_http_error(exc, user_options) from None
         self.check_engine_options(options)
         expiration = options.expiration_timestamp()
         if meta and meta.days_to_live == options.days_to_live and meta.expiration_timestamp:
@@ -350,6 +372,19 @@ class MLHubSpawner(LoggingConfigurable):
             # kept while stopped too, so expiry and creator survive stops and restarts
             state["mlhub"] = self.mlhub_meta.to_state()
         return state
+
+    tool_images = List(
+        Unicode(),
+        ["mlhub/workspace"],
+        config=True,
+        help="""Image repositories (without tag) that carry MLHub's workspace tools; the hub's
+        pages link VS Code, TensorBoard, Monitoring (and Desktop for ``:full``) for workspaces
+        running one of them. Other images get JupyterLab only.""",
+    )
+
+    def workspace_summary(self) -> WorkspaceSummary:
+        """This workspace as the hub's pages show it (owner, resources, creator, time left)."""
+        return summarize(self, self.user, self.tool_images)
 
     @property
     def expiration_timestamp(self) -> int:

@@ -13,6 +13,7 @@ argument with ``/`` before ``:`` for a local path, so ``alice/gpu@host:file`` ca
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 SEPARATOR = ","
@@ -60,3 +61,18 @@ def parse_login(login: str) -> Target:
         )
     # JupyterHub stores user names lower-case (its default normalization)
     return Target(user=user.lower(), server=server)
+
+
+def connection_info(target: Target, host: str, port: int) -> dict[str, str]:
+    """What to type to reach *target* through the gateway at *host*:*port* (shown on pages)."""
+    alias = f"mlhub-{target.user}{'-' + target.server if target.server else ''}"
+    login = target.login
+    port_part = f"-p {port} " if port != 22 else ""
+    return {
+        "login": login,
+        "alias": alias,
+        "command": f"ssh {port_part}{shlex.quote(login)}@{host}",
+        "scp": f"scp -P {port} ./data.csv {shlex.quote(login)}@{host}:",
+        "tunnel": f"ssh {port_part}-N -L 5000:localhost:5000 {shlex.quote(login)}@{host}",
+        "config": f"Host {alias}\n    HostName {host}\n    Port {port}\n    User {login}\n",
+    }

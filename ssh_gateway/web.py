@@ -21,7 +21,7 @@ from tornado import web
 
 from .hub import GatewayHub, NoSuchUser
 from .keystore import KeyError_, KeyExists, KeyStore
-from .targets import SEPARATOR, BadLoginName, Target, parse_login
+from .targets import SEPARATOR, BadLoginName, Target, connection_info, parse_login
 
 log = logging.getLogger("ssh_gateway")
 
@@ -48,20 +48,6 @@ def ssh_host(ctx: Context, request_host: str) -> str:
         return ctx.public_host
     host = request_host.rsplit(":", 1)[0] if request_host.count(":") == 1 else request_host
     return host.strip("[]") or "localhost"
-
-
-def connection_info(target: Target, host: str, port: int) -> dict[str, str]:
-    alias = f"mlhub-{target.user}{'-' + target.server if target.server else ''}"
-    login = target.login
-    port_part = f"-p {port} " if port != 22 else ""
-    return {
-        "login": login,
-        "alias": alias,
-        "command": f"ssh {port_part}{shlex.quote(login)}@{host}",
-        "scp": f"scp -P {port} ./data.csv {shlex.quote(login)}@{host}:",
-        "tunnel": f"ssh {port_part}-N -L 5000:localhost:5000 {shlex.quote(login)}@{host}",
-        "config": f"Host {alias}\n    HostName {host}\n    Port {port}\n    User {login}\n",
-    }
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):

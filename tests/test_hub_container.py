@@ -130,6 +130,10 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, 
     # a browser's first visit goes through the hub's OAuth, then the API answers
     assert alice.get(f"{hub.url}/user/alice/lab", timeout=30).status_code == 200
     assert alice.get(f"{hub.url}/user/alice/api/status", timeout=30).status_code == 200
+    # MLHub's pages ship in the image: alice's row on the admin's Workspaces page
+    page = admin.get(f"{hub.url}/hub/workspaces", timeout=30)
+    assert page.status_code == 200 and 'data-owner="alice"' in page.text, page.status_code
+    assert "mlhub-default-workspace" in alice.get(f"{hub.url}/hub/home", timeout=30).text
 
     # the SSH gateway in the hub container reaches the workspace too
     token = alice.post(f"{hub.url}/hub/api/users/alice/tokens", json={"note": "ssh test"}, timeout=30).json()["token"]

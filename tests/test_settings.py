@@ -51,6 +51,7 @@ def test_values_are_parsed():
         ("MLHUB_MAX_GPUS", "-1", ">= 0"),
         ("MLHUB_MAX_DAYS_TO_LIVE", "0", "> 0"),
         ("MLHUB_SELF_SERVICE", "perhaps", "true or false"),
+        ("MLHUB_ADMIN_PASSWORD", "short", "at least 8 characters"),
         ("MLHUB_USER_CONFIG", "/nonexistent.py", "existing file"),
         ("MLHUB_SSH_PORT", "0", "between 1 and 65535"),
         ("MLHUB_SSH_TOKEN_AUTH", "maybe", "true or false"),

@@ -6,7 +6,7 @@
 # Idempotent; each step is skipped when already done and says what it did:
 #   1. Debian packages that are missing (docker.io only when no engine answers and no dockerd
 #      is installed; nodejs/npm only without node; python3-venv; debootstrap;
-#      openssh-sftp-server; build tools and headers for code-server's native modules; with --test also faketime, openssh-client, rsync and postgresql).
+#      openssh-sftp-server; build tools and headers for code-server's native modules; with --test also faketime, openssh-client, rsync, postgresql and chromium).
 #      `apt-get update` runs once, only if needed.
 #   2. The Docker engine: started in the background only when `docker info` fails
 #      (log: /var/log/mlhub-dockerd.log).
@@ -52,6 +52,8 @@ _mlhub_packages() {
         command -v ssh >/dev/null 2>&1 || wanted+=(openssh-client)
         command -v rsync >/dev/null 2>&1 || wanted+=(rsync)
         command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || wanted+=(postgresql)
+        # UI tests: Playwright drives Debian's Chromium (Playwright's own download is unreachable)
+        [ -x /usr/bin/chromium ] || wanted+=(chromium)
     fi
     _mlhub_apt_install "${wanted[@]}"
 }
