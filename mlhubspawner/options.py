@@ -201,7 +201,10 @@ def validate_options(raw: Mapping[str, Any] | None, limits: OptionLimits) -> Wor
     errors: dict[str, str] = {}
     unknown = sorted(set(raw) - set(OPTION_FIELDS))
     for name in unknown:
-        errors[str(name)[:40]] = f"unknown option; allowed: {', '.join(OPTION_FIELDS)}"
+        text = str(name)
+        # the message must show which field: quote names that are empty or unprintable
+        label = text[:40] if text.strip() and text.isprintable() else repr(text)[:40]
+        errors[label] = f"unknown option; allowed: {', '.join(OPTION_FIELDS)}"
 
     values: dict[str, Any] = {}
     checks = {

@@ -14,10 +14,10 @@ SECONDS_PER_DAY = 24 * 3600
 
 #: Tools of the bundled workspace image, in menu order: (path under tools/, label).
 WORKSPACE_TOOLS: tuple[tuple[str, str], ...] = (
-    ("vscode", "VS Code"),
-    ("tensorboard", "TensorBoard"),
-    ("monitoring", "Monitoring"),
-    ("desktop", "Desktop"),
+    ("vscode/", "VS Code"),
+    ("tensorboard/", "TensorBoard"),
+    ("monitor/", "Monitoring"),
+    ("desktop/vnc.html?autoconnect=true&resize=remote&path={url}tools/desktop/websockify", "Desktop"),
 )
 
 
@@ -90,7 +90,10 @@ def tools_for(image: str, tool_images: list[str] | tuple[str, ...], url: str) ->
         return ()
     full = image.endswith(":full")
     return tuple(
-        (label, f"{url}tools/{path}/") for path, label in WORKSPACE_TOOLS if path != "desktop" or full
+        # noVNC finds its WebSocket by a path from the host's root
+        (label, f"{url}tools/" + path.replace("{url}", url.lstrip("/")))
+        for path, label in WORKSPACE_TOOLS
+        if not path.startswith("desktop") or full
     )
 
 
