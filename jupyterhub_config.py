@@ -18,6 +18,9 @@ try:
 except SettingsError as exc:
     sys.exit(f"MLHub cannot start, invalid environment variables:\n{exc}")
 
+# Everything the hub and its services write (database, cookie secret, SSH host key and key
+# store) is readable by the hub's user only.
+os.umask(0o077)
 os.makedirs(settings.data_dir, mode=0o700, exist_ok=True)
 
 

@@ -1,0 +1,98 @@
+"""Faults the hub must survive, each against the real engine: workspaces killed or removed
+behind its back, an image that is not there, a network name taken by someone else.
+
+(Hub restarts with running workspaces: test_docker_spawner's
+test_hub_restart_keeps_workspaces_running_and_reachable; a foreign container with the
+workspace's name: ..._foreign_container_with_the_workspace_name_is_never_used.)
+"""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import pytest
+
+from .conftest import STOCK_IMAGE
+
+MISSING_IMAGE = "mlhub/not-built-here:1"
+
+
+@pytest.fixture(scope="module")
+def fault_hub(hub_factory):
+    return hub_factory(
+        env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE, "MLHUB_ALLOWED_IMAGES": f"{STOCK_IMAGE},{MISSING_IMAGE}"},
+        # notice dead workspaces within seconds (JupyterHub's default poll is 30 s)
+        extra_config="c.Spawner.poll_interval = 2\n",
+    )
+
+
+def _labelled(client: docker.DockerClient, hub, user: str) -> dict[str, list]:
+    labels = {"label": [f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}"]}
+    return {
+        "containers": client.containers.list(all=True, filters=labels),
+        "volumes": client.volumes.list(filters=labels),
+    }
+
+
+def _wait_not_running(hub, user: str, server: str = "", timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = hub.server(user, server)
+        if model is None or not (model.get("ready") or model.get("pending")):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the hub still thinks {user}/{server} runs: {hub.server(user, server)}")
+
+
+@pytest.mark.parametrize("how", ["killed", "removed"])
+def test_workspace_gone_behind_the_hubs_back_can_be_started_again(fault_hub, docker_client, how):
+    user = f"victim-{how}"
+    token = fault_hub.ensure_user(user)
+    assert fault_hub.spawn(user, "", {}, token=token).status_code in (201, 202)
+    container = docker_client.containers.get(fault_hub.server(user)["state"]["object_id"])
+    if how == "killed":
+        container.kill()
+    else:
+        container.remove(force=True)
+    _wait_not_running(fault_hub, user)
+    r = fault_hub.spawn(user, "", {}, token=token)
+    assert r.status_code in (201, 202), r.text
+    fresh = docker_client.containers.get(fault_hub.server(user)["state"]["object_id"])
+    assert fresh.status == "running"
+    assert fault_hub.api("GET", f"/users/{user}/server/progress", token=token).status_code in (200, 404)
+
+
+def test_missing_image_is_a_clear_error_and_leaves_nothing(fault_hub, docker_client):
+    token = fault_hub.ensure_user("carol")
+    r = fault_hub.spawn("carol", "ws", {"image": MISSING_IMAGE}, token=token, wait=False)
+    if r.status_code in (201, 202):  # the failure may come after the request returned
+        _wait_not_running(fault_hub, "carol", "ws")
+        message = fault_hub.log_tail(200)
+    else:
+        message = r.text
+    assert f"image: '{MISSING_IMAGE}' is not on this Docker host" in message, message[-2000:]
+    left = _labelled(docker_client, fault_hub, "carol")
+    assert left["containers"] == [] and left["volumes"] == [], left
+    # and the user can start something else right away
+    assert fault_hub.spawn("carol", "ws", {"image": STOCK_IMAGE}, token=token).status_code in (201, 202)
+
+
+def test_network_name_taken_by_someone_else(fault_hub, docker_client):
+    token = fault_hub.ensure_user("dave")
+    foreign = docker_client.networks.create(f"{fault_hub.hub_name}-dave", driver="bridge")
+    try:
+        r = fault_hub.spawn("dave", "", {}, token=token, wait=False)
+        if r.status_code in (201, 202):
+            _wait_not_running(fault_hub, "dave")
+            message = fault_hub.log_tail(200)
+        else:
+            message = r.text
+        assert f"{fault_hub.hub_name}-dave" in message and "remove or rename it" in message, message[-2000:]
+        foreign.reload()
+        assert foreign.attrs.get("Labels") in (None, {}), "the foreign network was changed"
+        assert _labelled(docker_client, fault_hub, "dave")["containers"] == []
+    finally:
+        foreign.remove()
+    # once the name is free, dave's workspace starts
+    assert fault_hub.spawn("dave", "", {}, token=token).status_code in (201, 202)
