@@ -22,7 +22,15 @@ from hypothesis import strategies as st
 
 from mlhubspawner.labels import workspace_labels
 from mlhubspawner.options import OPTION_FIELDS, OptionLimits, OptionsError, validate_options
-from mlhubspawner.parsing import GpuRequest, parse_bool, parse_cpu, parse_days, parse_env, parse_gpus, parse_memory
+from mlhubspawner.parsing import (
+    GpuRequest,
+    parse_bool,
+    parse_cpu,
+    parse_days,
+    parse_env,
+    parse_gpus,
+    parse_memory,
+)
 from mlhubspawner.settings import VARIABLES, SettingsError, read_settings
 from ssh_gateway.targets import BadLoginName, parse_login
 

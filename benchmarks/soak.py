@@ -1,0 +1,237 @@
+"""Soak: many users start, use and stop workspaces at random for a bounded time.
+
+    python -m benchmarks.soak [--minutes 30] [--users 50] [--max-running 10] [--workers 6] [--seed 1]
+
+One MLHub hub (shipped config, real Docker, the stock test image). Workers pick users at
+random: start a stopped workspace and call its API, or stop a running one; at most
+``--max-running`` run at once. Every 15 s the hub's memory (RSS), open file descriptors and
+the engine's containers and networks are sampled. At the end every workspace is stopped and
+the run checks that nothing leaked (containers, fds) and nothing was lost (every accepted
+start became ready, every stop removed its container). Writes
+``benchmarks/results/<date>-soak.md``; exits 1 if anything leaked or was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime as dt
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import requests
+
+from tests.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, remove_test_objects
+
+IMAGE = "mlhub/test-stock:latest"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+@dataclass
+class Sample:
+    t: float
+    rss_mb: float
+    fds: int
+    running: int
+    containers: int
+    networks: int
+
+
+@dataclass
+class Tally:
+    starts: int = 0
+    uses: int = 0
+    stops: int = 0
+    errors: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, what: str, n: int = 1) -> None:
+        with self.lock:
+            setattr(self, what, getattr(self, what) + n)
+
+    def error(self, text: str, lost: bool = False) -> None:
+        with self.lock:
+            (self.lost if lost else self.errors).append(text)
+
+
+def _proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def sample(hub: HubProcess, client: docker.DockerClient, t0: float) -> Sample:
+    pid = hub.proc.pid
+    labels = {"label": f"mlhub.origin={hub.hub_name}"}
+    return Sample(
+        t=time.monotonic() - t0,
+        rss_mb=_proc_rss_mb(pid),
+        fds=len(os.listdir(f"/proc/{pid}/fd")),
+        running=len(client.containers.list(filters=labels)),
+        containers=len(client.containers.list(all=True, filters=labels)),
+        networks=len(client.networks.list(filters=labels)),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    client = docker.from_env(timeout=120)
+    remove_test_objects(client)
+    workdir = Path(tempfile.mkdtemp(prefix="mlhub-soak-"))
+    hub = HubProcess(workdir, f"{TEST_HUB_PREFIX}s{rng.randrange(16**4):04x}",
+                     env={"MLHUB_WORKSPACE_IMAGE": IMAGE, "CLEANUP_INTERVAL_SECONDS": "300"}).start()
+    users = [f"soak{i:02d}" for i in range(args.users)]
+    tokens = {u: hub.ensure_user(u) for u in users}
+    user_locks = {u: threading.Lock() for u in users}
+    running: set[str] = set()
+    running_lock = threading.Lock()
+    tally = Tally()
+    samples: list[Sample] = []
+    t0 = time.monotonic()
+    deadline = t0 + args.minutes * 60
+    stop_sampling = threading.Event()
+
+    def sampler() -> None:
+        while not stop_sampling.is_set():
+            samples.append(sample(hub, client, t0))
+            stop_sampling.wait(15)
+
+    def step(user: str) -> None:
+        token = tokens[user]
+        with running_lock:
+            is_running = user in running
+            crowded = len(running) >= args.max_running
+        if not is_running and crowded:
+            return
+        if not is_running:
+            r = hub.api("POST", f"/users/{user}/server", token=token, json={})
+            if r.status_code not in (201, 202):
+                tally.error(f"start {user}: {r.status_code} {r.text[:120]}")
+                return
+            try:
+                hub.wait_ready(user, "", timeout=120)
+            except AssertionError as exc:
+                tally.error(f"start {user} accepted, never ready: {str(exc)[:160]}", lost=True)
+                return
+            tally.add("starts")
+            with running_lock:
+                running.add(user)
+            for _ in range(rng.randint(1, 3)):
+                got = requests.get(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {token}"}, timeout=30)
+                if got.status_code != 200:
+                    tally.error(f"use {user}: {got.status_code}")
+                tally.add("uses")
+        elif rng.random() < 0.5:
+            got = requests.get(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {token}"}, timeout=30)
+            if got.status_code != 200:
+                tally.error(f"use {user}: {got.status_code}")
+            tally.add("uses")
+        else:
+            try:
+                hub.stop_server(user)
+            except AssertionError as exc:
+                tally.error(f"stop {user}: {str(exc)[:160]}", lost=True)
+                return
+            tally.add("stops")
+            with running_lock:
+                running.discard(user)
+            left = client.containers.list(all=True, filters={"label": [f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}"]})
+            if any(c.status == "running" for c in left):
+                tally.error(f"stop {user}: container still running", lost=True)
+
+    def worker() -> None:
+        while time.monotonic() < deadline:
+            user = rng.choice(users)
+            lock = user_locks[user]
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                step(user)
+            except Exception as exc:  # a crash in the harness is an error of the run
+                tally.error(f"{user}: {type(exc).__name__}: {exc}")
+            finally:
+                lock.release()
+
+    threading.Thread(target=sampler, daemon=True).start()
+    try:
+        with cf.ThreadPoolExecutor(args.workers) as pool:
+            for f in [pool.submit(worker) for _ in range(args.workers)]:
+                f.result()
+        for user in sorted(running):
+            hub.stop_server(user)
+        time.sleep(5)
+        stop_sampling.set()
+        final = sample(hub, client, t0)
+        samples.append(final)
+    finally:
+        hub.stop()
+        remove_test_objects(client, hub.hub_name)
+
+    third = max(1, len(samples) // 3)
+    rss_early = statistics.median(s.rss_mb for s in samples[:third])
+    rss_late = statistics.median(s.rss_mb for s in samples[-third:])
+    fds_early = statistics.median(s.fds for s in samples[:third])
+    leaks = []
+    if final.running:
+        leaks.append(f"{final.running} workspace containers still running after every stop")
+    if final.fds > fds_early + 20:
+        leaks.append(f"open fds grew from {fds_early:.0f} to {final.fds}")
+    write_report(args, samples, tally, rss_early, rss_late, fds_early, final, leaks)
+    return 1 if leaks or tally.lost else 0
+
+
+def write_report(args, samples, tally, rss_early, rss_late, fds_early, final, leaks) -> None:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    path = RESULTS / f"{stamp}-soak.md"
+    lines = [
+        f"# Soak run, {stamp}",
+        "",
+        f"`python -m benchmarks.soak --minutes {args.minutes} --users {args.users} --max-running {args.max_running} "
+        f"--workers {args.workers} --seed {args.seed}` on {os.cpu_count()} cores; image `{IMAGE}`.",
+        "",
+        "| result | value |",
+        "| --- | --- |",
+        f"| starts (each became ready) / API uses / stops | {tally.starts} / {tally.uses} / {tally.stops} |",
+        f"| errors (refused or failed requests) | {len(tally.errors)} |",
+        f"| lost (accepted but never ready, or not removed) | {len(tally.lost)} |",
+        f"| hub RSS, median of first third → last third | {rss_early:.1f} MB → {rss_late:.1f} MB |",
+        f"| hub open fds, median of first third → after the last stop | {fds_early:.0f} → {final.fds} |",
+        f"| workspace containers running after the last stop | {final.running} |",
+        f"| verdict | {'LEAK: ' + '; '.join(leaks) if leaks else ('LOST requests' if tally.lost else 'nothing leaked, nothing lost')} |",
+        "",
+        "## Samples (every 15 s)",
+        "",
+        "| t (s) | hub RSS (MB) | hub fds | running | containers | networks |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [f"| {s.t:.0f} | {s.rss_mb:.1f} | {s.fds} | {s.running} | {s.containers} | {s.networks} |" for s in samples]
+    if tally.errors or tally.lost:
+        lines += ["", "## Errors", ""] + [f"- {e}" for e in (tally.lost + tally.errors)[:50]]
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30, help="how long workers act (default 30)")
+    parser.add_argument("--users", type=int, default=50, help="hub users (default 50)")
+    parser.add_argument("--max-running", type=int, default=10, help="workspaces running at once at most (default 10)")
+    parser.add_argument("--workers", type=int, default=6, help="concurrent clients (default 6)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    args = parser.parse_args()
+    if not (0 < args.minutes <= 240 and 0 < args.users <= 500 and 0 < args.max_running <= 100 and 0 < args.workers <= 50):
+        parser.error("--minutes 0-240, --users 1-500, --max-running 1-100, --workers 1-50")
+    raise SystemExit(run(args))
+
+
+if __name__ == "__main__":
+    main()
