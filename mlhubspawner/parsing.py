@@ -29,6 +29,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _as_float(number: int | float) -> float:
+    """float() of a JSON number; integers too large for a float become +-inf (refused later)."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
+
+
 def parse_memory(value: Any) -> int:
     """Parse ``512m``, ``4g``, ``1.5G``, ``2Gi``, ``536870912b`` or a bare number into bytes.
 
@@ -37,7 +45,7 @@ def parse_memory(value: Any) -> int:
     from there on (so ``536870912`` is 512 MiB).
     """
     if _is_number(value):
-        number, unit, bare = float(value), "", True
+        number, unit, bare = _as_float(value), "", True
     elif isinstance(value, str):
         match = _MEMORY.match(value)
         if not match:
@@ -77,7 +85,7 @@ def format_memory(size: int) -> str:
 def parse_cpu(value: Any) -> float:
     """Parse a CPU count (cores, fractions allowed: ``0.5``, ``2``)."""
     if _is_number(value):
-        number = float(value)
+        number = _as_float(value)
     elif isinstance(value, str) and value.strip():
         try:
             number = float(value.strip())
@@ -208,7 +216,7 @@ def parse_days(value: Any) -> float:
     if value is None or (isinstance(value, str) and not value.strip()):
         return 0.0
     if _is_number(value):
-        number = float(value)
+        number = _as_float(value)
     elif isinstance(value, str):
         try:
             number = float(value.strip())

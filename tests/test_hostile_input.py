@@ -187,3 +187,12 @@ def test_workspace_start_variables_refused_by_name(case, value):
             return
     if name == "MAX_NUM_THREADS":
         assert isinstance(result, int) and result >= 1
+
+
+@pytest.mark.parametrize("field", ["cpu_limit", "mem_limit", "shm_size", "days_to_live"])
+@pytest.mark.parametrize("number", [10**400, -(10**400)])
+def test_integers_too_large_for_a_float_are_refused_by_name(field, number):
+    """Found by the property test above: JSON allows integers no float can hold."""
+    with pytest.raises(OptionsError) as refused:
+        validate_options({field: number}, LIMITS)
+    assert list(refused.value.errors) == [field]
