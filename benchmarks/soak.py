@@ -105,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
             samples.append(sample(hub, client, t0))
             stop_sampling.wait(15)
 
+    def use(user: str) -> None:
+        got = requests.get(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {tokens[user]}"}, timeout=30)
+        if got.status_code != 200:
+            tally.error(f"use {user}: {got.status_code}")
+        tally.add("uses")
+
     def step(user: str) -> None:
         token = tokens[user]
         with running_lock:
@@ -126,15 +132,9 @@ def run(args: argparse.Namespace) -> int:
             with running_lock:
                 running.add(user)
             for _ in range(rng.randint(1, 3)):
-                got = requests.get(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {token}"}, timeout=30)
-                if got.status_code != 200:
-                    tally.error(f"use {user}: {got.status_code}")
-                tally.add("uses")
+                use(user)
         elif rng.random() < 0.5:
-            got = requests.get(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {token}"}, timeout=30)
-            if got.status_code != 200:
-                tally.error(f"use {user}: {got.status_code}")
-            tally.add("uses")
+            use(user)
         else:
             try:
                 hub.stop_server(user)

@@ -31,7 +31,7 @@ from .options import (
     validate_options,
 )
 from .parsing import format_memory
-from .summary import WorkspaceSummary, summarize
+from .summary import DEFAULT_TOOL_IMAGES
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
 
@@ -375,16 +375,12 @@ class MLHubSpawner(LoggingConfigurable):
 
     tool_images = List(
         Unicode(),
-        ["mlhub/workspace"],
+        list(DEFAULT_TOOL_IMAGES),
         config=True,
         help="""Image repositories (without tag) that carry MLHub's workspace tools; the hub's
         pages link VS Code, TensorBoard, Monitoring (and Desktop for ``:full``) for workspaces
         running one of them. Other images get JupyterLab only.""",
     )
-
-    def workspace_summary(self) -> WorkspaceSummary:
-        """This workspace as the hub's pages show it (owner, resources, creator, time left)."""
-        return summarize(self, self.user, self.tool_images)
 
     @property
     def expiration_timestamp(self) -> int:

@@ -12,6 +12,9 @@ from typing import Any
 
 SECONDS_PER_DAY = 24 * 3600
 
+#: Image repositories that carry the workspace tools (``MLHubSpawner.tool_images``' default).
+DEFAULT_TOOL_IMAGES: tuple[str, ...] = ("mlhub/workspace",)
+
 #: Tools of the bundled workspace image, in menu order: (path under tools/, label).
 WORKSPACE_TOOLS: tuple[tuple[str, str], ...] = (
     ("vscode/", "VS Code"),

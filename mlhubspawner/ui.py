@@ -22,9 +22,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 from tornado.httputil import url_concat
 
-from .summary import WorkspaceSummary, summarize
-
-DEFAULT_TOOL_IMAGES = ("mlhub/workspace",)
+from .summary import DEFAULT_TOOL_IMAGES, WorkspaceSummary, summarize
 
 
 def _summaries(handler: BaseHandler) -> tuple[list[WorkspaceSummary], list[str]]:

@@ -201,10 +201,14 @@ c.Spawner.start_timeout = 90
         path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
         r = self.api("DELETE", path, json={"remove": remove} if server else None)
         assert r.status_code in (202, 204), r.text
-        deadline = time.monotonic() + 60
+        self.wait_stopped(user, server)
+
+    def wait_stopped(self, user: str, server: str = "", timeout: float = 60) -> None:
+        """Until the hub says the server neither runs nor is pending (or is gone)."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             model = self.server(user, server)
             if model is None or not (model.get("pending") or model.get("ready")):
                 return
             time.sleep(0.3)
-        raise AssertionError(f"{user}/{server} did not stop")
+        raise AssertionError(f"the hub still thinks {user}/{server} runs: {self.server(user, server)}")

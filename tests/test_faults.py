@@ -8,8 +8,6 @@ workspace's name: ..._foreign_container_with_the_workspace_name_is_never_used.)
 
 from __future__ import annotations
 
-import time
-
 import docker
 import pytest
 
@@ -35,16 +33,6 @@ def _labelled(client: docker.DockerClient, hub, user: str) -> dict[str, list]:
     }
 
 
-def _wait_not_running(hub, user: str, server: str = "", timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        model = hub.server(user, server)
-        if model is None or not (model.get("ready") or model.get("pending")):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"the hub still thinks {user}/{server} runs: {hub.server(user, server)}")
-
-
 @pytest.mark.parametrize("how", ["killed", "removed"])
 def test_workspace_gone_behind_the_hubs_back_can_be_started_again(fault_hub, docker_client, how):
     user = f"victim-{how}"
@@ -55,7 +43,7 @@ def test_workspace_gone_behind_the_hubs_back_can_be_started_again(fault_hub, doc
         container.kill()
     else:
         container.remove(force=True)
-    _wait_not_running(fault_hub, user)
+    fault_hub.wait_stopped(user)
     r = fault_hub.spawn(user, "", {}, token=token)
     assert r.status_code in (201, 202), r.text
     fresh = docker_client.containers.get(fault_hub.server(user)["state"]["object_id"])
@@ -67,7 +55,7 @@ def test_missing_image_is_a_clear_error_and_leaves_nothing(fault_hub, docker_cli
     token = fault_hub.ensure_user("carol")
     r = fault_hub.spawn("carol", "ws", {"image": MISSING_IMAGE}, token=token, wait=False)
     if r.status_code in (201, 202):  # the failure may come after the request returned
-        _wait_not_running(fault_hub, "carol", "ws")
+        fault_hub.wait_stopped("carol", "ws")
         message = fault_hub.log_tail(200)
     else:
         message = r.text
@@ -84,7 +72,7 @@ def test_network_name_taken_by_someone_else(fault_hub, docker_client):
     try:
         r = fault_hub.spawn("dave", "", {}, token=token, wait=False)
         if r.status_code in (201, 202):
-            _wait_not_running(fault_hub, "dave")
+            fault_hub.wait_stopped("dave")
             message = fault_hub.log_tail(200)
         else:
             message = r.text

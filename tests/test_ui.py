@@ -113,18 +113,24 @@ def workspaces_row(page, owner: str, name: str):
     return page.locator(f'#mlhub-workspaces tr[data-owner="{owner}"][data-name="{name}"]')
 
 
+#: What both UI hubs share: the admin's password and limits.
+HUB_ENV = {
+    "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "MLHUB_MAX_CPU_LIMIT": "1",
+    "MLHUB_MAX_MEM_LIMIT": "2g",
+    "MLHUB_MAX_DAYS_TO_LIVE": "30",
+}
+
+
 @pytest.fixture(scope="module")
 def managed_hub(hub_factory) -> HubProcess:
     """Scenarios 1 and 3: users may not create named workspaces; admins create them."""
     return hub_factory(
         env={
-            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **HUB_ENV,
             "MLHUB_SELF_SERVICE": "false",
             "MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE,
             "MLHUB_ALLOWED_IMAGES": f"{STOCK_IMAGE},{WORKSPACE_IMAGE}",
-            "MLHUB_MAX_CPU_LIMIT": "1",
-            "MLHUB_MAX_MEM_LIMIT": "2g",
-            "MLHUB_MAX_DAYS_TO_LIVE": "30",
         }
     )
 
@@ -134,13 +140,10 @@ def self_service_hub(hub_factory) -> HubProcess:
     """Scenario 2: users sign up, an admin authorizes them, they create their own workspaces."""
     return hub_factory(
         env={
-            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **HUB_ENV,
             "MLHUB_SELF_SERVICE": "true",
             "MLHUB_WORKSPACE_IMAGE": WORKSPACE_IMAGE,
             "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}",
-            "MLHUB_MAX_CPU_LIMIT": "1",
-            "MLHUB_MAX_MEM_LIMIT": "2g",
-            "MLHUB_MAX_DAYS_TO_LIVE": "30",
         }
     )
 
