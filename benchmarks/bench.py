@@ -25,7 +25,7 @@ from pathlib import Path
 import docker
 import requests
 
-from tests.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, remove_test_objects
+from tests.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
 RESULTS = REPO / "benchmarks" / "results"
 DEADLINE_S = 300  # no single wait is longer than this
@@ -462,7 +462,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="mlhub-bench-"))
     benches = {}
     for name, config in (("stock", REPO / "benchmarks" / "stock_config.py"), ("mlhub", REPO / "jupyterhub_config.py")):
-        hub_name = f"{TEST_HUB_PREFIX}b{secrets.token_hex(2)}"
+        hub_name = claim_hub_name(f"{TEST_HUB_PREFIX}b{secrets.token_hex(2)}")
         (workdir / name).mkdir()
         env = {"CLEANUP_INTERVAL_SECONDS": "-1", "MLHUB_ALLOWED_IMAGES": f"mlhub/workspace:latest,{SSHD_IMAGE}"}
         hub = HubProcess(workdir / name, hub_name, env=env, config=config)

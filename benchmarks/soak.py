@@ -4,10 +4,14 @@
 
 One MLHub hub (shipped config, real Docker, the stock test image). Workers pick users at
 random: start a stopped workspace and call its API, or stop a running one; at most
-``--max-running`` run at once. Every 15 s the hub's memory (RSS), open file descriptors and
-the engine's containers and networks are sampled. At the end every workspace is stopped and
-the run checks that nothing leaked (containers, fds) and nothing was lost (every accepted
-start became ready, every stop removed its container). Writes
+``--max-running`` run at once. Before the clock starts, ``--workers`` users start, use and
+stop a workspace at once (a warm-up: the hub's HTTP and Docker connection pools fill to what
+that concurrency needs), and the quiet hub's open file descriptors are the baseline. Every
+15 s the hub's memory (RSS), open file descriptors and the engine's containers and networks
+are sampled. At the end every workspace is stopped and the run checks that nothing leaked
+(containers still running; fds above the quiet baseline + 20; RSS in the last third of the run
+over 10 % above the middle third, i.e. still growing under steady load) and nothing was lost
+(every accepted start became ready, every stop removed its container). Writes
 ``benchmarks/results/<date>-soak.md``; exits 1 if anything leaked or was lost.
 """
 
@@ -28,7 +32,7 @@ from pathlib import Path
 import docker
 import requests
 
-from tests.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, remove_test_objects
+from tests.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
 IMAGE = "mlhub/test-stock:latest"
 RESULTS = REPO / "benchmarks" / "results"
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     client = docker.from_env(timeout=120)
     remove_test_objects(client)
     workdir = Path(tempfile.mkdtemp(prefix="mlhub-soak-"))
-    hub = HubProcess(workdir, f"{TEST_HUB_PREFIX}s{rng.randrange(16**4):04x}",
+    hub = HubProcess(workdir, claim_hub_name(f"{TEST_HUB_PREFIX}s{rng.randrange(16**4):04x}"),
                      env={"MLHUB_WORKSPACE_IMAGE": IMAGE, "CLEANUP_INTERVAL_SECONDS": "300"}).start()
     users = [f"soak{i:02d}" for i in range(args.users)]
     tokens = {u: hub.ensure_user(u) for u in users}
@@ -97,7 +101,6 @@ def run(args: argparse.Namespace) -> int:
     tally = Tally()
     samples: list[Sample] = []
     t0 = time.monotonic()
-    deadline = t0 + args.minutes * 60
     stop_sampling = threading.Event()
 
     def sampler() -> None:
@@ -148,6 +151,13 @@ def run(args: argparse.Namespace) -> int:
             if any(c.status == "running" for c in left):
                 tally.error(f"stop {user}: container still running", lost=True)
 
+    def warm_up(user: str) -> None:
+        r = hub.api("POST", f"/users/{user}/server", token=tokens[user], json={})
+        assert r.status_code in (201, 202), f"warm-up start {user}: {r.status_code} {r.text[:200]}"
+        hub.wait_ready(user, "", timeout=120)
+        use(user)
+        hub.stop_server(user)
+
     def worker() -> None:
         while time.monotonic() < deadline:
             user = rng.choice(users)
@@ -161,8 +171,13 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 lock.release()
 
-    threading.Thread(target=sampler, daemon=True).start()
     try:
+        with cf.ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(warm_up, users[: args.workers]))
+        time.sleep(5)
+        baseline = sample(hub, client, t0)
+        threading.Thread(target=sampler, daemon=True).start()
+        deadline = time.monotonic() + args.minutes * 60
         with cf.ThreadPoolExecutor(args.workers) as pool:
             for f in [pool.submit(worker) for _ in range(args.workers)]:
                 f.result()
@@ -177,19 +192,20 @@ def run(args: argparse.Namespace) -> int:
         remove_test_objects(client, hub.hub_name)
 
     third = max(1, len(samples) // 3)
-    rss_early = statistics.median(s.rss_mb for s in samples[:third])
+    rss_middle = statistics.median(s.rss_mb for s in samples[third:-third] or samples)
     rss_late = statistics.median(s.rss_mb for s in samples[-third:])
-    fds_early = statistics.median(s.fds for s in samples[:third])
     leaks = []
     if final.running:
         leaks.append(f"{final.running} workspace containers still running after every stop")
-    if final.fds > fds_early + 20:
-        leaks.append(f"open fds grew from {fds_early:.0f} to {final.fds}")
-    write_report(args, samples, tally, rss_early, rss_late, fds_early, final, leaks)
+    if final.fds > baseline.fds + 20:
+        leaks.append(f"open fds grew from {baseline.fds} (quiet, after warm-up) to {final.fds} (quiet, at the end)")
+    if rss_late > rss_middle * 1.10:
+        leaks.append(f"hub RSS still growing: {rss_middle:.1f} MB → {rss_late:.1f} MB from the middle to the last third")
+    write_report(args, samples, tally, baseline, rss_middle, rss_late, final, leaks)
     return 1 if leaks or tally.lost else 0
 
 
-def write_report(args, samples, tally, rss_early, rss_late, fds_early, final, leaks) -> None:
+def write_report(args, samples, tally, baseline, rss_middle, rss_late, final, leaks) -> None:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     path = RESULTS / f"{stamp}-soak.md"
     lines = [
@@ -203,8 +219,10 @@ def write_report(args, samples, tally, rss_early, rss_late, fds_early, final, le
         f"| starts (each became ready) / API uses / stops | {tally.starts} / {tally.uses} / {tally.stops} |",
         f"| errors (refused or failed requests) | {len(tally.errors)} |",
         f"| lost (accepted but never ready, or not removed) | {len(tally.lost)} |",
-        f"| hub RSS, median of first third → last third | {rss_early:.1f} MB → {rss_late:.1f} MB |",
-        f"| hub open fds, median of first third → after the last stop | {fds_early:.0f} → {final.fds} |",
+        f"| hub RSS: quiet after warm-up / median of middle third → last third / quiet at the end | "
+        f"{baseline.rss_mb:.1f} MB / {rss_middle:.1f} MB → {rss_late:.1f} MB / {final.rss_mb:.1f} MB |",
+        f"| hub open fds: quiet after warm-up → quiet at the end (max during the run) | "
+        f"{baseline.fds} → {final.fds} ({max(s.fds for s in samples)}) |",
         f"| workspace containers running after the last stop | {final.running} |",
         f"| verdict | {'LEAK: ' + '; '.join(leaks) if leaks else ('LOST requests' if tally.lost else 'nothing leaked, nothing lost')} |",
         "",

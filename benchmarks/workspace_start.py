@@ -21,7 +21,7 @@ import docker
 import requests
 
 from benchmarks.bench import RESULTS, import_profile, machine, pct
-from tests.hubprocess import TEST_HUB_PREFIX, HubProcess, remove_test_objects
+from tests.hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
 
 def _ts(text: str) -> float:
@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     images = args.image or ["mlhub/workspace:latest", "mlhub/test-stock:latest"]
     client = docker.from_env()
-    hub = HubProcess(Path(tempfile.mkdtemp(prefix="mlhub-start-")), f"{TEST_HUB_PREFIX}w{secrets.token_hex(2)}",
+    hub = HubProcess(Path(tempfile.mkdtemp(prefix="mlhub-start-")), claim_hub_name(f"{TEST_HUB_PREFIX}w{secrets.token_hex(2)}"),
                      env={"MLHUB_ALLOWED_IMAGES": ",".join(images)}).start()
     rows = []
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from .hubprocess import TEST_HUB_PREFIX, HubProcess, remove_test_objects
+from .hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
 WORKSPACE_IMAGE = "mlhub/workspace:latest"
 STOCK_IMAGE = "mlhub/test-stock:latest"
@@ -33,7 +33,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 
 def new_hub_name() -> str:
-    return f"{TEST_HUB_PREFIX}{secrets.token_hex(3)}"
+    return claim_hub_name(f"{TEST_HUB_PREFIX}{secrets.token_hex(3)}")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import tempfile
 import socket
 import subprocess
 import sys
@@ -32,12 +33,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Which process owns which test hub name: one file per name holding the owner's pid, so that
+#: a run's sweep of leftovers spares the hubs of another run (tests, soak, benchmarks) going on.
+OWNERS = Path(tempfile.gettempdir()) / "mlhub-test-hubs"
+
+
+def claim_hub_name(name: str) -> str:
+    """Record that this process owns the test hub ``name``; returns it."""
+    OWNERS.mkdir(exist_ok=True)
+    (OWNERS / name).write_text(str(os.getpid()))
+    return name
+
+
+def _owned_by_another_live_process(name: str) -> bool:
+    try:
+        pid = int((OWNERS / name).read_text())
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None) -> None:
-    """Remove containers, networks and volumes of one test hub (or of every test hub)."""
+    """Remove containers, networks and volumes of one test hub, or of every test hub whose
+    owning process is gone (leftovers of interrupted runs; a concurrent run's hubs are spared)."""
 
     def mine(labels: dict[str, str] | None) -> bool:
         origin = (labels or {}).get(LABEL_ORIGIN, "")
-        return origin == hub_name if hub_name else origin.startswith(TEST_HUB_PREFIX)
+        if hub_name:
+            return origin == hub_name
+        return origin.startswith(TEST_HUB_PREFIX) and not _owned_by_another_live_process(origin)
 
     for container in client.containers.list(all=True, filters={"label": LABEL_ORIGIN}):
         if mine(container.labels):
