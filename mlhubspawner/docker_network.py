@@ -149,7 +149,13 @@ async def remove_network_if_unused(docker: DockerCall, name: str, keep: set[str]
         return True
 
 
-async def ensure_volume(docker: DockerCall, name: str, labels: dict[str, str]) -> bool:
+async def ensure_volume(
+    docker: DockerCall,
+    name: str,
+    labels: dict[str, str],
+    driver: str = "local",
+    driver_opts: dict[str, str] | None = None,
+) -> bool:
     """Create the labelled workspace volume unless it exists; return True if created."""
     try:
         found = await docker("inspect_volume", name)
@@ -158,7 +164,7 @@ async def ensure_volume(docker: DockerCall, name: str, labels: dict[str, str]) -
     if found is not None:
         _check_owner("volume", name, found.get("Labels"), {k: labels[k] for k in (L.ORIGIN, L.USER, L.SERVER_NAME)})
         return False
-    await docker("create_volume", name=name, driver="local", labels=labels)
+    await docker("create_volume", name=name, driver=driver, driver_opts=driver_opts or None, labels=labels)
     return True
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from typing import Any
 
 from docker.errors import APIError, ImageNotFound, NotFound
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Bool, Int, Unicode, default, validate
+from traitlets import Bool, Dict, Int, TraitError, Unicode, default, validate
 
 from . import docker_network as net
 from . import labels as L
@@ -120,7 +121,7 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             try:
                 ipaddress.IPv4Network(value)
             except ValueError as exc:
-                raise ValueError(f"network_pool {value!r} is not an IPv4 network such as 172.30.0.0/15: {exc}") from None
+                raise TraitError(f"network_pool {value!r} is not an IPv4 network such as 172.30.0.0/15: {exc}") from None
         return value
 
     remove_volume_on_delete = Bool(
@@ -130,6 +131,38 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         when it is only stopped). Off by default: data outlives its server until the admin
         or the cleanup service removes it.""",
     )
+
+    volume_driver = Unicode(
+        "local",
+        config=True,
+        help="""Docker volume driver of the per-server ``/workspace`` volumes (``local``, or a
+        plugin such as an NFS or quota driver installed on the engine).""",
+    )
+    volume_driver_options = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="""Driver options for new ``/workspace`` volumes, as ``docker volume create
+        --opt`` takes them. With the ``local`` driver, e.g. a size-capped tmpfs:
+        ``{"type": "tmpfs", "device": "tmpfs", "o": "size=2g"}``, or an NFS export:
+        ``{"type": "nfs", "o": "addr=10.0.0.5,rw", "device": ":/export/mlhub"}``. Existing
+        volumes keep the options they were created with.""",
+    )
+
+    @validate("volume_driver")
+    def _validate_volume_driver(self, proposal: Any) -> str:
+        value = proposal["value"]
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*", value):
+            raise TraitError(f"volume_driver must be a Docker volume driver name such as 'local' (got {value!r})")
+        return value
+
+    @validate("volume_driver_options")
+    def _validate_volume_driver_options(self, proposal: Any) -> dict[str, str]:
+        value = proposal["value"]
+        for key in value:
+            if not key.strip() or "=" in key:
+                raise TraitError(f"volume_driver_options: option names must be non-empty and without '=' (got {key!r})")
+        return value
 
     # --- engine facts and limits --------------------------------------------------------
 
@@ -214,7 +247,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                     await net.connect(self.docker, self.network_name, self.hub_container)
                 labels = self.workspace_labels()
                 if options.is_mount_volume:
-                    created_volume = await net.ensure_volume(self.docker, self.volume_name, labels)
+                    created_volume = await net.ensure_volume(
+                        self.docker, self.volume_name, labels, self.volume_driver, self.volume_driver_options
+                    )
                     if created_volume:
                         self.log.info("Created volume %s for %s", self.volume_name, self._log_name)
             except net.ForeignObjectError as exc:
@@ -259,6 +294,18 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                 400,
                 "gpus: this Docker host cannot give containers GPUs (no NVIDIA container "
                 "runtime); leave gpus empty",
+            )
+        if "no space left on device" in text.lower():
+            self.log.warning("No space left starting %s: %s", self._log_name, text)
+            where = (
+                f"its /workspace volume {self.volume_name!r} is full"
+                if f"/{self.volume_name}/" in text
+                else "the Docker host's disk is full"
+            )
+            return web.HTTPError(
+                507,
+                f"No space left on device: {where}, so {self.user.name}'s workspace could not start and "
+                "nothing was left behind; ask the admin to free space (or give the volume more)",
             )
         if isinstance(exc, APIError) and exc.status_code == 409:
             return web.HTTPError(

@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jupyterhub.traitlets import ByteSpecification
 from tornado import web
-from traitlets import Bool, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from . import labels as L
@@ -108,7 +108,7 @@ class MLHubSpawner(LoggingConfigurable):
     def _validate_hub_name(self, proposal: Any) -> str:
         value = proposal["value"]
         if not is_valid_hub_name(value):
-            raise ValueError(
+            raise TraitError(
                 f"hub_name {value!r} must be 1-12 lowercase letters, digits or '-', "
                 "starting and ending with a letter or digit"
             )

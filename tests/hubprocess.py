@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import tempfile
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any

@@ -1,5 +1,6 @@
 """Faults the hub must survive, each against the real engine: workspaces killed or removed
-behind its back, an image that is not there, a network name taken by someone else.
+behind its back, an image that is not there, a network name taken by someone else, a volume
+without room.
 
 (Hub restarts with running workspaces: test_docker_spawner's
 test_hub_restart_keeps_workspaces_running_and_reachable; a foreign container with the
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import docker
 import pytest
+
+from mlhubspawner.names import workspace_volume_name
 
 from .conftest import STOCK_IMAGE
 
@@ -84,3 +87,36 @@ def test_network_name_taken_by_someone_else(fault_hub, docker_client):
         foreign.remove()
     # once the name is free, dave's workspace starts
     assert fault_hub.spawn("dave", "", {}, token=token).status_code in (201, 202)
+
+
+@pytest.fixture(scope="module")
+def small_disk_hub(hub_factory):
+    """Workspace volumes are 64 KiB tmpfs mounts over the image's /usr/share (61 MB): Docker's
+    copy of the image's content into a new volume runs out of space, as on a full disk."""
+    return hub_factory(
+        env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE},
+        extra_config=(
+            'c.MLHubDockerSpawner.volume_driver_options = {"type": "tmpfs", "device": "tmpfs", "o": "size=64k"}\n'
+            'c.MLHubSpawner.workspace_mount_path = "/usr/share"\n'
+        ),
+    )
+
+
+def test_volume_out_of_space_is_a_clear_error_and_leaves_nothing(small_disk_hub, docker_client):
+    hub = small_disk_hub
+    token = hub.ensure_user("erin")
+    r = hub.spawn("erin", "big", {}, token=token, wait=False)
+    if r.status_code in (201, 202):
+        hub.wait_stopped("erin", "big")
+        message = hub.log_tail(200)
+    else:
+        message = r.text
+        assert r.status_code == 507, r.text
+    assert "No space left on device: its /workspace volume" in message, message[-2000:]
+    assert repr(workspace_volume_name(hub.hub_name, "erin", "big")) in message, message[-2000:]
+    left = _labelled(docker_client, hub, "erin")
+    assert left == {"containers": [], "volumes": []}, left
+    assert docker_client.networks.list(names=[f"{hub.hub_name}-erin"]) == []
+    # a workspace without the volume starts on the same hub: nothing of the failure stands in the way
+    r = hub.spawn("erin", "big", {"is_mount_volume": False}, token=token)
+    assert r.status_code in (201, 202), r.text
