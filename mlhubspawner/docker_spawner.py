@@ -12,6 +12,8 @@ from typing import Any
 
 from docker.errors import APIError, ImageNotFound, NotFound
 from dockerspawner import DockerSpawner
+from requests.exceptions import ConnectionError as EngineConnectionError
+from requests.exceptions import Timeout as EngineTimeout
 from tornado import web
 from traitlets import Bool, Dict, Int, TraitError, Unicode, default, validate
 
@@ -23,6 +25,11 @@ from .options import WorkspaceOptions
 from .spawner_base import MLHubSpawner
 
 DEFAULT_IMAGE = "mlhub/workspace:latest"
+
+
+def engine_unreachable(exc: BaseException) -> bool:
+    """True when *exc* says the Docker engine did not answer (down, restarting, socket gone)."""
+    return isinstance(exc, (EngineConnectionError, EngineTimeout))
 
 
 def _deep_merge(dest: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +233,23 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             return None
         return obj
 
+    async def poll(self) -> int | str | None:
+        """DockerSpawner's poll; while the engine does not answer the state is unknown, so
+        the server is reported as still running (with live-restore its container is) and the
+        next poll after the engine is back decides."""
+        try:
+            return await super().poll()
+        except Exception as exc:
+            if not engine_unreachable(exc):
+                raise
+            self.log.warning(
+                "Docker engine does not answer; cannot check %s's workspace %s (%s)",
+                self.user.name,
+                self.object_name,
+                type(exc).__name__,
+            )
+            return None
+
     async def start(self) -> tuple[str, int]:
         if self.mlhub_options is None:
             # apply_user_options was replaced by the admin's own hook: validate here.
@@ -288,6 +312,13 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         """Turn engine errors users can act on into clear HTTP errors."""
         if isinstance(exc, web.HTTPError):
             return exc
+        if engine_unreachable(exc):
+            self.log.error("Docker engine does not answer; %s's workspace not started: %s", self.user.name, exc)
+            return web.HTTPError(
+                503,
+                f"The Docker engine does not answer, so {self.user.name}'s workspace was not started; "
+                "try again in a minute (admins: check that dockerd runs)",
+            )
         text = str(getattr(exc, "explanation", "") or exc)
         if "could not select device driver" in text:
             return web.HTTPError(

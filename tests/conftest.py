@@ -14,6 +14,24 @@ from .hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test
 WORKSPACE_IMAGE = "mlhub/workspace:latest"
 STOCK_IMAGE = "mlhub/test-stock:latest"
 
+#: Hub config for fault tests: users named ``slow*`` get a workspace whose single-user server
+#: starts 8 s after its container, users named ``hang*`` one that never serves HTTP.
+SLOW_AND_HANGING_WORKSPACES = """
+def _fault_command(spawner):
+    name = spawner.user.name
+    if name.startswith("hang"):
+        return {"command": ["sleep", "3600"]}
+    if name.startswith("slow"):
+        return {"command": ["sh", "-c", "sleep 8 && exec jupyterhub-singleuser"]}
+    return {}
+c.DockerSpawner.extra_create_kwargs = _fault_command
+"""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests that restart the Docker engine run last: the restart stops every container."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_engine") is not None)
+
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:

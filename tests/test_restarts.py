@@ -1,7 +1,8 @@
 """Restarts in the middle of things, on the real engine: the hub restarted while a spawn is in
-flight. Every outcome must be one where the hub and the engine agree: the workspace is ready
-(running, reachable through the proxy) or it is stopped with no container of it running,
-never a container the hub has forgotten.
+flight, and the Docker engine restarted under a running hub (that test runs last: it stops
+every container). Every outcome must be one where the hub and the engine agree: the workspace
+is ready (running, reachable through the proxy) or it is stopped with no container of it
+running, never a container the hub has forgotten.
 
 (The hub restarted with workspaces running: test_docker_spawner's
 test_hub_restart_keeps_workspaces_running_and_reachable.)
@@ -14,21 +15,10 @@ import time
 import pytest
 import requests
 
-from .conftest import STOCK_IMAGE
+from .conftest import SLOW_AND_HANGING_WORKSPACES, STOCK_IMAGE
+from .engine import engine_stopped
 
 HTTP_TIMEOUT = 20
-
-# slow*: the single-user server starts 8 s after its container; hang*: it never does
-COMMANDS = """
-def _command(spawner):
-    name = spawner.user.name
-    if name.startswith("hang"):
-        return {"command": ["sleep", "3600"]}
-    if name.startswith("slow"):
-        return {"command": ["sh", "-c", "sleep 8 && exec jupyterhub-singleuser"]}
-    return {}
-c.DockerSpawner.extra_create_kwargs = _command
-"""
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +29,7 @@ def restart_hub(hub_factory):
 c.Spawner.http_timeout = {HTTP_TIMEOUT}
 c.Spawner.poll_interval = 2
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
-{COMMANDS}
+{SLOW_AND_HANGING_WORKSPACES}
 """,
     )
 
@@ -108,3 +98,31 @@ def test_spawn_in_flight_during_hub_restart_that_never_comes_up_is_cleanly_faile
     r = hub.api("POST", "/users/hang1/server", token=token, json={})
     assert r.status_code == 202, r.text
     hub.wait_stopped("hang1", timeout=HTTP_TIMEOUT + 60)
+
+
+@pytest.mark.restarts_engine
+def test_docker_engine_restart_hub_reports_stopped_and_recovers(hub_factory, docker_client):
+    """The engine stops (and with it every container) and comes back. Meanwhile the hub keeps
+    answering and refuses a spawn with a clear 503; afterwards it reports the workspace as
+    stopped, and both users start workspaces again on the same hub process."""
+    hub = hub_factory(env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE}, extra_config="c.Spawner.poll_interval = 2\n")
+    rita, sam = hub.ensure_user("rita"), hub.ensure_user("sam")
+    assert hub.spawn("rita", token=rita).status_code in (201, 202)
+    hub_pid = hub.proc.pid
+    with engine_stopped():
+        assert hub.api("GET", "/").status_code == 200
+        r = hub.spawn("sam", token=sam, wait=False)
+        if r.status_code in (201, 202):  # the refusal may come after the request returned
+            hub.wait_stopped("sam")
+            message = hub.log_tail(200)
+        else:
+            assert r.status_code == 503, r.text
+            message = r.text
+        assert "The Docker engine does not answer, so sam's workspace was not started" in message, message[-2000:]
+        time.sleep(5)  # a few polls while the engine is down: logged, not crashed
+        assert "Docker engine does not answer; cannot check rita's workspace" in hub.log_tail(400)
+    hub.wait_stopped("rita", timeout=60)
+    assert hub.proc.pid == hub_pid and hub.proc.poll() is None, "the hub process did not survive"
+    for user, token in (("rita", rita), ("sam", sam)):
+        assert hub.spawn(user, token=token).status_code in (201, 202)
+        assert settled(hub, docker_client, user, token, timeout=60) == "ready"

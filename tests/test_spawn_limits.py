@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from .conftest import STOCK_IMAGE
+from .conftest import SLOW_AND_HANGING_WORKSPACES, STOCK_IMAGE
 
 LIMIT = 2
 HTTP_TIMEOUT = 6
@@ -35,9 +35,7 @@ c.Spawner.pre_spawn_hook = lambda spawner: setattr(
 # them; suggest retries after 1-3 s (JupyterHub 6.1's spawn_throttle_retry_range trait is not
 # tagged config=True, so only tornado_settings reaches it)
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0, "spawn_throttle_retry_range": (1, 3)}}
-c.DockerSpawner.extra_create_kwargs = lambda spawner: (
-    {{"command": ["sleep", "3600"]}} if spawner.user.name.startswith("hang") else {{}}
-)
+{SLOW_AND_HANGING_WORKSPACES}
 """,
     )
 
