@@ -281,6 +281,11 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             except net.NoFreeSubnet as exc:
                 raise web.HTTPError(503, f"No network for {self.user.name}'s workspace: {exc}") from None
             result = await super().start()
+        except asyncio.CancelledError:
+            # JupyterHub's start_timeout cancelled the start: undo it all the same
+            self.log.warning("Start of %s was cancelled (start_timeout); undoing it", self._log_name)
+            await asyncio.shield(self._undo_start(created_network, created_volume))
+            raise
         except Exception as exc:
             await self._undo_start(created_network, created_volume)
             raise self._explain(exc) from exc

@@ -15,10 +15,15 @@ WORKSPACE_IMAGE = "mlhub/workspace:latest"
 STOCK_IMAGE = "mlhub/test-stock:latest"
 
 #: Hub config for fault tests: users named ``slow*`` get a workspace whose single-user server
-#: starts 8 s after its container, users named ``hang*`` one that never serves HTTP.
+#: starts 8 s after its container, ``hang*`` one that never serves HTTP, and for ``stall*``
+#: the spawner's start stalls for 60 s before the container is created.
 SLOW_AND_HANGING_WORKSPACES = """
-def _fault_command(spawner):
+import asyncio
+async def _fault_command(spawner):
     name = spawner.user.name
+    if name.startswith("stall"):
+        await asyncio.sleep(60)
+        return {}
     if name.startswith("hang"):
         return {"command": ["sleep", "3600"]}
     if name.startswith("slow"):

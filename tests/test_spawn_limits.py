@@ -2,7 +2,8 @@
 
 The hub allows two spawns in flight. Users named ``hang*`` get a workspace whose command
 never serves HTTP (``sleep``), so their spawns stay pending until their ``http_timeout`` (6 s)
-ends them. Every request must end one of two ways: accepted and then ready (or, for a hanging
+ends them; for ``stall*`` users the spawner's start itself stalls, until ``start_timeout``
+(4 s) cancels it. Every request must end one of two ways: accepted and then ready (or, for a hanging
 workspace, cleanly failed with its container gone), or refused at once with 429 and a
 ``Retry-After``; a refused user who retries gets their workspace. Nothing is lost, nothing
 is left running.
@@ -19,6 +20,7 @@ from .conftest import SLOW_AND_HANGING_WORKSPACES, STOCK_IMAGE
 
 LIMIT = 2
 HTTP_TIMEOUT = 6
+START_TIMEOUT = 4
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +29,12 @@ def limited_hub(hub_factory):
         env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE},
         extra_config=f"""
 c.JupyterHub.concurrent_spawn_limit = {LIMIT}
-# only the hanging workspaces get the short http_timeout; real ones have time to start
-c.Spawner.pre_spawn_hook = lambda spawner: setattr(
-    spawner, "http_timeout", {HTTP_TIMEOUT} if spawner.user.name.startswith("hang") else 90
-)
+# only the hanging and stalling workspaces get short timeouts; real ones have time to start
+def _timeouts(spawner):
+    name = spawner.user.name
+    spawner.http_timeout = {HTTP_TIMEOUT} if name.startswith("hang") else 90
+    spawner.start_timeout = {START_TIMEOUT} if name.startswith("stall") else 90
+c.Spawner.pre_spawn_hook = _timeouts
 # answer spawn requests at once (202) rather than after up to 10 s, as a burst would see
 # them; suggest retries after 1-3 s (JupyterHub 6.1's spawn_throttle_retry_range trait is not
 # tagged config=True, so only tornado_settings reaches it)
@@ -106,3 +110,19 @@ def test_burst_of_users_all_get_their_workspace_by_honouring_retry_after(limited
     assert any(429 in codes for codes in outcomes.values()), f"six spawns at once never hit the limit of {LIMIT}: {outcomes}"
     for user in users:
         hub.stop_server(user)
+
+
+def test_start_timeout_cancels_the_start_and_leaves_nothing(limited_hub, docker_client):
+    hub = limited_hub
+    token = hub.ensure_user("stall1")
+    assert _post_spawn(hub, "stall1", token).status_code == 202
+    hub.wait_stopped("stall1", timeout=START_TIMEOUT + 60)
+    assert f"stall1's server failed to start in {START_TIMEOUT} seconds" in hub.log_tail(400)
+    time.sleep(2)
+    labels = {"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=stall1"]}
+    left = {
+        "containers": [c.name for c in docker_client.containers.list(all=True, filters=labels)],
+        "volumes": [v.name for v in docker_client.volumes.list(filters=labels)],
+        "networks": [n.name for n in docker_client.networks.list(filters=labels)],
+    }
+    assert left == {"containers": [], "volumes": [], "networks": []}, f"the cancelled start left {left}"
