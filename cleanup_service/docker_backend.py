@@ -16,6 +16,9 @@ from mlhubspawner.labels import ORIGIN
 
 from .model import Resource
 
+#: container states in which it runs, or is about to
+ACTIVE_STATES = {"created", "running", "restarting"}
+
 
 class DockerBackend:
     """Lists and removes containers, volumes and networks carrying ``mlhub.origin``."""
@@ -33,7 +36,15 @@ class DockerBackend:
         volumes = (await self._run(api.volumes, filters=flt)).get("Volumes") or []
         networks = await self._run(api.networks, filters=flt)
         resources = [
-            Resource("container", c["Names"][0].lstrip("/"), c["Id"], c.get("Labels") or {}) for c in containers
+            Resource(
+                "container",
+                c["Names"][0].lstrip("/"),
+                c["Id"],
+                c.get("Labels") or {},
+                created=float(c.get("Created") or 0),
+                active=c.get("State") in ACTIVE_STATES,
+            )
+            for c in containers
         ]
         resources += [Resource("volume", v["Name"], v["Name"], v.get("Labels") or {}) for v in volumes]
         resources += [Resource("network", n["Name"], n["Id"], n.get("Labels") or {}) for n in networks]

@@ -42,7 +42,11 @@ class KubeBackend:
             for item in result.items:
                 meta = item.metadata
                 labels = {**(meta.labels or {}), **(meta.annotations or {})}
-                resources.append(Resource(kind, meta.name, meta.uid or meta.name, labels))
+                created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else 0.0
+                phase = getattr(getattr(item, "status", None), "phase", None) if kind == "pod" else None
+                resources.append(
+                    Resource(kind, meta.name, meta.uid or meta.name, labels, created, phase in ("Pending", "Running"))
+                )
         return resources
 
     async def remove(self, resource: Resource) -> None:

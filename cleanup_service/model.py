@@ -14,6 +14,10 @@ class Resource:
     name: str
     id: str
     labels: dict[str, str]
+    #: containers and pods: when the engine created it (epoch seconds; 0 unknown) and whether it
+    #: runs or is about to (Docker: created/running/restarting; Kubernetes: Pending/Running)
+    created: float = 0.0
+    active: bool = False
 
     @property
     def user(self) -> str | None:

@@ -28,15 +28,27 @@ def _mine(resources: Iterable[Resource], hub_name: str) -> list[Resource]:
     return [r for r in resources if r.labels.get(ORIGIN) == hub_name]
 
 
-def plan_orphans(hub_name: str, users: set[str], servers: list[HubServer], resources: Iterable[Resource]) -> Plan:
-    """Resources of users who are gone; containers of servers the hub no longer has.
+def plan_orphans(
+    hub_name: str,
+    users: set[str],
+    servers: list[HubServer],
+    resources: Iterable[Resource],
+    stale_before: float = 0.0,
+) -> Plan:
+    """Resources of users who are gone; containers of servers the hub no longer has, or whose
+    server the hub says is stopped while the container still runs.
 
     A deleted user's containers, volumes and network go. For a user who still exists, a
-    container whose server is not in the hub any more goes too, but their volumes and
-    network always stay.
+    container whose server is not in the hub any more goes too, and so does a running (or
+    created, never started) container whose server is neither running nor starting nor
+    stopping in the hub, if it was created before *stale_before* (the moment the hub was
+    asked, less a margin: a spawn begun after that is not mistaken for a leftover). Such
+    containers are left by starts interrupted between the engine's answer and the hub's. The
+    user's volumes and network always stay.
     """
     plan = Plan()
     known = {(s.user, s.name) for s in servers}
+    running = {(s.user, s.name) for s in servers if s.running}
     for resource in _mine(resources, hub_name):
         user = resource.user
         if user is None:
@@ -50,6 +62,14 @@ def plan_orphans(hub_name: str, users: set[str], servers: list[HubServer], resou
             plan.remove_resources.append(
                 (resource, Action(resource.kind, resource.name, "server no longer exists in the hub", user, resource.server_name))
             )
+        elif (
+            resource.kind in CONTAINER_KINDS
+            and resource.active
+            and 0 < resource.created < stale_before
+            and (user, resource.server_name or "") not in running
+        ):
+            reason = "runs while its server is stopped in the hub (left by an interrupted start)"
+            plan.remove_resources.append((resource, Action(resource.kind, resource.name, reason, user, resource.server_name)))
         else:
             plan.keep.append(Action(resource.kind, resource.name, "user exists", user, resource.server_name))
     plan.remove_resources = _ordered(plan.remove_resources)

@@ -14,6 +14,11 @@ from .model import Plan, Resource
 
 log = logging.getLogger("cleanup_service")
 
+#: A running container whose server the hub calls stopped is a leftover only if it was created
+#: this long before the hub was asked (clock skew between the engine and this service, and a
+#: spawn that began while the run gathered its facts, are never mistaken for one).
+STALE_MARGIN = 30.0
+
 
 class Backend(Protocol):
     async def list_resources(self, hub_name: str) -> list[Resource]: ...
@@ -87,11 +92,14 @@ class Cleaner:
             return report
 
     async def _plan(self, kind: str, now: float) -> Plan:
+        asked_at = time.time()
         users = await self.hub.users()
         servers = self.hub.servers_of(users)
         resources = await self.backend.list_resources(self.hub_name)
         if kind == "users":
-            return planner.plan_orphans(self.hub_name, {u["name"] for u in users}, servers, resources)
+            return planner.plan_orphans(
+                self.hub_name, {u["name"] for u in users}, servers, resources, stale_before=asked_at - STALE_MARGIN
+            )
         if kind == "expired":
             return planner.plan_expired(self.hub_name, servers, resources, now)
         raise ValueError(f"unknown cleanup kind {kind!r}")

@@ -112,3 +112,27 @@ def test_service_config_is_validated():
         "CLEANUP_INTERVAL_SECONDS", "HUB_NAME", "MLHUB_EXECUTION_MODE",
         "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL",
     }
+
+
+def test_running_container_of_a_stopped_server_goes_once_it_predates_the_question():
+    def container(name, server, created, active=True):
+        labels = {"mlhub.origin": "hub1", "mlhub.user": "alice", "mlhub.server_name": server}
+        return Resource("container", name, name, labels, created=created, active=active)
+
+    servers = [
+        HubServer("alice", "stopped", 0, False),
+        HubServer("alice", "starting", 0, True),
+        HubServer("alice", "kept", 0, False),
+    ]
+    resources = [
+        container("hub1-alice--stopped", "stopped", created=100),  # left by an interrupted start
+        container("hub1-alice--starting", "starting", created=100),  # the hub says it is pending
+        container("hub1-alice--kept", "kept", created=100, active=False),  # exited: kept, as remove=False wants
+        container("hub1-alice--young", "stopped", created=950),  # may belong to a spawn begun since
+    ]
+    plan = plan_orphans("hub1", {"alice"}, servers, resources, stale_before=900)
+    assert [(r.name, a.reason) for r, a in plan.remove_resources] == [
+        ("hub1-alice--stopped", "runs while its server is stopped in the hub (left by an interrupted start)")
+    ]
+    # without a cut-off (older callers) nothing of the kind is removed
+    assert plan_orphans("hub1", {"alice"}, servers, resources).remove_resources == []

@@ -114,6 +114,32 @@ def test_users_endpoint_removes_objects_of_deleted_users_only(chub, docker_clien
     chub.stop_server("stay")
 
 
+def test_users_endpoint_removes_a_container_left_running_for_a_stopped_server(chub, docker_client):
+    """What a start interrupted between the engine's answer and the hub's leaves: the hub
+    says the server is stopped, yet its container runs. Once older than the safety margin
+    (30 s) it goes; the user's running workspace and volumes stay."""
+    admin = chub.ensure_user("cadmin", admin=True)
+    gina = chub.ensure_user("gina")
+    chub.spawn("gina", "", {}, token=gina)
+    chub.spawn("gina", "ghost", {}, token=gina)
+    chub.stop_server("gina", "ghost")  # the named server's row stays, stopped
+    labels = {"mlhub.origin": chub.hub_name, "mlhub.user": "gina", "mlhub.server_name": "ghost"}
+    stale = docker_client.containers.run(
+        WORKSPACE_IMAGE, ["sleep", "600"], name=f"{chub.hub_name}-gina--ghost", labels=labels, detach=True
+    )
+    young = cleanup(chub, "users", admin, dry_run=1).json()
+    assert stale.name not in {a["name"] for a in young["removed"]}, "a container younger than the margin was taken"
+    time.sleep(31)
+    report = cleanup(chub, "users", admin).json()
+    assert report["ok"], report
+    removed = {a["name"]: a["reason"] for a in report["removed"]}
+    assert removed == {stale.name: "runs while its server is stopped in the hub (left by an interrupted start)"}
+    assert not exists(docker_client, "container", stale.name)
+    assert containers_of(docker_client, chub.hub_name, "gina", "", all=False), "the running workspace was removed"
+    assert exists(docker_client, "volume", workspace_volume_name(chub.hub_name, "gina", "ghost"))
+    chub.stop_server("gina")
+
+
 def test_expired_endpoint_deletes_expired_servers_through_the_hub(chub, docker_client):
     admin = chub.ensure_user("cadmin", admin=True)
     token = chub.ensure_user("temp")
