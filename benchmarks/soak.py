@@ -4,7 +4,8 @@
 
 One MLHub hub (shipped config, real Docker, the stock test image). Workers pick users at
 random: start a stopped workspace and call its API, or stop a running one; at most
-``--max-running`` run at once. Before the clock starts, ``--workers`` users start, use and
+``--max-running`` run at once (a few more for a moment: a worker's check and its start are not
+one step). Before the clock starts, ``--workers`` users start, use and
 stop a workspace at once (a warm-up: the hub's HTTP and Docker connection pools fill to what
 that concurrency needs), and the quiet hub's open file descriptors are the baseline. Every
 15 s the hub's memory (RSS), open file descriptors and the engine's containers and networks
@@ -73,16 +74,23 @@ def _proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _containers(client: docker.DockerClient, *labels: str) -> list[dict]:
+    """Containers by label, as the engine lists them (docker-py's ``containers.list`` inspects
+    each one afterwards, which fails for a container removed in between)."""
+    return client.api.containers(all=True, filters={"label": list(labels)})
+
+
 def sample(hub: HubProcess, client: docker.DockerClient, t0: float) -> Sample:
     pid = hub.proc.pid
-    labels = {"label": f"mlhub.origin={hub.hub_name}"}
+    origin = f"mlhub.origin={hub.hub_name}"
+    containers = _containers(client, origin)
     return Sample(
         t=time.monotonic() - t0,
         rss_mb=_proc_rss_mb(pid),
         fds=len(os.listdir(f"/proc/{pid}/fd")),
-        running=len(client.containers.list(filters=labels)),
-        containers=len(client.containers.list(all=True, filters=labels)),
-        networks=len(client.networks.list(filters=labels)),
+        running=sum(c["State"] == "running" for c in containers),
+        containers=len(containers),
+        networks=len(client.api.networks(filters={"label": origin})),
     )
 
 
@@ -147,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
             tally.add("stops")
             with running_lock:
                 running.discard(user)
-            left = client.containers.list(all=True, filters={"label": [f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}"]})
-            if any(c.status == "running" for c in left):
+            left = _containers(client, f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}")
+            if any(c["State"] == "running" for c in left):
                 tally.error(f"stop {user}: container still running", lost=True)
 
     def warm_up(user: str) -> None:
