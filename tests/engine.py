@@ -1,7 +1,11 @@
-"""Stop the local Docker engine and start it again, for tests of the hub across an engine restart.
+"""The Docker engine failing under the hub, for fault tests.
 
+``engine_stopped``: stop the local engine and start it again (every container stops with it).
 Only for a dockerd this machine runs itself (as CI and ``scripts/lib/setup.sh`` start it) or
 one managed by systemd; the engine comes back even when the test body fails.
+
+``engine_relay``: a socket in front of the engine that a test cuts and restores, so the hub
+loses the engine while the engine and its containers run on.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +103,86 @@ def _ended(pid: int, timeout: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+class EngineRelay:
+    """A unix socket that forwards every connection to the real engine's socket, and that a
+    test can cut (listener and live connections closed: the engine is unreachable for whoever
+    uses ``DOCKER_HOST=self.url``) and restore, while the engine and its containers keep running.
+    """
+
+    def __init__(self, path: Path, engine_socket: str = "/var/run/docker.sock") -> None:
+        self.path = path
+        self.engine_socket = engine_socket
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.path}"
+
+    def restore(self) -> None:
+        """Listen (again) and forward."""
+        self.path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.path))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Stop listening and close every forwarded connection."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        self.path.unlink(missing_ok=True)
+        with self._lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.engine_socket)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            # wakes the other direction's pump; each pump closes the socket it reads
+            for conn in (src, dst):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            src.close()
+
+
+@contextlib.contextmanager
+def engine_relay(path: Path) -> Iterator[EngineRelay]:
+    relay = EngineRelay(path)
+    relay.restore()
+    try:
+        yield relay
+    finally:
+        relay.cut()

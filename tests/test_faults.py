@@ -9,12 +9,18 @@ workspace's name: ..._foreign_container_with_the_workspace_name_is_never_used.)
 
 from __future__ import annotations
 
+import tempfile
+import time
+from pathlib import Path
+
 import docker
 import pytest
 
 from mlhubspawner.names import workspace_volume_name
 
 from .conftest import STOCK_IMAGE
+from .engine import engine_relay
+from .test_docker_spawner import through_proxy
 
 MISSING_IMAGE = "mlhub/not-built-here:1"
 
@@ -120,3 +126,50 @@ def test_volume_out_of_space_is_a_clear_error_and_leaves_nothing(small_disk_hub,
     # a workspace without the volume starts on the same hub: nothing of the failure stands in the way
     r = hub.spawn("erin", "big", {"is_mount_volume": False}, token=token)
     assert r.status_code in (201, 202), r.text
+
+
+def _wait_for_log(hub, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in hub.log_tail(400):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not logged within {timeout}s: {text!r}\n{hub.log_tail()}")
+
+
+def test_engine_unreachable_keeps_running_workspaces_and_refuses_spawns(hub_factory, docker_client):
+    """The hub loses its engine while the engine and the workspace run on (socket gone, engine
+    overloaded or being upgraded with live-restore): each poll it cannot make is logged and the
+    workspace stays running in the hub's eyes; a new spawn is refused with a clear 503. When the
+    engine answers again the same container is still the user's server, reachable and stoppable.
+    (The engine itself restarting, containers and all: test_restarts.)"""
+    socket_dir = Path(tempfile.mkdtemp(prefix="mlhub-relay-", dir="/tmp"))
+    with engine_relay(socket_dir / "docker.sock") as relay:
+        hub = hub_factory(
+            env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE, "DOCKER_HOST": relay.url},
+            extra_config="c.Spawner.poll_interval = 2\n",
+        )
+        rita, sam = hub.ensure_user("rita"), hub.ensure_user("sam")
+        assert hub.spawn("rita", token=rita).status_code in (201, 202)
+        container_id = hub.server("rita")["state"]["object_id"]
+
+        relay.cut()
+        _wait_for_log(hub, "Docker engine does not answer; cannot check rita's workspace")
+        assert hub.server("rita")["ready"], "a workspace the hub cannot check was reported stopped"
+        r = hub.spawn("sam", token=sam, wait=False)
+        if r.status_code in (201, 202):  # the refusal may come after the request returned
+            hub.wait_stopped("sam")
+            message = hub.log_tail(200)
+        else:
+            assert r.status_code == 503, r.text
+            message = r.text
+        assert "The Docker engine does not answer, so sam's workspace was not started" in message, message[-2000:]
+        assert _labelled(docker_client, hub, "sam")["containers"] == []
+
+        relay.restore()
+        time.sleep(5)  # polls that reach the engine again
+        model = hub.server("rita")
+        assert model["ready"] and model["state"]["object_id"] == container_id
+        assert through_proxy(hub, "rita", "", rita).status_code == 200
+        hub.stop_server("rita")
+        assert docker_client.containers.list(all=True, filters={"id": container_id}) == []
