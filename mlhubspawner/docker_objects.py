@@ -6,6 +6,7 @@ check exactly what would be sent to the engine without starting anything.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,3 +57,33 @@ def container_settings(
     if volume_name and options.is_mount_volume:
         host_config["binds"] = {volume_name: {"bind": mount_path, "mode": "rw"}}
     return ContainerSettings(create_kwargs={"labels": dict(labels)}, host_config=host_config)
+
+
+#: Where Docker engines put their socket; a workspace that mounts it controls the engine.
+ENGINE_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+def _holds_engine_socket(source: str, sockets: tuple[str, ...]) -> bool:
+    path = posixpath.normpath(source)
+    return path.endswith("docker.sock") or any(
+        sock == path or sock.startswith(path.rstrip("/") + "/") for sock in sockets
+    )
+
+
+def engine_socket_sources(
+    volume_binds: dict[str, Any], mounts: list[Any], host_config: dict[str, Any], docker_host: str = ""
+) -> list[str]:
+    """Host paths among a workspace's binds and mounts that are the Docker engine's socket or a
+    folder holding it (``/var/run``, ``/``), from DockerSpawner's ``volumes`` and ``mounts`` and
+    any ``binds``/``mounts`` in ``extra_host_config``."""
+    sockets = ENGINE_SOCKETS + ((docker_host[len("unix://") :],) if docker_host.startswith("unix://") else ())
+    sources: list[Any] = list(volume_binds)
+    binds = host_config.get("binds") or host_config.get("Binds") or []
+    if isinstance(binds, dict):
+        sources += list(binds)
+    else:
+        sources += [bind.split(":", 1)[0] for bind in binds if isinstance(bind, str)]
+    for mount in [*mounts, *(host_config.get("mounts") or host_config.get("Mounts") or [])]:
+        if isinstance(mount, dict) and mount.get("Type", mount.get("type", "bind")) == "bind":
+            sources.append(mount.get("Source") or mount.get("source"))
+    return sorted({s for s in sources if isinstance(s, str) and s.startswith("/") and _holds_engine_socket(s, sockets)})

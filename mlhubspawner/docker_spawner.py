@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import re
 from typing import Any
 
@@ -19,7 +20,7 @@ from traitlets import Bool, Dict, Int, TraitError, Unicode, default, validate
 
 from . import docker_network as net
 from . import labels as L
-from .docker_objects import container_settings
+from .docker_objects import container_settings, engine_socket_sources
 from .names import user_network_name, workspace_name, workspace_volume_name
 from .options import WorkspaceOptions
 from .spawner_base import MLHubSpawner
@@ -92,6 +93,16 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         on the same engine. It is connected to each user's network so the hub and proxy reach
         the workspaces. None (default): the hub runs on the host and reaches workspaces
         directly. The default config detects it.""",
+    )
+
+    allow_engine_socket = Bool(
+        False,
+        config=True,
+        help="""Let workspaces mount the Docker engine's socket (or a folder holding it) through
+        ``volumes``, ``mounts`` or ``extra_host_config``. Whoever has the socket controls every
+        container on the engine and is root on the host, so by default such a workspace is not
+        started and the spawn fails naming the mount. Set True only for workspaces that are
+        meant to drive the engine and whose users you would give root.""",
     )
 
     gpu_driver = Unicode(
@@ -250,6 +261,26 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             )
             return None
 
+    async def stop(self, now: bool = False) -> None:
+        """DockerSpawner's stop. With no container (a failed start already undone, or a
+        container removed behind the hub's back) there is only state to clear; DockerSpawner
+        would ask the engine to stop container "" and log a traceback for every failed start."""
+        if not self.object_id:
+            try:
+                found = await self.get_object()
+            except Exception as exc:
+                if not engine_unreachable(exc):
+                    raise
+                # a start that never got a container id; if it left one, the cleanup
+                # service's stale-container rule removes it once the engine is back
+                self.log.warning("Docker engine does not answer; %s had no container to stop", self._log_name)
+                found = None
+            if found is None:
+                self.log.info("No container to stop for %s", self._log_name)
+                self.clear_state()
+                return
+        await super().stop(now=now)
+
     async def start(self) -> tuple[str, int]:
         if self.mlhub_options is None:
             # apply_user_options was replaced by the admin's own hook: validate here.
@@ -382,10 +413,29 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         host_config = await self._evaluated(self.extra_host_config)
         self.extra_create_kwargs = _deep_merge(create_kwargs, settings.create_kwargs)
         self.extra_host_config = _deep_merge(host_config, settings.host_config)
+        self._refuse_engine_socket(self.extra_host_config)
         try:
             return await super().create_object()
         finally:
             self.extra_create_kwargs, self.extra_host_config = saved
+
+    def _refuse_engine_socket(self, host_config: dict[str, Any]) -> None:
+        found = engine_socket_sources(
+            self.volume_binds, self.mount_binds, host_config, os.environ.get("DOCKER_HOST", "")
+        )
+        if not found:
+            return
+        if self.allow_engine_socket:
+            self.log.warning("Workspace %s mounts the Docker engine's socket (%s): allowed by config", self._log_name, ", ".join(found))
+            return
+        self.log.error("Refused to start %s: the config mounts the Docker engine's socket (%s)", self._log_name, ", ".join(found))
+        raise web.HTTPError(
+            500,
+            f"{self.user.name}'s workspace was not started: the hub's configuration mounts the Docker "
+            f"engine's socket into it ({', '.join(found)}), which would give its user control of every "
+            "container and root on the host. Admins: remove that mount, or set "
+            "c.MLHubDockerSpawner.allow_engine_socket = True if it is meant.",
+        )
 
     async def _evaluated(self, value: Any) -> dict[str, Any]:
         value = self._eval_if_callable(value)

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .conftest import WORKSPACE_IMAGE
 from .web import login
@@ -34,6 +36,7 @@ class Route:
     json: Any = None
     form: dict[str, str] | None = None
     page: bool = False  # a hub page: browsers' login cookie (JupyterHub pages do not take tokens)
+    tool: bool = False  # a tool in the workspace: it may redirect inside itself (never to the login)
 
 
 def _routes(port: int) -> list[Route]:
@@ -47,7 +50,7 @@ def _routes(port: int) -> list[Route]:
         # MLHub's admin pages
         Route("Workspaces page", "GET", "/hub/workspaces", allowed_only("admin"), page=True),
         Route("create a user", "POST", "/hub/workspaces/users", allowed_only("admin", code=302),
-              form={"name": "made-by-test", "password": "long-enough-pw"}, page=True),
+              form={"name": "made-by-{caller}", "password": "long-enough-pw"}, page=True),
         # cleanup service: admins only
         Route("cleanup status", "GET", "/services/cleanup-service/status", allowed_only("admin")),
         Route("cleanup of deleted users (dry run)", "GET", "/services/cleanup-service/users?dry_run=1", allowed_only("admin")),
@@ -61,9 +64,9 @@ def _routes(port: int) -> list[Route]:
         Route("alice's SSH connection page", "GET", "/services/ssh/?user=alice", allowed_only("alice", "admin")),
         # the workspace: server API, tools, any port
         Route("alice's server API", "GET", "/user/alice/ws/api/status", allowed_only("alice", "admin")),
-        Route("alice's VS Code", "GET", "/user/alice/ws/tools/vscode/", allowed_only("alice", "admin")),
-        Route("alice's TensorBoard", "GET", "/user/alice/ws/tools/tensorboard/", allowed_only("alice", "admin")),
-        Route("a port in alice's workspace", "GET", f"/user/alice/ws/proxy/{port}/", allowed_only("alice", "admin")),
+        Route("alice's VS Code", "GET", "/user/alice/ws/tools/vscode/", allowed_only("alice", "admin"), tool=True),
+        Route("alice's TensorBoard", "GET", "/user/alice/ws/tools/tensorboard/", allowed_only("alice", "admin"), tool=True),
+        Route("a port in alice's workspace", "GET", f"/user/alice/ws/proxy/{port}/", allowed_only("alice", "admin"), tool=True),
     ]
 
 
@@ -100,7 +103,7 @@ c.JupyterHub.load_roles.append({{"name": "narrow", "scopes": ["read:users:name"]
 def _call(hub, route: Route, caller: str) -> requests.Response:
     headers = {"Accept": "text/html"} if route.method == "GET" else {}
     http: Any = requests
-    form = route.form
+    form = {k: v.format(caller=caller) for k, v in route.form.items()} if route.form else None
     if route.page and caller in hub.sessions:
         http = hub.sessions[caller]
         form = {**(form or {}), "_xsrf": http.cookies.get("_xsrf", path="/hub/") or ""}
@@ -116,6 +119,12 @@ def _call(hub, route: Route, caller: str) -> requests.Response:
         time.sleep(1)
 
 
+def _ed25519_public_key(comment: str) -> str:
+    private = Ed25519PrivateKey.generate()
+    blob = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{blob.decode()} {comment}@test"
+
+
 def _to_login(r: requests.Response) -> bool:
     location = r.headers.get("Location", "")
     return r.status_code == 302 and ("/hub/login" in location or "/hub/api/oauth2/authorize" in location)
@@ -125,9 +134,9 @@ def _is_denied(r: requests.Response) -> bool:
     return _to_login(r) or r.status_code in (401, 403, 404)
 
 
-def _is_allowed(r: requests.Response, want: int) -> bool:
+def _is_allowed(r: requests.Response, want: int, route: Route) -> bool:
     # a tool may redirect inside itself (code-server: to ./?folder=...), never to the login
-    return r.status_code == want or (want == 200 and r.status_code in (301, 302) and not _to_login(r))
+    return r.status_code == want or (route.tool and want == 200 and r.status_code in (301, 302) and not _to_login(r))
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -136,15 +145,36 @@ def test_authorization_matrix(authz_hub, caller):
     for route in _routes(authz_hub.probe_port):
         want = route.expect[caller]
         r = _call(authz_hub, route, caller)
-        ok = _is_denied(r) if want == DENIED else _is_allowed(r, want)
+        ok = _is_denied(r) if want == DENIED else _is_allowed(r, want, route)
         if not ok:
             wrong.append(f"{route.name}: {route.method} {route.path} -> {r.status_code} (want {want})")
     assert not wrong, f"{caller}:\n" + "\n".join(wrong)
 
 
 def test_refused_callers_changed_nothing(authz_hub):
-    """After the matrix: only the admin's user exists; no server 'probe' was started."""
-    for name in ("probe", "probe2"):
-        model = authz_hub.server("alice", name)
-        assert model is None or not (model.get("ready") or model.get("pending")), model
-    assert authz_hub.api("GET", "/users/made-by-test").status_code == 200  # the admin's call
+    """After the matrix: each caller tried to create its own user; only the admin's exists."""
+    for caller in CALLERS:
+        r = authz_hub.api("GET", f"/users/made-by-{caller}")
+        assert r.status_code == (200 if caller == "admin" else 404), (caller, r.status_code)
+
+
+def test_ssh_key_listings_show_only_what_the_caller_may_see(authz_hub):
+    """?all=1 lists every user's keys for an admin; for anyone else it is their own list."""
+    keys = {}
+    for name in ("alice", "bob"):
+        public = _ed25519_public_key(name)
+        r = requests.post(f"{authz_hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {authz_hub.tokens[name]}"},
+                          json={"key": public}, timeout=30)
+        assert r.status_code == 201, r.text
+        keys[name] = r.json()["fingerprint"]
+
+    def listed(caller: str, query: str) -> set[str]:
+        r = requests.get(f"{authz_hub.url}/services/ssh/api/keys{query}", headers={"Authorization": f"token {authz_hub.tokens[caller]}"},
+                         timeout=30)
+        assert r.status_code == 200, r.text
+        return {key["fingerprint"] for key in r.json()["keys"]}
+
+    assert listed("alice", "?all=1") == {keys["alice"]}
+    assert listed("bob", "?all=1") == {keys["bob"]}
+    assert {keys["alice"], keys["bob"]} <= listed("admin", "?all=1")
+    assert listed("admin", "?user=bob") == {keys["bob"]}

@@ -234,9 +234,14 @@ def test_foreign_container_with_the_workspace_name_is_never_used(hub, docker_cli
     try:
         r = hub.spawn("henry", "", {"is_mount_volume": False}, token=token)
         assert r.status_code == 409, r.text
-        assert "already exists" in r.json()["message"]
+        message = r.json()["message"]
+        assert f"named {squatter.name!r} already exists" in message and "remove or rename it" in message, message
         squatter.reload()
         assert squatter.status == "created"  # untouched
+        # nothing half-made: the network this start created went with it
+        labels = {"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=henry"]}
+        assert docker_client.networks.list(filters=labels) == []
+        assert docker_client.containers.list(all=True, filters=labels) == []
     finally:
         squatter.remove(force=True)
 

@@ -39,6 +39,7 @@ def _labelled(client: docker.DockerClient, hub, user: str) -> dict[str, list]:
     return {
         "containers": client.containers.list(all=True, filters=labels),
         "volumes": client.volumes.list(filters=labels),
+        "networks": client.networks.list(filters=labels),
     }
 
 
@@ -67,10 +68,10 @@ def test_missing_image_is_a_clear_error_and_leaves_nothing(fault_hub, docker_cli
         fault_hub.wait_stopped("carol", "ws")
         message = fault_hub.log_tail(200)
     else:
-        message = r.text
+        assert r.status_code == 400, r.text
+        message = r.json()["message"]
     assert f"image: '{MISSING_IMAGE}' is not on this Docker host" in message, message[-2000:]
-    left = _labelled(docker_client, fault_hub, "carol")
-    assert left["containers"] == [] and left["volumes"] == [], left
+    assert _labelled(docker_client, fault_hub, "carol") == {"containers": [], "volumes": [], "networks": []}
     # and the user can start something else right away
     assert fault_hub.spawn("carol", "ws", {"image": STOCK_IMAGE}, token=token).status_code in (201, 202)
 
@@ -121,11 +122,18 @@ def test_volume_out_of_space_is_a_clear_error_and_leaves_nothing(small_disk_hub,
     assert "No space left on device: its /workspace volume" in message, message[-2000:]
     assert repr(workspace_volume_name(hub.hub_name, "erin", "big")) in message, message[-2000:]
     left = _labelled(docker_client, hub, "erin")
-    assert left == {"containers": [], "volumes": []}, left
+    assert left == {"containers": [], "volumes": [], "networks": []}, left
     assert docker_client.networks.list(names=[f"{hub.hub_name}-erin"]) == []
     # a workspace without the volume starts on the same hub: nothing of the failure stands in the way
     r = hub.spawn("erin", "big", {"is_mount_volume": False}, token=token)
     assert r.status_code in (201, 202), r.text
+
+
+def _wait_gone(client: docker.DockerClient, container_id: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while client.api.containers(all=True, filters={"id": container_id}):
+        assert time.monotonic() < deadline, f"container {container_id[:12]} still there {timeout}s after its server stopped"
+        time.sleep(0.5)
 
 
 def _wait_for_log(hub, text: str, timeout: float = 30) -> None:
@@ -164,6 +172,8 @@ def test_engine_unreachable_keeps_running_workspaces_and_refuses_spawns(hub_fact
             assert r.status_code == 503, r.text
             message = r.text
         assert "The Docker engine does not answer, so sam's workspace was not started" in message, message[-2000:]
+        assert "sam had no container to stop" in hub.log_tail(200)  # JupyterHub's cleanup of the failed start
+        assert "Failed to cleanup sam's server" not in hub.log_tail(200)  # ... without a traceback
         assert _labelled(docker_client, hub, "sam")["containers"] == []
 
         relay.restore()
@@ -172,4 +182,4 @@ def test_engine_unreachable_keeps_running_workspaces_and_refuses_spawns(hub_fact
         assert model["ready"] and model["state"]["object_id"] == container_id
         assert through_proxy(hub, "rita", "", rita).status_code == 200
         hub.stop_server("rita")
-        assert docker_client.containers.list(all=True, filters={"id": container_id}) == []
+        _wait_gone(docker_client, container_id)

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import math
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,6 +188,18 @@ def test_workspace_start_variables_refused_by_name(case, value):
             return
     if name == "MAX_NUM_THREADS":
         assert isinstance(result, int) and result >= 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(START.THREAD_VARS), hostile_text.filter(lambda v: "\x00" not in v), min_size=1))
+def test_workspace_env_file_gives_shells_the_values_as_typed(values):
+    """What SSH and terminal shells source (``/tmp/.mlhub-env``) exports each value exactly as
+    the user typed it, and runs nothing of it: sourced here by the real bash."""
+    script = START.export_lines(values) + 'printf "%s\\0" ' + " ".join(f'"${name}"' for name in values)
+    # no PATH: were a value ever run as a command, only shell builtins could run
+    done = subprocess.run(["/bin/bash", "--norc", "-c", script], capture_output=True, timeout=30, env={"PATH": "/nonexistent"})
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    assert done.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1] == list(values.values())
 
 
 @pytest.mark.parametrize("field", ["cpu_limit", "mem_limit", "shm_size", "days_to_live"])

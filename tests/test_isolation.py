@@ -6,10 +6,15 @@ test_users_are_isolated_on_the_network; nor through the hub: ..._through_the_hub
 
 from __future__ import annotations
 
+import base64
+import socket
 import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+
+from mlhubspawner.docker_objects import engine_socket_sources
 
 from .conftest import STOCK_IMAGE
 from .hubprocess import free_port
@@ -35,6 +40,12 @@ def iso_hub(hub_factory, docker_client):
     return hub
 
 
+def _openssh_lines(path: Path) -> dict[str, str]:
+    """The key-specific lines of an OpenSSH private key file (its first base64 line is a header
+    every unencrypted ed25519 key shares, its last may be short)."""
+    return {f"SSH host key (file line {i})": line for i, line in enumerate(path.read_text().splitlines()) if 2 <= i < 5}
+
+
 def _env(container) -> dict[str, str]:
     return dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
 
@@ -44,6 +55,8 @@ def _can_connect(container, host: str, port: int) -> bool:
 
 
 def test_workspace_mounts_nothing_of_the_host(iso_hub):
+    """Its only mount is its own /workspace volume: not the Docker socket, not the hub's data
+    directory (where the SQLite database, cookie secret and SSH host key live)."""
     mounts = iso_hub.alice.attrs["Mounts"]
     assert [m["Type"] for m in mounts] == ["volume"] and mounts[0]["Destination"] == "/workspace", mounts
     assert not any("docker.sock" in (m.get("Source") or "") for m in mounts)
@@ -58,10 +71,9 @@ def test_workspace_reaches_the_hub_api_but_not_the_services_or_the_database(iso_
     assert _can_connect(iso_hub.alice, host, int(port)), "the probe itself is broken: the hub API must be reachable"
     for name, service_port in (("cleanup service", iso_hub.cleanup_port), ("SSH keys web", iso_hub.ssh_web_port),
                                ("proxy API", iso_hub.proxy_api_port)):
-        assert not _can_connect(iso_hub.alice, host, service_port), f"{name} reachable from a workspace"
-    # the hub's database is a file in its data directory, which no workspace mounts
-    data_dir = str(iso_hub.workdir / "data")
-    assert iso_hub.alice.exec_run(["test", "-e", data_dir + "/jupyterhub.sqlite"]).exit_code != 0
+        with socket.create_connection(("127.0.0.1", service_port), timeout=3):
+            pass  # it runs (on the host's loopback) ...
+        assert not _can_connect(iso_hub.alice, host, service_port), f"{name} reachable from a workspace"  # ... out of reach
 
 
 def test_secrets_are_private_and_never_logged(iso_hub):
@@ -73,9 +85,56 @@ def test_secrets_are_private_and_never_logged(iso_hub):
         assert mode & 0o077 == 0, f"{name} is {oct(mode)}"
     log = Path(iso_hub.log_path).read_text(errors="replace")
     cookie_secret = (data / "jupyterhub_cookie_secret").read_text().strip()
-    host_key = (data / "ssh_host_ed25519_key").read_text()
+    host_key = serialization.load_ssh_private_key((data / "ssh_host_ed25519_key").read_bytes(), password=None)
+    raw = host_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     never = {"cookie secret": cookie_secret, "admin password": ADMIN_PASSWORD,
              "alice's token": iso_hub.ensure_user("alice"), "service token": iso_hub.token,
-             "SSH host key": host_key.splitlines()[1]}
+             "SSH host key (hex)": raw.hex(), "SSH host key (base64)": base64.b64encode(raw).decode().rstrip("="),
+             **_openssh_lines(data / "ssh_host_ed25519_key")}
     for what, value in never.items():
         assert value and value not in log, f"{what} appears in the hub's log"
+
+
+@pytest.mark.parametrize(
+    ("volume_binds", "mounts", "host_config", "found"),
+    [
+        ({"/var/run/docker.sock": {"bind": "/var/run/docker.sock"}}, [], {}, ["/var/run/docker.sock"]),
+        ({"/var/run/": {"bind": "/host-run"}}, [], {}, ["/var/run/"]),
+        ({"/": {"bind": "/host"}}, [], {}, ["/"]),
+        ({}, [{"Type": "bind", "Source": "/run/docker.sock", "Target": "/s"}], {}, ["/run/docker.sock"]),
+        ({}, [], {"binds": ["/srv/x/docker.sock:/var/run/docker.sock:rw"]}, ["/srv/x/docker.sock"]),
+        ({}, [], {"mounts": [{"type": "bind", "source": "/run", "target": "/r"}]}, ["/run"]),
+        # harmless: named volumes, other host folders, a volume *named* like a path
+        ({"mlt-x-workspace": {"bind": "/workspace"}, "/data/shared": {"bind": "/shared"}}, [], {}, []),
+        ({}, [{"Type": "volume", "Source": "run", "Target": "/run"}], {"binds": ["/opt:/opt:ro"]}, []),
+    ],
+)
+def test_engine_socket_sources(volume_binds, mounts, host_config, found):
+    assert engine_socket_sources(volume_binds, mounts, host_config) == found
+
+
+def test_engine_socket_under_docker_host_is_found():
+    assert engine_socket_sources({"/srv/engine/api.sock": {}}, [], {}, "unix:///srv/engine/api.sock") == ["/srv/engine/api.sock"]
+    assert engine_socket_sources({"/srv/engine/api.sock": {}}, [], {}, "tcp://10.0.0.1:2376") == []
+
+
+def test_a_config_that_mounts_the_docker_socket_starts_no_workspace(hub_factory, docker_client):
+    """An admin's volumes entry hands workspaces the engine's socket: the spawn fails naming the
+    mount and how to allow it on purpose, and nothing is left of the attempt."""
+    hub = hub_factory(
+        env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE},
+        extra_config='c.DockerSpawner.volumes = {"/var/run/docker.sock": "/var/run/docker.sock"}\n',
+    )
+    token = hub.ensure_user("mallory")
+    r = hub.spawn("mallory", token=token, wait=False)
+    if r.status_code in (201, 202):
+        hub.wait_stopped("mallory")
+        message = hub.log_tail(200)
+    else:
+        assert r.status_code == 500, r.text
+        message = r.json()["message"]
+    assert "mounts the Docker engine's socket into it (/var/run/docker.sock)" in message, message[-2000:]
+    assert "allow_engine_socket" in message
+    labels = {"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=mallory"]}
+    assert docker_client.containers.list(all=True, filters=labels) == []
+    assert docker_client.networks.list(filters=labels) == []

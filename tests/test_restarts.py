@@ -18,7 +18,9 @@ import requests
 from .conftest import SLOW_AND_HANGING_WORKSPACES, STOCK_IMAGE
 from .engine import engine_stopped
 
-HTTP_TIMEOUT = 20
+# long enough for a slow workspace (8 s, then its server starts) on a loaded 2-core machine, counted
+# from the restarted hub's start: a CI run at 20 s gave up on one that was still starting
+HTTP_TIMEOUT = 40
 
 
 @pytest.fixture(scope="module")

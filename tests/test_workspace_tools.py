@@ -130,6 +130,21 @@ def test_execute_code_runs_a_job_with_its_exit_code(docker_client, tmp_path):
         container.remove(force=True)
 
 
+def test_shells_get_typed_values_and_run_none_of_them(docker_client):
+    """Values from the form's environment block reach a login shell (as SSH and terminals start
+    one) exactly as typed; none of them runs as a command."""
+    typed = {"OMP_NUM_THREADS": "1; touch /tmp/ran-1", "MKL_NUM_THREADS": "$(touch /tmp/ran-2)", "NUMBA_NUM_THREADS": "`touch /tmp/ran-3` 'q\""}
+    shown = (
+        'printf "%s\\n" "$OMP_NUM_THREADS" "$MKL_NUM_THREADS" "$NUMBA_NUM_THREADS"; '
+        'for f in /tmp/ran-1 /tmp/ran-2 /tmp/ran-3; do [ -e "$f" ] && echo "RAN $f"; done; true'
+    )
+    output = docker_client.containers.run(
+        WORKSPACE_IMAGE, ["bash", "-ic", shown], environment={**typed, "INCLUDE_TUTORIALS": "false"},
+        labels={"mlhub.origin": "mlt-job"}, remove=True, stdout=True, stderr=False,
+    ).decode()
+    assert output.splitlines() == list(typed.values()), output  # and no "RAN ..." line
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("MAX_NUM_THREADS", "lots"), ("SHUTDOWN_INACTIVE_KERNELS", "soon"), ("CONFIG_BACKUP_ENABLED", "maybe")],
