@@ -82,6 +82,40 @@ def test_hub_and_proxy_find_each_other():
     assert deployments[f"{FULL}-proxy"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 
 
+def _admits(policy: dict, source: dict[str, str], port: int) -> bool:
+    """Whether a NetworkPolicy's ingress rules let a pod with labels *source* (same namespace)
+    reach *port* of the pods it selects: Kubernetes' rule semantics for podSelector/ports."""
+    for rule in policy["spec"].get("ingress", []):
+        peers = rule.get("from")
+        from_ok = peers is None or any(
+            set(peer.get("podSelector", {}).get("matchLabels", {}).items()) <= set(source.items()) for peer in peers
+        )
+        ports = rule.get("ports")
+        if from_ok and (ports is None or any(p.get("port") == port for p in ports)):
+            return True
+    return False
+
+
+def test_network_policies_let_workspaces_reach_the_hub_api_only():
+    docs = render()
+    policies, deployments = by_kind(docs, "NetworkPolicy"), by_kind(docs, "Deployment")
+    pods = {role: deployments[f"{FULL}-{role}"]["spec"]["template"]["metadata"]["labels"] for role in ("hub", "proxy")}
+    hub_policy, proxy_policy = policies[f"{FULL}-hub"], policies[f"{FULL}-proxy"]
+    for policy, role in ((hub_policy, "hub"), (proxy_policy, "proxy")):
+        assert set(policy["spec"]["podSelector"]["matchLabels"].items()) <= set(pods[role].items())
+    workspace = {"mlhub.origin": "mlhub", "mlhub.user": "alice", "mlhub.server-name": ""}
+    stranger = {"app": "something-else"}
+    assert _admits(hub_policy, workspace, 8081)  # jupyterhub-singleuser needs the hub API
+    for port in (8091, 8092):  # the cleanup service and the SSH keys web: through the proxy only
+        assert _admits(hub_policy, pods["proxy"], port)
+        assert not _admits(hub_policy, workspace, port) and not _admits(hub_policy, stranger, port)
+    assert _admits(proxy_policy, pods["hub"], 8001)  # the proxy's API: the hub only
+    assert not _admits(proxy_policy, workspace, 8001) and not _admits(proxy_policy, stranger, 8001)
+    assert _admits(proxy_policy, workspace, 8000) and _admits(proxy_policy, stranger, 8000)  # the public port
+    assert _admits(hub_policy, stranger, 2222)  # SSH from anywhere (ssh.enabled)
+    assert "NetworkPolicy" not in {d["kind"] for d in render({"networkPolicy": {"enabled": False}})}
+
+
 def test_role_grants_only_what_the_hub_uses():
     (role,) = by_kind(render(), "Role").values()
     granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
