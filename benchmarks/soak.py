@@ -8,10 +8,11 @@ random: start a stopped workspace and call its API, or stop a running one; at mo
 one step). Before the clock starts, ``--workers`` users start, use and
 stop a workspace at once (a warm-up: the hub's HTTP and Docker connection pools fill to what
 that concurrency needs), and the quiet hub's open file descriptors are the baseline. Every
-15 s the hub's memory (RSS), open file descriptors and the engine's containers and networks
-are sampled. At the end every workspace is stopped and the run checks that nothing leaked
-(containers still running; fds above the quiet baseline + 20; RSS in the last third of the run
-over 10 % above the middle third, i.e. still growing under steady load) and nothing was lost
+15 s the hub's memory (RSS), open file descriptors, the proxy's memory and the engine's
+containers, volumes and networks are sampled. At the end every workspace is stopped and the run
+checks that nothing leaked (any container left, running or not; more volumes or networks than
+users, which own one each; fds above the quiet baseline + 20; hub or proxy RSS in the last third
+of the run over 10 % above the middle third, i.e. still growing under steady load) and nothing was lost
 (every accepted start became ready, every stop removed its container). Writes
 ``benchmarks/results/<date>-soak.md``; exits 1 if anything leaked or was lost.
 """
@@ -46,7 +47,9 @@ class Sample:
     fds: int
     running: int
     containers: int
+    volumes: int
     networks: int
+    proxy_rss_mb: float
 
 
 @dataclass
@@ -74,6 +77,20 @@ def _proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _proxy_pid(hub_pid: int) -> int | None:
+    """The configurable-http-proxy the hub started (its child)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit():
+                continue
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == hub_pid and b"configurable-http-proxy" in (proc / "cmdline").read_bytes():
+                return int(proc.name)
+        except (OSError, IndexError, ValueError):
+            continue
+    return None
+
+
 def _containers(client: docker.DockerClient, *labels: str) -> list[dict]:
     """Containers by label, as the engine lists them (docker-py's ``containers.list`` inspects
     each one afterwards, which fails for a container removed in between)."""
@@ -90,7 +107,9 @@ def sample(hub: HubProcess, client: docker.DockerClient, t0: float) -> Sample:
         fds=len(os.listdir(f"/proc/{pid}/fd")),
         running=sum(c["State"] == "running" for c in containers),
         containers=len(containers),
+        volumes=len(client.api.volumes(filters={"label": origin}).get("Volumes") or []),
         networks=len(client.api.networks(filters={"label": origin})),
+        proxy_rss_mb=_proc_rss_mb(proxy) if (proxy := _proxy_pid(pid)) else 0.0,
     )
 
 
@@ -202,18 +221,25 @@ def run(args: argparse.Namespace) -> int:
     third = max(1, len(samples) // 3)
     rss_middle = statistics.median(s.rss_mb for s in samples[third:-third] or samples)
     rss_late = statistics.median(s.rss_mb for s in samples[-third:])
+    proxy_middle = statistics.median(s.proxy_rss_mb for s in samples[third:-third] or samples)
+    proxy_late = statistics.median(s.proxy_rss_mb for s in samples[-third:])
     leaks = []
-    if final.running:
-        leaks.append(f"{final.running} workspace containers still running after every stop")
+    if final.containers:
+        leaks.append(f"{final.containers} workspace containers left after every stop ({final.running} running)")
+    if final.volumes > args.users or final.networks > args.users:
+        leaks.append(f"{final.volumes} volumes and {final.networks} networks for {args.users} users (one each)")
+    if proxy_late > proxy_middle * 1.10:
+        leaks.append(f"proxy RSS still growing: {proxy_middle:.1f} MB → {proxy_late:.1f} MB from the middle to the last third")
     if final.fds > baseline.fds + 20:
         leaks.append(f"open fds grew from {baseline.fds} (quiet, after warm-up) to {final.fds} (quiet, at the end)")
     if rss_late > rss_middle * 1.10:
         leaks.append(f"hub RSS still growing: {rss_middle:.1f} MB → {rss_late:.1f} MB from the middle to the last third")
-    write_report(args, samples, tally, baseline, rss_middle, rss_late, final, leaks)
+    write_report(args, samples, tally, baseline, (rss_middle, rss_late), (proxy_middle, proxy_late), final, leaks)
     return 1 if leaks or tally.lost else 0
 
 
-def write_report(args, samples, tally, baseline, rss_middle, rss_late, final, leaks) -> None:
+def write_report(args, samples, tally, baseline, hub_rss, proxy_rss, final, leaks) -> None:
+    rss_middle, rss_late = hub_rss
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     path = RESULTS / f"{stamp}-soak.md"
     lines = [
@@ -231,15 +257,20 @@ def write_report(args, samples, tally, baseline, rss_middle, rss_late, final, le
         f"{baseline.rss_mb:.1f} MB / {rss_middle:.1f} MB → {rss_late:.1f} MB / {final.rss_mb:.1f} MB |",
         f"| hub open fds: quiet after warm-up → quiet at the end (max during the run) | "
         f"{baseline.fds} → {final.fds} ({max(s.fds for s in samples)}) |",
-        f"| workspace containers running after the last stop | {final.running} |",
+        f"| proxy RSS: median of middle third → last third | {proxy_rss[0]:.1f} MB → {proxy_rss[1]:.1f} MB |",
+        f"| after the last stop: workspace containers (running) / volumes / networks | "
+        f"{final.containers} ({final.running}) / {final.volumes} / {final.networks} (one volume and network per user) |",
         f"| verdict | {'LEAK: ' + '; '.join(leaks) if leaks else ('LOST requests' if tally.lost else 'nothing leaked, nothing lost')} |",
         "",
         "## Samples (every 15 s)",
         "",
-        "| t (s) | hub RSS (MB) | hub fds | running | containers | networks |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| t (s) | hub RSS (MB) | hub fds | proxy RSS (MB) | running | containers | volumes | networks |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    lines += [f"| {s.t:.0f} | {s.rss_mb:.1f} | {s.fds} | {s.running} | {s.containers} | {s.networks} |" for s in samples]
+    lines += [
+        f"| {s.t:.0f} | {s.rss_mb:.1f} | {s.fds} | {s.proxy_rss_mb:.1f} | {s.running} | {s.containers} | {s.volumes} | {s.networks} |"
+        for s in samples
+    ]
     if tally.errors or tally.lost:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in (tally.lost + tally.errors)[:50]]
     path.write_text("\n".join(lines) + "\n")
