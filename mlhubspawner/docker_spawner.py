@@ -413,8 +413,8 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         host_config = await self._evaluated(self.extra_host_config)
         self.extra_create_kwargs = _deep_merge(create_kwargs, settings.create_kwargs)
         self.extra_host_config = _deep_merge(host_config, settings.host_config)
-        self._refuse_engine_socket(self.extra_host_config)
         try:
+            self._refuse_engine_socket(self.extra_host_config)
             return await super().create_object()
         finally:
             self.extra_create_kwargs, self.extra_host_config = saved

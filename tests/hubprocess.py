@@ -217,6 +217,18 @@ c.Spawner.start_timeout = 90
             self.wait_ready(user, server)
         return r
 
+    def spawn_refused(self, user: str, server: str = "", options: dict[str, Any] | None = None,
+                      token: str | None = None, status: int = 400) -> str:
+        """POST a spawn that must fail and return its message: from the response (which must
+        have *status*), or, when the failure came after the request returned (202), from the
+        hub's log once the server has stopped."""
+        r = self.spawn(user, server, options, token=token, wait=False)
+        if r.status_code in (201, 202):
+            self.wait_stopped(user, server)
+            return self.log_tail(200)
+        assert r.status_code == status, r.text
+        return r.json()["message"]
+
     def wait_ready(self, user: str, server: str = "", timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         model: dict[str, Any] | None = None
