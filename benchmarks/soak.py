@@ -97,7 +97,7 @@ def _containers(client: docker.DockerClient, *labels: str) -> list[dict]:
     return client.api.containers(all=True, filters={"label": list(labels)})
 
 
-def sample(hub: HubProcess, client: docker.DockerClient, t0: float) -> Sample:
+def sample(hub: HubProcess, client: docker.DockerClient, t0: float, proxy: int | None) -> Sample:
     pid = hub.proc.pid
     origin = f"mlhub.origin={hub.hub_name}"
     containers = _containers(client, origin)
@@ -109,7 +109,7 @@ def sample(hub: HubProcess, client: docker.DockerClient, t0: float) -> Sample:
         containers=len(containers),
         volumes=len(client.api.volumes(filters={"label": origin}).get("Volumes") or []),
         networks=len(client.api.networks(filters={"label": origin})),
-        proxy_rss_mb=_proc_rss_mb(proxy) if (proxy := _proxy_pid(pid)) else 0.0,
+        proxy_rss_mb=_proc_rss_mb(proxy) if proxy else 0.0,
     )
 
 
@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mlhub-soak-"))
     hub = HubProcess(workdir, claim_hub_name(f"{TEST_HUB_PREFIX}s{rng.randrange(16**4):04x}"),
                      env={"MLHUB_WORKSPACE_IMAGE": IMAGE, "CLEANUP_INTERVAL_SECONDS": "300"}).start()
+    proxy = _proxy_pid(hub.proc.pid)  # the same process for the whole run
     users = [f"soak{i:02d}" for i in range(args.users)]
     tokens = {u: hub.ensure_user(u) for u in users}
     user_locks = {u: threading.Lock() for u in users}
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     def sampler() -> None:
         while not stop_sampling.is_set():
-            samples.append(sample(hub, client, t0))
+            samples.append(sample(hub, client, t0, proxy))
             stop_sampling.wait(15)
 
     def use(user: str) -> None:
@@ -202,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         with cf.ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(warm_up, users[: args.workers]))
         time.sleep(5)
-        baseline = sample(hub, client, t0)
+        baseline = sample(hub, client, t0, proxy)
         threading.Thread(target=sampler, daemon=True).start()
         deadline = time.monotonic() + args.minutes * 60
         with cf.ThreadPoolExecutor(args.workers) as pool:
@@ -212,17 +213,14 @@ def run(args: argparse.Namespace) -> int:
             hub.stop_server(user)
         time.sleep(5)
         stop_sampling.set()
-        final = sample(hub, client, t0)
+        final = sample(hub, client, t0, proxy)
         samples.append(final)
     finally:
         hub.stop()
         remove_test_objects(client, hub.hub_name)
 
-    third = max(1, len(samples) // 3)
-    rss_middle = statistics.median(s.rss_mb for s in samples[third:-third] or samples)
-    rss_late = statistics.median(s.rss_mb for s in samples[-third:])
-    proxy_middle = statistics.median(s.proxy_rss_mb for s in samples[third:-third] or samples)
-    proxy_late = statistics.median(s.proxy_rss_mb for s in samples[-third:])
+    rss_middle, rss_late = _middle_and_late(samples, "rss_mb")
+    proxy_middle, proxy_late = _middle_and_late(samples, "proxy_rss_mb")
     leaks = []
     if final.containers:
         leaks.append(f"{final.containers} workspace containers left after every stop ({final.running} running)")
@@ -236,6 +234,13 @@ def run(args: argparse.Namespace) -> int:
         leaks.append(f"hub RSS still growing: {rss_middle:.1f} MB → {rss_late:.1f} MB from the middle to the last third")
     write_report(args, samples, tally, baseline, (rss_middle, rss_late), (proxy_middle, proxy_late), final, leaks)
     return 1 if leaks or tally.lost else 0
+
+
+def _middle_and_late(samples: list[Sample], field: str) -> tuple[float, float]:
+    """Medians of *field* over the middle and the last third of the run."""
+    third = max(1, len(samples) // 3)
+    values = [getattr(s, field) for s in samples]
+    return statistics.median(values[third:-third] or values), statistics.median(values[-third:])
 
 
 def write_report(args, samples, tally, baseline, hub_rss, proxy_rss, final, leaks) -> None:

@@ -239,9 +239,8 @@ def test_foreign_container_with_the_workspace_name_is_never_used(hub, docker_cli
         squatter.reload()
         assert squatter.status == "created"  # untouched
         # nothing half-made: the network this start created went with it
-        labels = {"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=henry"]}
-        assert docker_client.networks.list(filters=labels) == []
-        assert docker_client.containers.list(all=True, filters=labels) == []
+        left = objects_of(docker_client, hub.hub_name, "henry")
+        assert left["networks"] == [] and left["containers"] == [], left
     finally:
         squatter.remove(force=True)
 

@@ -20,7 +20,7 @@ from mlhubspawner.names import workspace_volume_name
 
 from .conftest import STOCK_IMAGE
 from .engine import engine_relay
-from .test_docker_spawner import through_proxy
+from .test_docker_spawner import objects_of, through_proxy
 
 MISSING_IMAGE = "mlhub/not-built-here:1"
 
@@ -32,15 +32,6 @@ def fault_hub(hub_factory):
         # notice dead workspaces within seconds (JupyterHub's default poll is 30 s)
         extra_config="c.Spawner.poll_interval = 2\n",
     )
-
-
-def _labelled(client: docker.DockerClient, hub, user: str) -> dict[str, list]:
-    labels = {"label": [f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}"]}
-    return {
-        "containers": client.containers.list(all=True, filters=labels),
-        "volumes": client.volumes.list(filters=labels),
-        "networks": client.networks.list(filters=labels),
-    }
 
 
 @pytest.mark.parametrize("how", ["killed", "removed"])
@@ -65,7 +56,7 @@ def test_missing_image_is_a_clear_error_and_leaves_nothing(fault_hub, docker_cli
     token = fault_hub.ensure_user("carol")
     message = fault_hub.spawn_refused("carol", "ws", {"image": MISSING_IMAGE}, token=token, status=400)
     assert f"image: '{MISSING_IMAGE}' is not on this Docker host" in message, message[-2000:]
-    assert _labelled(docker_client, fault_hub, "carol") == {"containers": [], "volumes": [], "networks": []}
+    assert objects_of(docker_client, fault_hub.hub_name, "carol") == {"containers": [], "networks": [], "volumes": [], "named": []}
     # and the user can start something else right away
     assert fault_hub.spawn("carol", "ws", {"image": STOCK_IMAGE}, token=token).status_code in (201, 202)
 
@@ -78,7 +69,7 @@ def test_network_name_taken_by_someone_else(fault_hub, docker_client):
         assert f"{fault_hub.hub_name}-dave" in message and "remove or rename it" in message, message[-2000:]
         foreign.reload()
         assert foreign.attrs.get("Labels") in (None, {}), "the foreign network was changed"
-        assert _labelled(docker_client, fault_hub, "dave")["containers"] == []
+        assert objects_of(docker_client, fault_hub.hub_name, "dave")["containers"] == []
     finally:
         foreign.remove()
     # once the name is free, dave's workspace starts
@@ -104,9 +95,8 @@ def test_volume_out_of_space_is_a_clear_error_and_leaves_nothing(small_disk_hub,
     message = hub.spawn_refused("erin", "big", {}, token=token, status=507)
     assert "No space left on device: its /workspace volume" in message, message[-2000:]
     assert repr(workspace_volume_name(hub.hub_name, "erin", "big")) in message, message[-2000:]
-    left = _labelled(docker_client, hub, "erin")
-    assert left == {"containers": [], "volumes": [], "networks": []}, left
-    assert docker_client.networks.list(names=[f"{hub.hub_name}-erin"]) == []
+    left = objects_of(docker_client, hub.hub_name, "erin")  # networks: by label and by name
+    assert left == {"containers": [], "networks": [], "volumes": [], "named": []}, left
     # a workspace without the volume starts on the same hub: nothing of the failure stands in the way
     r = hub.spawn("erin", "big", {"is_mount_volume": False}, token=token)
     assert r.status_code in (201, 202), r.text
@@ -151,7 +141,7 @@ def test_engine_unreachable_keeps_running_workspaces_and_refuses_spawns(hub_fact
         assert "The Docker engine does not answer, so sam's workspace was not started" in message, message[-2000:]
         assert "sam had no container to stop" in hub.log_tail(200)  # JupyterHub's cleanup of the failed start
         assert "Failed to cleanup sam's server" not in hub.log_tail(200)  # ... without a traceback
-        assert _labelled(docker_client, hub, "sam")["containers"] == []
+        assert objects_of(docker_client, hub.hub_name, "sam")["containers"] == []
 
         relay.restore()
         time.sleep(5)  # polls that reach the engine again

@@ -14,7 +14,7 @@ import urllib3
 
 from .conftest import new_hub_name
 from .hubprocess import free_port, remove_test_objects
-from .test_isolation import PROBE
+from .test_isolation import _can_connect
 from .web import login, signup
 
 HUB_IMAGE = "mlhub/mlhub:latest"
@@ -158,13 +158,10 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, 
 
     # from alice's workspace the hub container answers on its API port only: the cleanup and
     # SSH-keys services and the proxy's API (all running, see above) listen on its loopback
-    def reachable(port: int) -> bool:
-        return workspace.exec_run(["python3", "-c", PROBE, hub.hub_name, str(port)]).exit_code == 0
-
-    assert reachable(8081), "the probe itself is broken: the hub API must be reachable from a workspace"
+    assert _can_connect(workspace, hub.hub_name, 8081), "the probe itself is broken: the hub API must be reachable"
     for name, port in (("cleanup service", 8091), ("SSH keys web", 8092), ("proxy API", 8001)):
-        assert hub.container.exec_run(["python3", "-c", PROBE, "127.0.0.1", str(port)]).exit_code == 0, f"{name} not running"
-        assert not reachable(port), f"{name} reachable from a workspace"
+        assert _can_connect(hub.container, "127.0.0.1", port), f"{name} not running"
+        assert not _can_connect(workspace, hub.hub_name, port), f"{name} reachable from a workspace"
     assert workspace.exec_run(["test", "-e", "/var/run/docker.sock"]).exit_code != 0
     assert not any("docker.sock" in (m.get("Source") or "") for m in workspace.attrs["Mounts"])
 

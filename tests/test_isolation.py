@@ -18,6 +18,7 @@ from mlhubspawner.docker_objects import engine_socket_sources
 
 from .conftest import STOCK_IMAGE
 from .hubprocess import free_port
+from .test_docker_spawner import objects_of
 
 ADMIN_PASSWORD = "initial-Admin-pw"
 PROBE = "import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\nexcept OSError:\n    sys.exit(1)\n"
@@ -129,6 +130,4 @@ def test_a_config_that_mounts_the_docker_socket_starts_no_workspace(hub_factory,
     message = hub.spawn_refused("mallory", token=token, status=500)
     assert "mounts the Docker engine's socket into it (/var/run/docker.sock)" in message, message[-2000:]
     assert "allow_engine_socket" in message
-    labels = {"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=mallory"]}
-    assert docker_client.containers.list(all=True, filters=labels) == []
-    assert docker_client.networks.list(filters=labels) == []
+    assert objects_of(docker_client, hub.hub_name, "mallory") == {"containers": [], "networks": [], "volumes": [], "named": []}
