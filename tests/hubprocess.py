@@ -20,6 +20,11 @@ from typing import Any
 
 import docker
 import requests
+from jupyterhub.utils import subdomain_hook_idna
+
+from . import loopback
+
+loopback.install()
 
 REPO = Path(__file__).resolve().parent.parent
 LABEL_ORIGIN = "mlhub.origin"
@@ -107,7 +112,7 @@ class HubProcess:
         self.ssh_port = free_port()
         self.ssh_service_port = free_port()
         self.token = secrets.token_hex(16)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://localhost:{self.port}"
         self.env = dict(env or {})
         self.extra_config = extra_config
         self.config = config
@@ -185,6 +190,22 @@ c.Spawner.start_timeout = 90
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    @property
+    def user_subdomains(self) -> bool:
+        return self.env.get("MLHUB_USER_SUBDOMAINS", "true").lower() not in ("false", "0", "no", "off")
+
+    def user_origin(self, user: str) -> str:
+        """Where *user*'s workspaces are served: ``http://<user>.localhost:<port>`` with per-user
+        origins (the default), the hub's own URL without."""
+        if not self.user_subdomains:
+            return self.url
+        return f"http://{subdomain_hook_idna(user, 'localhost', 'user')}:{self.port}"
+
+    def user_url(self, user: str, server: str = "", path: str = "") -> str:
+        """URL of *user*'s workspace (``server`` named or default) plus *path*."""
+        base = f"{self.user_origin(user)}/user/{user}/" + (f"{server}/" if server else "")
+        return base + path.lstrip("/")
 
     # --- REST API -----------------------------------------------------------------------
 

@@ -1,0 +1,291 @@
+"""A workspace's user controls everything it serves; nothing they serve may act for a visitor.
+
+The attack (issue "Safe for untrusted users by default"): mallory replaces what answers at her
+workspace's URL — as a job (``EXECUTE_CODE``), through her own server config (kept in
+``/workspace`` by ``CONFIG_BACKUP_ENABLED``) or on a port under ``/proxy/<port>/`` — with a page
+whose script, opened by another user or the admin, reads the hub's pages for their ``_xsrf``
+value, creates an API token for them, reads their workspace, and tosses mallory's own login
+cookie at the hub. Real Chromium, real hub, real containers.
+
+Per-user origins (the default) put her page on ``mallory.localhost``, a different origin from
+the hub (``localhost``) and from every other user's workspaces, so each step fails.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from mlhubspawner.names import workspace_name
+
+from .conftest import WORKSPACE_IMAGE
+from .hubprocess import HubProcess
+from .test_ui import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_FLAGS
+from .web import login, page_xsrf
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.timeout(900)
+
+VICTIM_PASSWORD = "victim-Password-1"
+MALLORY_PASSWORD = "mallory-Password-1"
+EVIL_PORT = 9123
+
+#: The hostile page. Every step is tried both relative to the page's own origin and on the
+#: hub's URL; the outcome of each is recorded in ``window.attackResult``.
+EVIL_PAGE = """<!doctype html><html><head><title>cat pictures</title></head><body>
+<p>nothing to see</p>
+<script>
+(async () => {
+  const q = new URLSearchParams(location.search);
+  const victim = q.get("victim"), hub = q.get("hub"), toss = q.get("toss");
+  const out = {origin: location.origin, steps: {}};
+  async function attempt(name, url, init) {
+    try {
+      const r = await fetch(url, Object.assign({credentials: "include"}, init || {}));
+      const text = await r.text();
+      out.steps[name] = {status: r.status, url: r.url, text: text.slice(0, 4000)};
+      return text;
+    } catch (e) {
+      out.steps[name] = {status: 0, error: String(e)};
+      return "";
+    }
+  }
+  for (const [where, base] of [["here", ""], ["hub", hub]]) {
+    const home = await attempt(where + ":home", base + "/hub/home");
+    const m = home.match(/name="_xsrf" value="([^"]+)"/) || home.match(/xsrf_token: "([^"]+)"/);
+    const xsrf = m ? m[1] : "";
+    await attempt(where + ":token", base + "/hub/api/users/" + victim + "/tokens?_xsrf=" + encodeURIComponent(xsrf), {
+      method: "POST", headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf},
+      body: JSON.stringify({note: "stolen"})});
+    await attempt(where + ":files", base + "/user/" + victim + "/api/contents");
+  }
+  // cookie tossing: mallory's own login cookie, for the hub, from this page
+  const host = new URL(hub).hostname;
+  for (const name of ["jupyterhub-hub-login", "__Host-jupyterhub-hub-login"]) {
+    for (const attrs of ["; path=/hub/", "; path=/hub/home", "; domain=" + host + "; path=/hub/",
+                         "; domain=" + host + "; path=/; secure"]) {
+      document.cookie = name + "=" + toss + attrs;
+    }
+  }
+  window.attackResult = out;
+  window.attackDone = true;
+})();
+</script></body></html>
+"""
+
+#: Mallory's server: answers every path of every request with the hostile page, no login.
+EVIL_SERVER = textwrap.dedent(
+    """
+    import http.server, os, sys
+    PAGE = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "evil.html"), "rb").read()
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(PAGE)
+        do_POST = do_GET
+        def log_message(self, *args):
+            pass
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8888
+    http.server.ThreadingHTTPServer(("0.0.0.0", port), Evil).serve_forever()
+    """
+)
+
+#: Mallory's own server config: replaces jupyterhub-singleuser with her server.
+EVIL_CONFIG = 'import os, sys\nos.execvp(sys.executable, [sys.executable, "/workspace/evil.py"])\n'
+
+
+def _exec(docker_client, container: str, script: str) -> None:
+    result = docker_client.containers.get(container).exec_run(["bash", "-c", script], user="1000")
+    assert result.exit_code == 0, result.output.decode(errors="replace")
+
+
+def _write_evil_files(docker_client, container: str, with_config: bool = False) -> None:
+    script = (
+        f"cat > /workspace/evil.html <<'EOF_HTML'\n{EVIL_PAGE}\nEOF_HTML\n"
+        f"cat > /workspace/evil.py <<'EOF_PY'\n{EVIL_SERVER}\nEOF_PY\n"
+    )
+    if with_config:
+        script += (
+            "mkdir -p /workspace/.workspace/config-backup/.jupyter\n"
+            "cat > /workspace/.workspace/config-backup/.jupyter/jupyter_server_config.py <<'EOF_CFG'\n"
+            f"{EVIL_CONFIG}EOF_CFG\n"
+        )
+    _exec(docker_client, container, script)
+
+
+def _container(hub: HubProcess, user: str, server: str) -> str:
+    return workspace_name(hub.hub_name, user, server)
+
+
+def _follow(url: str, token: str) -> requests.Response:
+    """GET *url* as mallory, following redirects to other hosts with her token (requests drops
+    it there); the last answer."""
+    for _ in range(10):
+        reply = requests.get(url, headers={"Authorization": f"token {token}"}, allow_redirects=False, timeout=30)
+        if reply.status_code not in (301, 302, 303, 307, 308):
+            return reply
+        url = requests.compat.urljoin(url, reply.headers["Location"])
+    return reply
+
+
+def _create_user(admin: requests.Session, hub: HubProcess, name: str, password: str) -> None:
+    _, xsrf = page_xsrf(admin, f"{hub.url}/hub/workspaces")
+    reply = admin.post(
+        f"{hub.url}/hub/workspaces/users",
+        data={"_xsrf": xsrf, "name": name, "password": password},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert reply.status_code == 302 and "created=" in reply.headers["Location"], reply.headers.get("Location")
+
+
+def _login_cookie(hub: HubProcess, name: str, password: str) -> str:
+    session = login(hub.url, name, password)
+    for cookie in session.cookies:
+        if cookie.name.endswith("jupyterhub-hub-login"):
+            return cookie.value
+    raise AssertionError(f"no login cookie for {name}: {[c.name for c in session.cookies]}")
+
+
+@pytest.fixture(scope="module")
+def attack(hub_factory, docker_client) -> Iterator[dict]:
+    hub = hub_factory(env={"MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLHUB_WORKSPACE_IMAGE": WORKSPACE_IMAGE})
+    admin = login(hub.url, "admin", ADMIN_PASSWORD)
+    _create_user(admin, hub, "victim", VICTIM_PASSWORD)
+    _create_user(admin, hub, "mallory", MALLORY_PASSWORD)
+    hub.ensure_user("victim")
+    mallory = hub.ensure_user("mallory")
+    options = {"image": WORKSPACE_IMAGE, "mem_limit": "1g"}
+
+    # the victim has a workspace with a private file in it
+    assert hub.spawn("victim", "", options).status_code in (201, 202)
+    _exec(docker_client, f"{hub.hub_name}-victim", "echo secret > /workspace/private.txt")
+
+    # route 1: a job (EXECUTE_CODE) that serves the page on the server's port
+    assert hub.spawn("mallory", "job", options, token=mallory).status_code in (201, 202)
+    _write_evil_files(docker_client, _container(hub, "mallory", "job"))
+    hub.stop_server("mallory", "job")
+    job_options = {**options, "env": {"EXECUTE_CODE": "/workspace/evil.py"}}
+    assert hub.spawn("mallory", "job", job_options, token=mallory).status_code in (201, 202)
+
+    # route 2: her own server config (kept in /workspace), then a restart
+    assert hub.spawn("mallory", "cfg", options, token=mallory).status_code in (201, 202)
+    _write_evil_files(docker_client, _container(hub, "mallory", "cfg"), with_config=True)
+    hub.stop_server("mallory", "cfg")
+    assert hub.spawn("mallory", "cfg", options, token=mallory).status_code in (201, 202)
+
+    # route 3: any port of her running workspace, under /proxy/<port>/
+    assert hub.spawn("mallory", "port", options, token=mallory).status_code in (201, 202)
+    name = _container(hub, "mallory", "port")
+    _write_evil_files(docker_client, name)
+    docker_client.containers.get(name).exec_run(
+        ["python3", "/workspace/evil.py", str(EVIL_PORT)], user="1000", detach=True
+    )
+
+    # the links mallory sends: her workspace's address on the hub
+    urls = {
+        "job": f"{hub.url}/user/mallory/job/anything",
+        "config": f"{hub.url}/user/mallory/cfg/tree",
+        "proxy": f"{hub.url}/user/mallory/port/proxy/{EVIL_PORT}/cats.html",
+    }
+    # each route really serves the hostile page
+    for route, url in urls.items():
+        deadline = time.monotonic() + 60
+        while True:
+            reply = _follow(url, mallory)
+            if "attackResult" in reply.text or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert "attackResult" in reply.text, f"{route}: {reply.status_code} {reply.text[:300]}"
+    yield {"hub": hub, "urls": urls, "toss": _login_cookie(hub, "mallory", MALLORY_PASSWORD)}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def _browser_login(context, hub: HubProcess, name: str, password: str):
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(lambda url: "/hub/login" not in url)
+    return page
+
+
+def _open_attack(page, attack: dict, url: str, victim: str) -> dict | None:
+    """Open the link; the page's result, or None when the page never ran for this visitor."""
+    hub: HubProcess = attack["hub"]
+    query = f"victim={victim}&hub={hub.url}&toss={attack['toss']}"
+    page.goto(f"{url}?{query}", wait_until="commit")
+    try:
+        page.wait_for_function("window.attackDone === true", timeout=30_000)
+    except playwright_sync.TimeoutError:
+        return None  # e.g. the visitor may not use mallory's server: her page never loaded
+    return page.evaluate("window.attackResult")
+
+
+def _logged_in_as(page, hub: HubProcess) -> str:
+    page.goto(f"{hub.url}/hub/home")
+    return page.evaluate("window.jhdata && window.jhdata.user || ''")
+
+
+def _stolen_tokens(hub: HubProcess, victim: str) -> list[dict]:
+    reply = hub.api("GET", f"/users/{victim}/tokens")
+    assert reply.status_code == 200, reply.text
+    return [t for t in reply.json()["api_tokens"] if t.get("note") == "stolen"]
+
+
+ROUTES = ("job", "config", "proxy")
+
+
+@pytest.mark.parametrize("victim,password", [("victim", VICTIM_PASSWORD), ("admin", ADMIN_PASSWORD)])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_workspace_page_cannot_act_for_its_visitor(attack, browser, route, victim, password):
+    hub: HubProcess = attack["hub"]
+    context = browser.new_context()
+    stolen_before = len(_stolen_tokens(hub, victim))
+    try:
+        page = _browser_login(context, hub, victim, password)
+        result = _open_attack(page, attack, attack["urls"][route], victim)
+        if result is not None:
+            steps = result["steps"]
+            # it runs on mallory's own origin, not the hub's
+            assert result["origin"] != hub.url, json.dumps(result)[:2000]
+            for where in ("here", "hub"):
+                home = steps[f"{where}:home"]
+                assert f'user: "{victim}"' not in home.get("text", ""), f"{where}: read {victim}'s hub page"
+                assert steps[f"{where}:token"].get("status") not in (200, 201), f"{where}: made a token"
+                assert "private.txt" not in steps[f"{where}:files"].get("text", ""), f"{where}: read files"
+        assert len(_stolen_tokens(hub, victim)) == stolen_before, f"a token was made for {victim}"
+        # the tossed cookie did not replace the visitor's session
+        assert _logged_in_as(page, hub) == victim
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_workspace_page_cannot_log_a_visitor_in_as_its_owner(attack, browser, route):
+    hub: HubProcess = attack["hub"]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        _open_attack(page, attack, attack["urls"][route], "nobody")
+        assert _logged_in_as(page, hub) == "", "a cookie set by mallory's page logged the visitor in as her"
+    finally:
+        context.close()
