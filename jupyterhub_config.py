@@ -77,6 +77,28 @@ elif _hub_container:
     c.MLHubDockerSpawner.hub_container = _hub_container
 else:
     c.JupyterHub.hub_ip = settings.hub_ip or _gateway
+# --- Origins: each user's workspaces on their own origin (docs/decisions/per-user-origins.md)
+from mlhubspawner.origins import (  # noqa: E402
+    PLAIN_HTTP_WARNING,
+    SINGLE_ORIGIN_WARNING,
+    is_loopback_name,
+    refuse_hub_pages_on_user_origins,
+    subdomain_hook,
+)
+
+c.JupyterHub.public_url = settings.public_url
+if settings.user_subdomains:
+    # <user>.<host> for workspaces, the hub's own host for the hub and its services
+    c.JupyterHub.subdomain_host = settings.public_url
+    c.JupyterHub.subdomain_hook = subdomain_hook
+    refuse_hub_pages_on_user_origins()
+    if settings.public_https:
+        # __Host- cookies: no sibling origin can set them (cookie tossing)
+        c.JupyterHub.cookie_host_prefix_enabled = True
+    elif not is_loopback_name(settings.public_host):
+        print(f"[mlhub] WARNING: {PLAIN_HTTP_WARNING.format(host=settings.public_host)}", file=sys.stderr)
+else:
+    print(f"[mlhub] WARNING: {SINGLE_ORIGIN_WARNING}", file=sys.stderr)
 c.JupyterHub.db_url = settings.db_url
 c.JupyterHub.cookie_secret_file = os.path.join(settings.data_dir, "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = os.path.join(settings.data_dir, "jupyterhub-proxy.pid")
@@ -238,6 +260,7 @@ c.JupyterHub.template_vars = {
         "ssh_enabled": settings.start_ssh,
         "ssh_port": settings.ssh_port,
         "ssh_host": settings.ssh_public_host,
+        "single_origin_warning": "" if settings.user_subdomains else SINGLE_ORIGIN_WARNING,
     },
     **(_template_vars if isinstance(_template_vars, dict) else {}),
 }

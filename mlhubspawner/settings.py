@@ -7,6 +7,7 @@ nothing else in MLHub reads ``os.environ``. The README's table lists the same va
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -70,6 +71,17 @@ class HubSettings:
     volume_size: str = "10Gi"
     gpu_node_selector: tuple[tuple[str, str], ...] = ()
     gpu_tolerations: tuple[tuple[tuple[str, Any], ...], ...] = ()
+    public_url: str = ""
+    user_subdomains: bool = True
+
+    @property
+    def public_host(self) -> str:
+        """Host name of the public URL (no port): the hub's domain, parent of the users' ones."""
+        return urlparse(self.public_url).hostname or ""
+
+    @property
+    def public_https(self) -> bool:
+        return self.public_url.startswith("https://")
 
 
 def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -181,6 +193,37 @@ def _host(text: str) -> str:
     return text
 
 
+def _public_url(text: str) -> str:
+    text = text.strip().rstrip("/")
+    parsed = urlparse(text)
+    message = "must be the URL people open, http:// or https:// with a host name and no path, e.g. https://hub.example.org"
+    try:
+        parsed.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ValueError(message) from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path or parsed.query or parsed.fragment:
+        raise ValueError(message)
+    if parsed.username or parsed.password:
+        raise ValueError(message)
+    return text
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def default_public_url(port: int, ssl_enabled: bool) -> str:
+    """``http(s)://localhost[:port]``: browsers resolve ``*.localhost`` to loopback, so per-user
+    origins work on the quick start without any DNS set-up."""
+    scheme = "https" if ssl_enabled else "http"
+    default_port = 443 if ssl_enabled else 80
+    return f"{scheme}://localhost" + ("" if port == default_port else f":{port}")
+
+
 def _json_labels(text: str) -> tuple[tuple[str, str], ...]:
     try:
         value = json.loads(text)
@@ -265,6 +308,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_VOLUME_SIZE": ("volume_size", _quantity),
     "MLHUB_GPU_NODE_SELECTOR": ("gpu_node_selector", _json_labels),
     "MLHUB_GPU_TOLERATIONS": ("gpu_tolerations", _json_tolerations),
+    "MLHUB_PUBLIC_URL": ("public_url", _public_url),
+    "MLHUB_USER_SUBDOMAINS": ("user_subdomains", parse_bool),
 }
 
 
@@ -292,10 +337,16 @@ def read_settings(environ: Mapping[str, str], default_data_dir: str) -> HubSetti
             "needs MLHUB_SSL_CERT and MLHUB_SSL_KEY (the hub container sets them: a mounted "
             "/resources/ssl/cert.crt and cert.key, or a generated certificate)"
         )
+    if settings.user_subdomains and settings.public_url and _is_ip(urlparse(settings.public_url).hostname or ""):
+        errors["MLHUB_PUBLIC_URL"] = (
+            "per-user origins need a host name with wildcard DNS (an IP address has no subdomains); "
+            "use a name such as localhost or hub.example.org, or set MLHUB_USER_SUBDOMAINS=false"
+        )
     if not (settings.start_jhub or settings.start_chp):
         errors["START_JHUB"] = "START_JHUB and START_CHP are both false: nothing to start"
     if errors:
         raise SettingsError(errors)
     data_dir = settings.data_dir or default_data_dir
     db_url = settings.db_url or "sqlite:///" + os.path.join(data_dir, "jupyterhub.sqlite")
-    return HubSettings(**{**settings.__dict__, "data_dir": data_dir, "db_url": db_url})
+    public_url = settings.public_url or default_public_url(settings.port, settings.ssl_enabled)
+    return HubSettings(**{**settings.__dict__, "data_dir": data_dir, "db_url": db_url, "public_url": public_url})

@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import re
+from http.cookiejar import DefaultCookiePolicy
 
 import requests
+
+
+class BrowserCookiePolicy(DefaultCookiePolicy):
+    """Cookies as browsers keep them for ``localhost``: with per-user origins the hub sets its
+    session cookie with ``Domain=localhost``, which Chromium keeps as a cookie of that one host
+    (``localhost`` is a reserved top-level name) and Python's cookie jar refuses. Requests
+    copies the session's cookies into a jar with the default policy for every request, so
+    the cookie is stored host-only here rather than checked specially on the way out."""
+
+    def set_ok_domain(self, cookie, request) -> bool:  # type: ignore[no-untyped-def]
+        if cookie.domain.lstrip(".") == "localhost" and request.host.split(":")[0] == "localhost":
+            cookie.domain, cookie.domain_specified, cookie.domain_initial_dot = "localhost.local", False, False
+            return True
+        return super().set_ok_domain(cookie, request)
 
 
 def _xsrf(page: requests.Response) -> str:
@@ -15,6 +30,7 @@ def _xsrf(page: requests.Response) -> str:
 
 def new_session(verify: bool = True) -> requests.Session:
     session = requests.Session()
+    session.cookies.set_policy(BrowserCookiePolicy())
     if not verify:
         session.verify = False
         session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would override verify=False
