@@ -201,6 +201,7 @@ if settings.start_ssh:
                 "MLHUB_SSH_IP": settings.ip,
                 "MLHUB_SSH_PORT": str(settings.ssh_port),
                 "MLHUB_SSH_PUBLIC_HOST": settings.ssh_public_host,
+                "MLHUB_PUBLIC_URL": settings.public_url,
                 "MLHUB_SSH_TOKEN_AUTH": str(settings.ssh_token_auth).lower(),
                 "MLHUB_EXECUTION_MODE": settings.execution_mode,
                 "MLHUB_NAMESPACE": settings.namespace or "default",

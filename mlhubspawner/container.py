@@ -71,23 +71,35 @@ def resolve_own_name(hub_name: str, hosts: Path = Path("/etc/hosts")) -> None:
         f.write(f"127.0.0.1\t{hub_name}\n")
 
 
-def ensure_certificate(data_dir: Path) -> tuple[str, str]:
-    """A mounted certificate, or a self-signed one generated once and kept in /data/ssl."""
+def certificate_names(public_host: str) -> list[str]:
+    """Names a generated certificate covers: the public host and, for per-user origins, every
+    user's subdomain of it (``*.<host>``)."""
+    return [public_host, f"*.{public_host}"]
+
+
+def ensure_certificate(data_dir: Path, public_host: str) -> tuple[str, str]:
+    """A mounted certificate, or a self-signed one kept in /data/ssl, generated on first start
+    and again when the public host changes (it covers ``<host>`` and ``*.<host>``)."""
     if MOUNTED_CERT.is_file() and MOUNTED_KEY.is_file():
         say(f"SSL: using the certificate mounted at {MOUNTED_CERT.parent}")
         return str(MOUNTED_CERT), str(MOUNTED_KEY)
     ssl_dir = data_dir / "ssl"
-    cert, key = ssl_dir / "cert.crt", ssl_dir / "cert.key"
-    if not (cert.is_file() and key.is_file()):
+    cert, key, names_file = ssl_dir / "cert.crt", ssl_dir / "cert.key", ssl_dir / "cert.names"
+    names = certificate_names(public_host)
+    current = names_file.read_text().split() if names_file.is_file() else []
+    if not (cert.is_file() and key.is_file()) or current != names:
         ssl_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-             "-subj", f"/CN={socket.gethostname()}/O=MLHub self-signed",
+             "-subj", f"/CN={public_host}/O=MLHub self-signed",
+             "-addext", "subjectAltName=" + ",".join(f"DNS:{name}" for name in names),
              "-keyout", str(key), "-out", str(cert)],
             check=True, capture_output=True,
         )
         key.chmod(0o600)
-        say(f"SSL: generated a self-signed certificate in {ssl_dir} (browsers will ask to trust it)")
+        names_file.write_text(" ".join(names) + "\n")
+        say(f"SSL: generated a self-signed certificate for {', '.join(names)} in {ssl_dir} "
+            "(browsers will ask to trust it)")
     return str(cert), str(key)
 
 
@@ -124,7 +136,8 @@ def main() -> None:
         resolve_own_name(settings.hub_name)
     if ssl:
         env["SSL_ENABLED"] = "true"
-        env["MLHUB_SSL_CERT"], env["MLHUB_SSL_KEY"] = ensure_certificate(data_dir)
+        # the public URL's host is the same with or without SSL (read above without it)
+        env["MLHUB_SSL_CERT"], env["MLHUB_SSL_KEY"] = ensure_certificate(data_dir, settings.public_host)
     if settings.start_jhub:
         env["MLHUB_ADMIN_PASSWORD"] = initial_admin_password(settings, data_dir)
 
@@ -139,6 +152,8 @@ def main() -> None:
         args = [chp, "--ip", settings.ip, "--port", str(settings.port), "--api-ip", settings.proxy_api_ip,
                 "--api-port", "8001", "--default-target", settings.hub_url,
                 "--error-target", settings.hub_url + "/hub/error"]
+        if settings.user_subdomains:
+            args.append("--host-routing")  # what JupyterHub passes when it starts the proxy itself
         if env.get("SSL_ENABLED") == "true":
             args += ["--ssl-key", env["MLHUB_SSL_KEY"], "--ssl-cert", env["MLHUB_SSL_CERT"]]
         args += shlex.split(env.get("ADDITIONAL_ARGS", ""))

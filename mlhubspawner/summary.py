@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 SECONDS_PER_DAY = 24 * 3600
 
@@ -94,7 +95,7 @@ def tools_for(image: str, tool_images: list[str] | tuple[str, ...], url: str) ->
     full = image.endswith(":full")
     return tuple(
         # noVNC finds its WebSocket by a path from the host's root
-        (label, f"{url}tools/" + path.replace("{url}", url.lstrip("/")))
+        (label, f"{url}tools/" + path.replace("{url}", urlparse(url).path.lstrip("/")))
         for path, label in WORKSPACE_TOOLS
         if not path.startswith("desktop") or full
     )

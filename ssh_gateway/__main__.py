@@ -84,7 +84,7 @@ async def main() -> None:
         keepalive_interval=60,
         login_timeout=60,
     )
-    app = make_app(Context(keys, hub, config.prefix, config.ssh_port, config.public_host), secrets.token_bytes(32))
+    app = make_app(Context(keys, hub, config.prefix, config.ssh_port, config.public_host, config.public_url), secrets.token_bytes(32))
     url = urlparse(config.service_url)
     app.listen(url.port or 80, listen_address(url.hostname))
     log.info(

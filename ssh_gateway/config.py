@@ -21,6 +21,7 @@ class GatewayConfig:
     ssh_ip: str
     ssh_port: int
     public_host: str
+    public_url: str
     data_dir: str
     keys_db_url: str
     token_auth: bool
@@ -74,6 +75,7 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
         ssh_ip=environ.get("MLHUB_SSH_IP") or "",
         ssh_port=ssh_port,
         public_host=environ.get("MLHUB_SSH_PUBLIC_HOST") or "",
+        public_url=(environ.get("MLHUB_PUBLIC_URL") or "").rstrip("/"),
         data_dir=data_dir,
         keys_db_url=environ.get("MLHUB_SSH_KEYS_DB_URL") or "sqlite:///" + os.path.join(data_dir, "ssh-keys.sqlite"),
         token_auth=token_auth,

@@ -34,12 +34,22 @@ _templates = jinja2.Environment(
 class Context:
     """What every handler needs."""
 
-    def __init__(self, keys: KeyStore, hub: GatewayHub, prefix: str, ssh_port: int, public_host: str):
+    def __init__(
+        self, keys: KeyStore, hub: GatewayHub, prefix: str, ssh_port: int, public_host: str, public_url: str = ""
+    ):
         self.keys = keys
         self.hub = hub
         self.prefix = prefix
         self.ssh_port = ssh_port
         self.public_host = public_host
+        #: the hub's public URL (MLHUB_PUBLIC_URL): links and the setup script use its scheme
+        self.public_url = public_url
+
+
+def page_base(ctx: Context, request: Any) -> str:
+    """``scheme://host[:port]`` of the hub as people reach it: the configured public URL (so an
+    HTTPS hub behind a TLS proxy hands out https:// links), else what this request came by."""
+    return ctx.public_url or f"{request.protocol}://{request.host}"
 
 
 def ssh_host(ctx: Context, request_host: str) -> str:
@@ -155,7 +165,7 @@ class PageHandler(BaseHandler):
         servers = []
         for name, server in sorted((model.get("servers") or {}).items()):
             info = connection_info(Target(user, name), host, self.ctx.ssh_port)
-            setup = self.request.protocol + "://" + self.request.host + url_path_join(
+            setup = page_base(self.ctx, self.request) + url_path_join(
                 self.ctx.prefix, "setup.sh"
             ) + "?login=" + quote(info["login"], safe="")
             info["setup"] = f"curl -fsSL {shlex.quote(setup)} | sh"
@@ -226,7 +236,7 @@ class SetupScriptHandler(web.RequestHandler):
         for value in (info["login"], host):
             if not all(ch.isalnum() or ch in "._-,@+" for ch in value):
                 raise web.HTTPError(400, "login: only letters, digits and ._-,@+ can go into a script")
-        page = self.request.protocol + "://" + self.request.host + self.ctx.prefix
+        page = page_base(self.ctx, self.request) + self.ctx.prefix
         self.set_header("Content-Type", "text/x-shellscript; charset=utf-8")
         self.finish(SETUP_SCRIPT.format(alias=info["alias"], login=info["login"], host=host, port=self.ctx.ssh_port, page=page))
 

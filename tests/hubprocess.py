@@ -8,6 +8,7 @@ file that registers an admin service token for the tests. Nothing is mocked.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import docker
 import requests
@@ -93,6 +95,22 @@ def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None
             volume.remove(force=True)
 
 
+def user_origin(hub_url: str, user: str, subdomains: bool = True) -> str:
+    """Where *user*'s workspaces are served: ``http://<user>.localhost:<port>`` with per-user
+    origins (the default; JupyterHub's IDNA names), the hub's own URL without."""
+    if not subdomains:
+        return hub_url
+    parsed = urlparse(hub_url)
+    return parsed._replace(netloc=f"{subdomain_hook_idna(user, parsed.hostname, 'user')}:{parsed.port}").geturl()
+
+
+def address(hub_url: str, path: str, subdomains: bool = True) -> str:
+    """Absolute URL of *path* on a hub: ``/user/<name>/...`` on that user's origin, everything
+    else on the hub's."""
+    match = re.match(r"/user/([^/?#]+)", path)
+    return (user_origin(hub_url, match.group(1), subdomains) if match else hub_url) + path
+
+
 class HubProcess:
     """Start, stop and talk to one hub."""
 
@@ -112,8 +130,12 @@ class HubProcess:
         self.ssh_port = free_port()
         self.ssh_service_port = free_port()
         self.token = secrets.token_hex(16)
-        self.url = f"http://localhost:{self.port}"
         self.env = dict(env or {})
+        #: HTTPS with a self-signed certificate when SSL is on (requests then skip verification)
+        self.verify = self.env.get("SSL_ENABLED", "false").lower() != "true"
+        scheme = "http" if self.verify else "https"
+        #: the host browsers use; ``localhost`` unless a test names another (``*.mlhub.test``)
+        self.url = f"{scheme}://{self.env.pop('MLHUB_TEST_HOST', 'localhost')}:{self.port}"
         self.extra_config = extra_config
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
@@ -147,6 +169,7 @@ c.Spawner.start_timeout = 90
             "MLHUB_SSH_PORT": str(self.ssh_port),
             "MLHUB_SSH_SERVICE_PORT": str(self.ssh_service_port),
             "MLHUB_USER_CONFIG": str(self._write_overrides()),
+            "MLHUB_PUBLIC_URL": self.url,
             **self.env,
         }
         log = open(self.log_path, "ab")
@@ -164,7 +187,7 @@ c.Spawner.start_timeout = 90
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}/hub/api/", timeout=2, verify=self.verify).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
@@ -196,22 +219,22 @@ c.Spawner.start_timeout = 90
         return self.env.get("MLHUB_USER_SUBDOMAINS", "true").lower() not in ("false", "0", "no", "off")
 
     def user_origin(self, user: str) -> str:
-        """Where *user*'s workspaces are served: ``http://<user>.localhost:<port>`` with per-user
-        origins (the default), the hub's own URL without."""
-        if not self.user_subdomains:
-            return self.url
-        return f"http://{subdomain_hook_idna(user, 'localhost', 'user')}:{self.port}"
+        return user_origin(self.url, user, self.user_subdomains)
 
     def user_url(self, user: str, server: str = "", path: str = "") -> str:
         """URL of *user*'s workspace (``server`` named or default) plus *path*."""
         base = f"{self.user_origin(user)}/user/{user}/" + (f"{server}/" if server else "")
         return base + path.lstrip("/")
 
+    def at(self, path: str) -> str:
+        return address(self.url, path, self.user_subdomains)
+
     # --- REST API -----------------------------------------------------------------------
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"token {token or self.token}"}
         kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("verify", self.verify)
         return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
 
     def ensure_user(self, name: str, admin: bool = False) -> str:

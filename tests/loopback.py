@@ -1,4 +1,5 @@
-"""Resolve ``localhost`` and ``*.localhost`` to 127.0.0.1 in the test process, as browsers do.
+"""Resolve ``localhost`` and ``*.localhost`` (and ``*.mlhub.test``) to 127.0.0.1 in the test
+process, as browsers do for the first two.
 
 Per-user origins put each user's workspaces on ``<user>.localhost``; Chromium resolves those
 names to loopback by itself, glibc does not. Only these reserved names are mapped; everything
@@ -13,8 +14,15 @@ from typing import Any
 _real_getaddrinfo = socket.getaddrinfo
 
 
+#: Reserved test domain (RFC 6761) for hubs that need a host name other than localhost, as in a
+#: real deployment; Chromium is told the same with --host-resolver-rules.
+TEST_DOMAIN = "mlhub.test"
+
+
 def is_loopback_name(host: object) -> bool:
-    return isinstance(host, str) and (host == "localhost" or host.endswith(".localhost"))
+    return isinstance(host, str) and (
+        host in ("localhost", TEST_DOMAIN) or host.endswith((".localhost", "." + TEST_DOMAIN))
+    )
 
 
 def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:

@@ -111,7 +111,7 @@ def _call(hub, route: Route, caller: str) -> requests.Response:
         headers["Authorization"] = f"token {hub.tokens[caller]}"
     deadline = time.monotonic() + 90
     while True:
-        r = http.request(route.method, f"{hub.url}{route.path}", headers=headers, json=route.json,
+        r = http.request(route.method, hub.at(route.path), headers=headers, json=route.json,
                              data=form, allow_redirects=False, timeout=60)
         # tools and the test server may take a moment to start: retry gateway errors
         if r.status_code not in (502, 503, 504) or time.monotonic() > deadline:

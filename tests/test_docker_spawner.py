@@ -36,7 +36,7 @@ def objects_of(client: docker.DockerClient, hub_name: str, user: str) -> dict[st
 
 def through_proxy(hub, user: str, server: str, token: str, path: str = "api/status") -> requests.Response:
     prefix = f"/user/{user}/{server}/" if server else f"/user/{user}/"
-    return requests.get(f"{hub.url}{prefix}{path}", headers={"Authorization": f"token {token}"}, timeout=30)
+    return requests.get(hub.at(f"{prefix}{path}"), headers={"Authorization": f"token {token}"}, timeout=30)
 
 
 def exec_python(container, code: str) -> tuple[int, str]:

@@ -168,8 +168,24 @@ def test_gpu_scheduling_is_passed_as_json():
 
 def test_tls_ingress_and_tls_at_the_proxy():
     (ingress,) = by_kind(render(example("tls-ingress")), "Ingress").values()
-    assert ingress["spec"]["tls"] == [{"hosts": ["mlhub.example.org"], "secretName": "mlhub-example-org-tls"}]
-    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == f"{FULL}-proxy-public"
+    # per-user origins: the hub's host and every user's subdomain, one certificate for both
+    hosts = ["mlhub.example.org", "*.mlhub.example.org"]
+    assert ingress["spec"]["tls"] == [{"hosts": hosts, "secretName": "mlhub-example-org-tls"}]
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == hosts
+    for rule in ingress["spec"]["rules"]:
+        assert rule["http"]["paths"][0]["backend"]["service"]["name"] == f"{FULL}-proxy-public"
+    docs = render(example("tls-ingress"))
+    for pod in ("hub", "proxy"):
+        env = env_of(by_kind(docs, "Deployment")[f"{FULL}-{pod}"])
+        assert env["MLHUB_PUBLIC_URL"]["value"] == "https://mlhub.example.org"
+        assert env["MLHUB_USER_SUBDOMAINS"]["value"] == "true"
+    # turned off: one host, and the hub is told
+    off = render({**example("tls-ingress"), "userSubdomains": False, "publicUrl": "https://hub.example.org:8443"})
+    (ingress,) = by_kind(off, "Ingress").values()
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == ["mlhub.example.org"]
+    env = env_of(by_kind(off, "Deployment")[f"{FULL}-hub"])
+    assert env["MLHUB_USER_SUBDOMAINS"]["value"] == "false"
+    assert env["MLHUB_PUBLIC_URL"]["value"] == "https://hub.example.org:8443"
     docs = render(example("loadbalancer-ssl"))
     proxy = by_kind(docs, "Deployment")[f"{FULL}-proxy"]
     assert env_of(proxy)["SSL_ENABLED"]["value"] == "true"
@@ -200,6 +216,8 @@ def test_secrets_are_generated_unless_given():
         ({"ssh": {"service": {"type": "Public"}}}, "type"),
         ({"workspaces": {"maxGpus": -2}}, "maxGpus"),
         ({"workspaces": {"unknownKnob": 1}}, "unknownKnob"),
+        ({"publicUrl": "hub.example.org/jupyter"}, "publicUrl"),
+        ({"userSubdomains": "yes"}, "userSubdomains"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(values, field):

@@ -13,7 +13,7 @@ import requests
 import urllib3
 
 from .conftest import new_hub_name
-from .hubprocess import free_port, remove_test_objects
+from .hubprocess import address, free_port, remove_test_objects
 from .test_isolation import _can_connect
 from .web import login, signup
 
@@ -29,12 +29,12 @@ class HubContainer:
         self.hub_name = (env or {}).get("HUB_NAME") or new_hub_name()
         self.port = free_port()
         self.ssh_port = free_port()
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://localhost:{self.port}"
         self.data = client.volumes.create(f"{self.hub_name}-data", labels={"mlhub.origin": self.hub_name})
         self.container = client.containers.run(
             HUB_IMAGE,
             name=f"{self.hub_name}-starting-{secrets.token_hex(2)}",
-            environment={"HUB_NAME": self.hub_name, **(env or {})},
+            environment={"HUB_NAME": self.hub_name, "MLHUB_PUBLIC_URL": self.url, **(env or {})},
             ports={"8080/tcp": ("127.0.0.1", self.port), "2222/tcp": ("127.0.0.1", self.ssh_port)},
             volumes={
                 "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
@@ -58,6 +58,9 @@ class HubContainer:
                 pass
             time.sleep(0.5)
         raise AssertionError(f"hub container did not answer:\n{self.logs()}")
+
+    def at(self, path: str) -> str:
+        return address(self.url, path)
 
     def logs(self) -> str:
         return self.container.logs().decode(errors="replace")[-4000:]
@@ -129,8 +132,8 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, 
     hub.container.reload()
     assert f"{hub.hub_name}-alice" in hub.container.attrs["NetworkSettings"]["Networks"]
     # a browser's first visit goes through the hub's OAuth, then the API answers
-    assert alice.get(f"{hub.url}/user/alice/lab", timeout=30).status_code == 200
-    assert alice.get(f"{hub.url}/user/alice/api/status", timeout=30).status_code == 200
+    assert alice.get(hub.at("/user/alice/lab"), timeout=30).status_code == 200
+    assert alice.get(hub.at("/user/alice/api/status"), timeout=30).status_code == 200
     # MLHub's pages ship in the image: alice's row on the admin's Workspaces page
     page = admin.get(f"{hub.url}/hub/workspaces", timeout=30)
     assert page.status_code == 200 and 'data-owner="alice"' in page.text, page.status_code
@@ -175,7 +178,7 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, 
         time.sleep(1)
     assert r.returncode == 0, r.stderr
     # same session cookie: the cookie secret and DB in /data survived
-    assert alice.get(f"{hub.url}/user/alice/api/status", timeout=30).status_code == 200
+    assert alice.get(hub.at("/user/alice/api/status"), timeout=30).status_code == 200
     r = alice.delete(f"{hub.url}/hub/api/users/alice/server", timeout=60)
     assert r.status_code in (202, 204)
 

@@ -14,15 +14,19 @@ the hub (``localhost``) and from every other user's workspaces, so each step fai
 from __future__ import annotations
 
 import json
+import ssl
 import textwrap
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
+from cryptography import x509
 
+from mlhubspawner.container import ensure_certificate
 from mlhubspawner.names import workspace_name
 
+from . import loopback
 from .conftest import WORKSPACE_IMAGE
 from .hubprocess import HubProcess
 from .test_ui import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_FLAGS
@@ -297,5 +301,80 @@ def test_a_workspace_page_cannot_log_a_visitor_in_as_its_owner(attack, browser, 
         for link in attack["urls"][route]:
             _open_attack(page, attack, link, "nobody")
         assert _logged_in_as(page, hub) == "", "a cookie set by mallory's page logged the visitor in as her"
+    finally:
+        context.close()
+
+
+# --- HTTPS on a real-looking domain: cookie tossing from a sibling origin -------------------
+
+TLS_DOMAIN = loopback.TEST_DOMAIN
+#: Chromium resolves the test domain like *.localhost: to loopback.
+TLS_FLAGS = [*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP {TLS_DOMAIN} 127.0.0.1, MAP *.{TLS_DOMAIN} 127.0.0.1"]
+
+
+@pytest.fixture(scope="module")
+def tls_attack(hub_factory, docker_client, tmp_path_factory) -> Iterator[dict]:
+    """A hub at https://mlhub.test:<port> with the self-signed certificate MLHub generates
+    (the hub container's code), mallory's job serving the page on https://mallory.mlhub.test."""
+    cert, key = ensure_certificate(tmp_path_factory.mktemp("tls"), TLS_DOMAIN)
+    hub = hub_factory(env={
+        "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLHUB_WORKSPACE_IMAGE": WORKSPACE_IMAGE,
+        "SSL_ENABLED": "true", "MLHUB_SSL_CERT": cert, "MLHUB_SSL_KEY": key, "MLHUB_TEST_HOST": TLS_DOMAIN,
+    })
+    admin = login(hub.url, "admin", ADMIN_PASSWORD, verify=False)
+    _create_user(admin, hub, "victim", VICTIM_PASSWORD)
+    _create_user(admin, hub, "mallory", MALLORY_PASSWORD)
+    mallory = hub.ensure_user("mallory")
+    options = {"image": WORKSPACE_IMAGE, "mem_limit": "1g"}
+    assert hub.spawn("mallory", "job", options, token=mallory).status_code in (201, 202)
+    _write_evil_files(docker_client, _container(hub, "mallory", "job"))
+    hub.stop_server("mallory", "job")
+    assert hub.spawn("mallory", "job", {**options, "env": {"EXECUTE_CODE": "/workspace/evil.py"}}, token=mallory).status_code in (201, 202)
+    session = login(hub.url, "mallory", MALLORY_PASSWORD, verify=False)
+    toss = next(c.value for c in session.cookies if c.name.endswith("jupyterhub-hub-login"))
+    yield {"hub": hub, "urls": {"job": [hub.user_url("mallory", "job", "x")]}, "toss": toss, "cert": cert}
+
+
+@pytest.fixture(scope="module")
+def tls_browser() -> Iterator:
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=TLS_FLAGS)
+        yield browser
+        browser.close()
+
+
+def test_the_generated_certificate_covers_every_users_origin(tls_attack):
+    hub: HubProcess = tls_attack["hub"]
+    served = x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", hub.port)).encode())
+    names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == [TLS_DOMAIN, f"*.{TLS_DOMAIN}"]
+
+
+def test_over_https_the_hubs_cookies_cannot_be_tossed_from_a_users_origin(tls_attack, tls_browser):
+    hub: HubProcess = tls_attack["hub"]
+    link = tls_attack["urls"]["job"][0]
+    assert link.startswith(f"https://mallory.{TLS_DOMAIN}:")
+    # a visitor who is logged in stays themselves
+    context = tls_browser.new_context(ignore_https_errors=True)
+    try:
+        page = _browser_login(context, hub, "victim", VICTIM_PASSWORD)
+        result = _open_attack(page, tls_attack, link, "victim")
+        assert result is not None and result["origin"].startswith(f"https://mallory.{TLS_DOMAIN}")
+        # the page did set cookies for the whole domain, and the browser sends them to the hub
+        tossed = [c for c in context.cookies(f"{hub.url}/hub/home") if c["domain"].lstrip(".") == TLS_DOMAIN]
+        assert any(c["name"] == "jupyterhub-hub-login" for c in tossed), context.cookies()
+        assert _logged_in_as(page, hub) == "victim"
+        # because the hub reads its login cookie only under a name no other origin can set
+        names = {c["name"]: c for c in context.cookies(f"{hub.url}/hub/home") if c["domain"] == TLS_DOMAIN}
+        assert names["__Host-jupyterhub-hub-login"]["secure"], names
+    finally:
+        context.close()
+    # a visitor who is not logged in is not logged in as mallory
+    context = tls_browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        assert _open_attack(page, tls_attack, link, "nobody") is not None
+        assert _logged_in_as(page, hub) == ""
     finally:
         context.close()

@@ -43,7 +43,7 @@ def _running_containers(client, hub, user: str) -> list:
 
 def _answers(hub, user: str, token: str) -> bool:
     try:
-        r = requests.get(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {token}"}, timeout=10)
+        r = requests.get(hub.at(f"/user/{user}/api/status"), headers={"Authorization": f"token {token}"}, timeout=10)
     except requests.RequestException:
         return False
     return r.status_code == 200

@@ -63,12 +63,29 @@ def test_values_are_parsed():
         ("MLHUB_GPU_NODE_SELECTOR", '{"a": 1}', "JSON object of strings"),
         ("MLHUB_GPU_NODE_SELECTOR", "accelerator=nvidia", "JSON object of strings"),
         ("MLHUB_GPU_TOLERATIONS", '[{"key": "x", "color": "red"}]', "JSON list of tolerations"),
+        ("MLHUB_PUBLIC_URL", "hub.example.org", "http:// or https://"),
+        ("MLHUB_PUBLIC_URL", "https://hub.example.org/jupyter", "no path"),
+        ("MLHUB_PUBLIC_URL", "https://hub.example.org:99999", "http:// or https://"),
+        ("MLHUB_PUBLIC_URL", "https://10.0.0.5", "host name with wildcard DNS"),
+        ("MLHUB_USER_SUBDOMAINS", "sometimes", "true or false"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, fragment):
     with pytest.raises(SettingsError) as info:
         read_settings({name: value}, default_data_dir="/data")
     assert name in info.value.errors and fragment in info.value.errors[name]
+
+
+def test_public_url_defaults_to_localhost_so_per_user_origins_work_without_dns():
+    assert read_settings({}, default_data_dir="/d").public_url == "http://localhost:8080"
+    assert read_settings({"MLHUB_PORT": "443", "SSL_ENABLED": "true", "MLHUB_SSL_CERT": __file__,
+                          "MLHUB_SSL_KEY": __file__}, default_data_dir="/d").public_url == "https://localhost"
+    settings = read_settings({"MLHUB_PUBLIC_URL": "https://hub.example.org/"}, default_data_dir="/d")
+    assert settings.public_url == "https://hub.example.org" and settings.public_host == "hub.example.org"
+    assert settings.user_subdomains is True and settings.public_https is True
+    # an IP address is fine once per-user origins are off
+    off = read_settings({"MLHUB_PUBLIC_URL": "http://10.0.0.5:8080", "MLHUB_USER_SUBDOMAINS": "false"}, default_data_dir="/d")
+    assert off.public_url == "http://10.0.0.5:8080" and off.user_subdomains is False
 
 
 def test_default_above_max_is_refused():

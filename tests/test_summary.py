@@ -40,6 +40,12 @@ def test_tools_only_for_the_workspace_image_and_desktop_only_in_full():
     full = dict(tools_for("mlhub/workspace:full", images, "/user/a/ws/"))
     assert full["Desktop"].endswith("&path=user/a/ws/tools/desktop/websockify")
     assert tools_for("jupyter/base-notebook", images, "/user/a/") == ()
+    # per-user origins: the workspace's URL has its host; noVNC still gets a path from the root
+    on_origin = dict(tools_for("mlhub/workspace:full", images, "http://a.localhost:8080/user/a/ws/"))
+    assert on_origin["Desktop"] == (
+        "http://a.localhost:8080/user/a/ws/tools/desktop/vnc.html?autoconnect=true&resize=remote"
+        "&path=user/a/ws/tools/desktop/websockify"
+    )
 
 
 def _owner(name="alice"):

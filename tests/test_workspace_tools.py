@@ -32,7 +32,7 @@ def get(hub, path: str, user: str, timeout: float = 90, **kwargs) -> requests.Re
     headers = {"Authorization": f"token {hub.tokens[user]}"}
     deadline = time.monotonic() + timeout
     while True:
-        r = requests.get(f"{hub.url}{path}", headers=headers, timeout=60, allow_redirects=True, **kwargs)
+        r = requests.get(hub.at(path), headers=headers, timeout=60, allow_redirects=True, **kwargs)
         if r.status_code not in (502, 503, 504) or time.monotonic() > deadline:
             return r
         time.sleep(1)
@@ -45,7 +45,7 @@ def test_each_tool_answers_its_owner_and_refuses_others(tools_hub, tool):
     assert "<html" in r.text.lower()
     other = get(tools_hub, f"/user/alice/tools/{tool}/", "bob")
     assert other.status_code == 403, (tool, other.status_code)
-    anonymous = requests.get(f"{tools_hub.url}/user/alice/tools/{tool}/", allow_redirects=False, timeout=30)
+    anonymous = requests.get(tools_hub.at(f"/user/alice/tools/{tool}/"), allow_redirects=False, timeout=30)
     assert anonymous.status_code in (302, 403)
     if anonymous.status_code == 302:
         assert "/hub/" in anonymous.headers["Location"]
@@ -78,9 +78,9 @@ def test_launcher_and_open_tool_menu_list_the_tools(tools_hub):
 def test_lab_and_terminal(tools_hub):
     assert get(tools_hub, "/user/alice/lab", "alice").status_code == 200
     headers = {"Authorization": f"token {tools_hub.tokens['alice']}"}
-    r = requests.post(f"{tools_hub.url}/user/alice/api/terminals", headers=headers, timeout=30)
+    r = requests.post(tools_hub.at("/user/alice/api/terminals"), headers=headers, timeout=30)
     assert r.status_code == 200, r.text
-    requests.delete(f"{tools_hub.url}/user/alice/api/terminals/{r.json()['name']}", headers=headers, timeout=30)
+    requests.delete(tools_hub.at(f"/user/alice/api/terminals/{r.json()['name']}"), headers=headers, timeout=30)
 
 
 def _server_env(container) -> dict[str, str]:
@@ -175,7 +175,7 @@ def test_desktop_over_novnc_in_the_full_flavor(tools_hub):
     assert get(tools_hub, "/user/alice/desk/tools/desktop/vnc.html", "bob").status_code == 403
 
     async def handshake() -> bytes:
-        url = tools_hub.url.replace("http://", "ws://") + "/user/alice/desk/tools/desktop/websockify"
+        url = tools_hub.at("/user/alice/desk/tools/desktop/websockify").replace("http://", "ws://")
         request = HTTPRequest(url, headers={"Authorization": f"token {tools_hub.tokens['alice']}"})
         ws = await websocket_connect(request, subprotocols=["binary"])
         message = await asyncio.wait_for(ws.read_message(), 30)

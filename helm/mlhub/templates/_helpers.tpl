@@ -8,6 +8,15 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The URL people open: publicUrl, else from the Ingress host (https with TLS anywhere). */}}
+{{- define "mlhub.publicUrl" -}}
+{{- if .Values.publicUrl -}}
+{{- .Values.publicUrl | trimSuffix "/" -}}
+{{- else -}}
+{{- printf "%s://%s" (or .Values.ingress.tls.enabled .Values.ssl.enabled | ternary "https" "http") .Values.ingress.host -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "mlhub.labels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
