@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import os
 import subprocess
 import time
@@ -355,8 +356,11 @@ def test_ssh_page_shows_commands_and_keys(env):
     admin = browser_login(env.hub.url, "admin", ADMIN_PASSWORD)
     page = admin.get(f"{env.hub.url}/services/ssh/?user=alice", headers={"Accept": "text/html"}, timeout=30)
     assert page.status_code == 200, page.text[:300]
-    assert f"ssh -p {env.port} alice,ws@127.0.0.1" in page.text
-    assert f"ssh -p {env.port} alice@127.0.0.1" in page.text
+    # the host the page was opened by (the hub's public host)
+    assert f"ssh -p {env.port} alice,ws@localhost" in page.text
+    assert f"ssh -p {env.port} alice@localhost" in page.text
+    # the setup line follows the hub's public URL
+    assert f"curl -fsSL '{env.hub.url}/services/ssh/setup.sh?login=alice%2Cws' | sh" in html.unescape(page.text)
     assert "Host mlhub-alice-ws" in page.text and "User alice,ws" in page.text
     assert "setup.sh?login=alice%2Cws" in page.text
     assert "alice_key" in page.text  # the key's title (its comment)
