@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mlhubspawner.settings import SettingsError, read_settings
+from mlhubspawner.settings import SettingsError, activity_interval, read_settings
 
 from .hubprocess import REPO
 
@@ -63,12 +63,23 @@ def test_values_are_parsed():
         ("MLHUB_GPU_NODE_SELECTOR", '{"a": 1}', "JSON object of strings"),
         ("MLHUB_GPU_NODE_SELECTOR", "accelerator=nvidia", "JSON object of strings"),
         ("MLHUB_GPU_TOLERATIONS", '[{"key": "x", "color": "red"}]', "JSON list of tolerations"),
+        ("MLHUB_CULL_IDLE_SECONDS", "5", "0 (off) or a whole number of seconds >= 10"),
+        ("MLHUB_CULL_IDLE_SECONDS", "-1", "0 (off) or a whole number of seconds >= 10"),
+        ("MLHUB_CULL_IDLE_SECONDS", "12h", "0 (off) or a whole number of seconds >= 10"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, fragment):
     with pytest.raises(SettingsError) as info:
         read_settings({name: value}, default_data_dir="/data")
     assert name in info.value.errors and fragment in info.value.errors[name]
+
+
+def test_idle_culling_is_on_by_default_and_0_turns_it_off():
+    assert read_settings({}, default_data_dir="/d").cull_idle_seconds == 86400
+    assert read_settings({"MLHUB_CULL_IDLE_SECONDS": "0"}, default_data_dir="/d").cull_idle_seconds == 0
+    assert read_settings({"MLHUB_CULL_IDLE_SECONDS": "3600"}, default_data_dir="/d").cull_idle_seconds == 3600
+    # activity is reported every quarter of the timeout, at most every 300 s (JupyterHub's default)
+    assert [activity_interval(t) for t in (0, 10, 30, 3600, 86400)] == [300, 2, 7, 300, 300]
 
 
 def test_default_above_max_is_refused():
