@@ -30,10 +30,12 @@ import requests
 
 from .conftest import WORKSPACE_IMAGE
 from .test_ssh import SSH_OPTS, keygen
+from .web import login
 
 TIMEOUT = 30  # MLHUB_CULL_IDLE_SECONDS; the culler then looks every 15 s
 CULL_EVERY = 15
 USER = "carol"
+ADMIN_PASSWORD = "cull-Admin-pw-1"
 SERVERS = ("idle", "ssh", "kernel", "detached")
 WORKSPACE = Path(__file__).resolve().parent.parent / "docker" / "workspace"
 # The workspace image's activity extension and config as they are in this checkout (the image
@@ -51,10 +53,16 @@ def running(hub, server: str) -> bool:
     return bool(model and model.get("ready"))
 
 
+def culler_lines(hub) -> str:
+    """What the culler and the activity reports did, from the hub's log."""
+    keep = ("Culling", "idle-culler", "/activity", "MLHub: workspace")
+    return "\n".join(line for line in hub.log_tail(5000).splitlines() if any(k in line for k in keep))[-6000:]
+
+
 def wait_culled(hub, server: str, timeout: float = 180) -> None:
     """Until the hub says *server* stopped, and its log says the culler stopped it."""
     hub.wait_stopped(USER, server, timeout=timeout)
-    assert f"Culling server {USER}/{server} " in hub.log_tail(2000), hub.log_tail(80)
+    assert f"Culling server {USER}/{server} " in hub.log_tail(5000), culler_lines(hub)
 
 
 def hold(hub, servers: tuple[str, ...], until: float) -> None:
@@ -62,7 +70,7 @@ def hold(hub, servers: tuple[str, ...], until: float) -> None:
     (a culled server stays stopped, so the last look covers the whole time)."""
     while True:
         for server in servers:
-            assert running(hub, server), f"{USER}/{server} was stopped while busy:\n{hub.log_tail(80)}"
+            assert running(hub, server), f"{USER}/{server} was stopped while busy:\n{culler_lines(hub)}"
         if time.monotonic() >= until:
             return
         time.sleep(2)
@@ -101,8 +109,8 @@ async def _start_busy_cell(hub, server: str, token: str, code: str) -> str:
 
 @pytest.fixture(scope="module")
 def culling(hub_factory, docker_client, tmp_path_factory):
-    hub = hub_factory(env={"MLHUB_CULL_IDLE_SECONDS": str(TIMEOUT), "MLHUB_MAX_CPU_LIMIT": "1"},
-                      extra_config=MOUNT_EXTENSION)
+    hub = hub_factory(env={"MLHUB_CULL_IDLE_SECONDS": str(TIMEOUT), "MLHUB_MAX_CPU_LIMIT": "1",
+                           "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD}, extra_config=MOUNT_EXTENSION)
     token = hub.ensure_user(USER)
     key = keygen(tmp_path_factory.mktemp("cull") / "carol_key")
     r = requests.post(f"{hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {token}"},
@@ -143,6 +151,13 @@ def test_the_culler_runs_by_the_variable(culling):
     hub = culling["hub"]
     culler = hub.api("GET", "/services").json()["idle-culler"]
     assert f"--timeout={TIMEOUT}" in culler["command"] and f"--cull-every={CULL_EVERY}" in culler["command"]
+
+
+def test_the_home_page_says_when_workspaces_are_stopped(culling):
+    hub = culling["hub"]
+    page = login(hub.url, "admin", ADMIN_PASSWORD).get(f"{hub.url}/hub/home", timeout=30)
+    assert page.status_code == 200
+    assert f"Workspaces are stopped after {TIMEOUT} seconds idle" in " ".join(page.text.split())
 
 
 def test_an_untouched_workspace_is_culled(culling):
