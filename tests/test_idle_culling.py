@@ -9,6 +9,8 @@ One hub, four named workspaces of one user, started together so their waits over
 - ``kernel``: a notebook kernel computes (``time.sleep``: busy, silent, no CPU) with no browser
   attached; the workspace image's extension reports the busy kernel, so it outlives the
   timeout, and is culled once the kernel is interrupted.
+- ``terminal``: a JupyterLab terminal runs a command (``sleep``), its tab closed; the extension
+  sees the shell's child process, so it outlives the timeout, and is culled after Ctrl-C.
 - ``detached``: a process started detached (``nohup``-like, no terminal, no kernel) uses CPU;
   the extension reports the CPU use, so it outlives the timeout, and is culled once it ends.
 
@@ -36,7 +38,7 @@ TIMEOUT = 30  # MLHUB_CULL_IDLE_SECONDS; the culler then looks every 15 s
 CULL_EVERY = 15
 USER = "carol"
 ADMIN_PASSWORD = "cull-Admin-pw-1"
-SERVERS = ("idle", "ssh", "kernel", "detached")
+SERVERS = ("idle", "ssh", "kernel", "terminal", "detached")
 WORKSPACE = Path(__file__).resolve().parent.parent / "docker" / "workspace"
 # The workspace image's activity extension and config as they are in this checkout (the image
 # may have been built before them): mounted over the image's copies.
@@ -107,6 +109,35 @@ async def _start_busy_cell(hub, server: str, token: str, code: str) -> str:
     return kernel
 
 
+async def _terminal(hub, server: str, token: str, keys: list[str], name: str = "", wait_for: str = "") -> str:
+    """Type each of *keys* (half a second apart) into a JupyterLab terminal (a new one unless *name*) over its WebSocket,
+    wait until its output shows *wait_for*, hang up (like a closed tab). Returns its name."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    auth = {"Authorization": f"token {token}"}
+    base = f"{hub.url}/user/{USER}/{server}"
+    if not name:
+        r = requests.post(f"{base}/api/terminals", headers=auth, timeout=60)
+        assert r.status_code == 200, r.text
+        name = r.json()["name"]
+    url = f"{base.replace('http://', 'ws://')}/terminals/websocket/{name}"
+    ws = await websocket_connect(HTTPRequest(url, headers=auth))
+    for i, typed in enumerate(keys):
+        if i:
+            await asyncio.sleep(0.5)  # Ctrl-C flushes what was typed with it
+        ws.write_message(json.dumps(["stdin", typed]))
+    seen = ""
+    while wait_for not in seen:
+        message = await asyncio.wait_for(ws.read_message(), 60)
+        assert message is not None, f"the terminal's WebSocket closed; it printed {seen!r}"
+        kind, *rest = json.loads(message)
+        if kind == "stdout":
+            seen += rest[0]
+    ws.close()
+    return name
+
+
 @pytest.fixture(scope="module")
 def culling(hub_factory, docker_client, tmp_path_factory):
     hub = hub_factory(env={"MLHUB_CULL_IDLE_SECONDS": str(TIMEOUT), "MLHUB_MAX_CPU_LIMIT": "1",
@@ -133,6 +164,8 @@ def culling(hub_factory, docker_client, tmp_path_factory):
     assert session.stdout.readline() == b"started\n", session.stderr.read() if session.poll() is not None else ""
     # kernel: a silent computation, no browser attached
     kernel = asyncio.run(_start_busy_cell(hub, "kernel", token, "import time; time.sleep(3600)"))
+    # terminal: a command running in a JupyterLab terminal, no browser attached
+    terminal = asyncio.run(_terminal(hub, "terminal", token, ["echo started-$((40+2)); sleep 3600\r"], wait_for="started-42"))
     # detached: a CPU-bound process with no terminal, started like `nohup python train.py &`
     detached = docker_client.containers.get(hub.server(USER, "detached")["state"]["object_id"])
     started = detached.exec_run(["sh", "-c", "nohup python3 -c 'while True: pass' >/dev/null 2>&1 & echo $! > /tmp/busy.pid"])
@@ -140,8 +173,8 @@ def culling(hub_factory, docker_client, tmp_path_factory):
 
     # Everything is busy from here on: watch for longer than the timeout plus two culler rounds.
     hold_until = time.monotonic() + TIMEOUT + 2 * CULL_EVERY
-    yield {"hub": hub, "token": token, "session": session, "kernel": kernel, "detached": detached,
-           "hold_until": hold_until}
+    yield {"hub": hub, "token": token, "session": session, "kernel": kernel, "terminal": terminal,
+           "detached": detached, "hold_until": hold_until}
     if session.poll() is None:
         session.terminate()
         session.wait(timeout=30)
@@ -184,6 +217,15 @@ def test_a_busy_kernel_keeps_its_workspace_until_it_is_idle(culling):
     assert requests.get(base, headers=auth, timeout=30).json()["execution_state"] == "busy"
     assert requests.post(f"{base}/interrupt", headers=auth, timeout=30).status_code == 204
     wait_culled(hub, "kernel")
+
+
+def test_a_command_in_a_terminal_keeps_its_workspace_until_it_ends(culling):
+    hub, token = culling["hub"], culling["token"]
+    hold(hub, ("terminal",), culling["hold_until"])
+    # Ctrl-C, then a command that shows the shell is back at its prompt
+    asyncio.run(_terminal(hub, "terminal", token, ["\x03", "echo back-$((40+2))\r"], name=culling["terminal"],
+                          wait_for="back-42"))
+    wait_culled(hub, "terminal")
 
 
 def test_a_detached_process_using_cpu_keeps_its_workspace_until_it_ends(culling):
