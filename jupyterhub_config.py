@@ -8,7 +8,7 @@
 import os
 import sys
 
-from mlhubspawner.settings import MIN_PASSWORD_LENGTH, SettingsError, read_settings
+from mlhubspawner.settings import MIN_PASSWORD_LENGTH, SettingsError, activity_interval, read_settings
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -166,7 +166,7 @@ _passed_through_env = {
     if os.environ.get(name)
 }
 
-# --- Services: cleanup (always), SSH gateway (START_SSH), idle culling (optional) --------
+# --- Services: cleanup (always), SSH gateway (START_SSH), idle culling (on unless 0) -----
 c.JupyterHub.services = [
     {
         "name": "cleanup-service",
@@ -205,6 +205,8 @@ if settings.start_ssh:
                 "MLHUB_SSH_TOKEN_AUTH": str(settings.ssh_token_auth).lower(),
                 "MLHUB_EXECUTION_MODE": settings.execution_mode,
                 "MLHUB_NAMESPACE": settings.namespace or "default",
+                # an open SSH session is activity: the gateway reports it this often
+                "MLHUB_SSH_ACTIVITY_INTERVAL": str(activity_interval(settings.cull_idle_seconds)),
                 **_passed_through_env,
             },
             "oauth_no_confirm": True,
@@ -214,14 +216,21 @@ if settings.start_ssh:
     c.JupyterHub.load_roles.append(
         {
             "name": "ssh-gateway",
-            # read:servers + admin:server_state: which container a running server is
-            "scopes": ["list:users", "read:users", "read:servers", "admin:server_state"],
+            # read:servers + admin:server_state: which container a running server is;
+            # users:activity: an open SSH session keeps its workspace from being culled
+            "scopes": ["list:users", "read:users", "read:servers", "admin:server_state", "users:activity"],
             "services": ["ssh"],
         }
     )
     # Every user may use the SSH page and keys API (browsers via OAuth, scripts via tokens).
     c.JupyterHub.load_roles.append({"name": "user", "scopes": ["self", "access:services!service=ssh"]})
 if settings.cull_idle_seconds:
+    # Workspaces report their activity (requests, kernels, and on the bundled image busy
+    # kernels, terminals running a command, CPU use) every quarter of the timeout, at most 300 s.
+    c.Spawner.environment = {
+        **(c.Spawner.environment if "environment" in c.Spawner else {}),
+        "JUPYTERHUB_ACTIVITY_INTERVAL": str(activity_interval(settings.cull_idle_seconds)),
+    }
     c.JupyterHub.load_roles.append(
         {
             "name": "idle-culler",
@@ -262,6 +271,7 @@ c.JupyterHub.template_vars = {
         "ssh_port": settings.ssh_port,
         "ssh_host": settings.ssh_public_host,
         "single_origin_warning": "" if settings.user_subdomains else SINGLE_ORIGIN_WARNING,
+        "cull_idle_seconds": settings.cull_idle_seconds,
     },
     **(_template_vars if isinstance(_template_vars, dict) else {}),
 }

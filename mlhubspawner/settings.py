@@ -25,6 +25,13 @@ class SettingsError(MultilineFieldErrors):
     """One or more environment variables are invalid."""
 
 
+#: Idle culling is on by default: a workspace with no activity for a day is stopped
+#: (docs/decisions/idle-culling.md says why a day). MLHUB_CULL_IDLE_SECONDS=0 turns it off.
+DEFAULT_CULL_IDLE_SECONDS = 86400
+#: Shortest idle timeout accepted (other than 0): activity is reported every quarter of it.
+MIN_CULL_IDLE_SECONDS = 10
+
+
 @dataclass(frozen=True)
 class HubSettings:
     hub_name: str = "mlhub"
@@ -47,7 +54,7 @@ class HubSettings:
     max_days_to_live: float | None = None
     named_server_limit: int = 0
     self_service: bool = True
-    cull_idle_seconds: int = 0
+    cull_idle_seconds: int = DEFAULT_CULL_IDLE_SECONDS
     user_config: str = ""
     cleanup_interval: int = 3600
     cleanup_port: int = 8091
@@ -143,6 +150,26 @@ def _interval(text: str) -> int:
     if value == 0 or value < -1:
         raise ValueError("must be a whole number of seconds > 0, or -1 for off")
     return value
+
+
+def _cull_idle_seconds(text: str) -> int:
+    allowed = f"must be 0 (off) or a whole number of seconds >= {MIN_CULL_IDLE_SECONDS}"
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(allowed) from None
+    if value != 0 and value < MIN_CULL_IDLE_SECONDS:
+        raise ValueError(allowed)
+    return value
+
+
+def activity_interval(cull_idle_seconds: int) -> int:
+    """How often workspaces and the SSH gateway tell the hub about activity: a quarter of
+    the idle timeout, at most JupyterHub's 300 s default (so a busy workspace is seen as
+    active well before the culler's next look)."""
+    if cull_idle_seconds <= 0:
+        return 300
+    return max(1, min(300, cull_idle_seconds // 4))
 
 
 def _execution_mode(text: str) -> str:
@@ -284,7 +311,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_MAX_DAYS_TO_LIVE": ("max_days_to_live", _positive),
     "MLHUB_NAMED_SERVER_LIMIT": ("named_server_limit", _int_range(0)),
     "MLHUB_SELF_SERVICE": ("self_service", parse_bool),
-    "MLHUB_CULL_IDLE_SECONDS": ("cull_idle_seconds", _int_range(0)),
+    "MLHUB_CULL_IDLE_SECONDS": ("cull_idle_seconds", _cull_idle_seconds),
     "MLHUB_USER_CONFIG": ("user_config", _existing_file),
     "CLEANUP_INTERVAL_SECONDS": ("cleanup_interval", _interval),
     "MLHUB_CLEANUP_PORT": ("cleanup_port", _int_range(1, 65535)),

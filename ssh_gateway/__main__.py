@@ -4,7 +4,8 @@ Environment (set by jupyterhub_config.py; see the README): JUPYTERHUB_API_URL,
 JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub),
 HUB_NAME, MLHUB_DATA_DIR (host key and key database), MLHUB_SSH_IP, MLHUB_SSH_PORT (default
 2222), MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH, MLHUB_SSH_KEYS_DB_URL, MLHUB_EXECUTION_MODE
-(docker or k8s), MLHUB_NAMESPACE (k8s: the workspaces' namespace).
+(docker or k8s), MLHUB_NAMESPACE (k8s: the workspaces' namespace), MLHUB_SSH_ACTIVITY_INTERVAL
+(seconds between reports of open sessions' activity to the hub; default 300).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ async def main() -> None:
         engine = await make_engine(config)
     except Exception as exc:
         sys.exit(f"ssh gateway cannot reach the {'Kubernetes API' if config.mode == 'k8s' else 'Docker engine'}: {exc}")
-    gateway = Gateway(hub, keys, engine, config.hub_name, config.token_auth, keys_page_url=f"the hub's {config.prefix} page")
+    gateway = Gateway(hub, keys, engine, config.hub_name, config.token_auth,
+                      keys_page_url=f"the hub's {config.prefix} page", activity_interval=config.activity_interval)
     key = host_key(config)
     server = await asyncssh.listen(
         config.ssh_ip or None,

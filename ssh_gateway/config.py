@@ -31,6 +31,7 @@ class GatewayConfig:
     prefix: str
     mode: str
     namespace: str
+    activity_interval: int = 300
 
     @property
     def host_key_path(self) -> str:
@@ -62,6 +63,15 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
     mode = environ.get("MLHUB_EXECUTION_MODE") or "docker"
     if mode not in ("docker", "k8s"):
         errors["MLHUB_EXECUTION_MODE"] = f"must be docker or k8s (got {mode!r})"
+    try:
+        activity_interval = int(environ.get("MLHUB_SSH_ACTIVITY_INTERVAL") or "300")
+        if activity_interval < 1:
+            raise ValueError
+    except ValueError:
+        errors["MLHUB_SSH_ACTIVITY_INTERVAL"] = (
+            f"must be a whole number of seconds >= 1 (got {environ.get('MLHUB_SSH_ACTIVITY_INTERVAL')!r})"
+        )
+        activity_interval = 300
     data_dir = environ.get("MLHUB_DATA_DIR") or ""
     if not data_dir or not os.path.isdir(data_dir):
         errors["MLHUB_DATA_DIR"] = f"must name an existing directory for the host key and key database (got {data_dir!r})"
@@ -85,4 +95,5 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
         prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/ssh/"),
         mode=mode,
         namespace=environ.get("MLHUB_NAMESPACE") or "default",
+        activity_interval=activity_interval,
     )

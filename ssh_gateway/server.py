@@ -17,6 +17,7 @@ import asyncssh
 
 from mlhubspawner import labels
 
+from .activity import ActivityReporter
 from .engine import STDERR, Engine, ExecError
 from .hub import GatewayHub, NoSuchUser, Workspace, token_grants_access
 from .keystore import KeyStore
@@ -42,8 +43,9 @@ class Gateway:
     """State shared by all connections: the hub, the key store, the engine."""
 
     def __init__(self, hub: GatewayHub, keys: KeyStore, engine: Engine, hub_name: str,
-                 token_auth: bool, keys_page_url: str):
+                 token_auth: bool, keys_page_url: str, activity_interval: float = 300):
         self.hub = hub
+        self.activity = ActivityReporter(hub, activity_interval)
         self.keys = keys
         self.engine = engine
         self.hub_name = hub_name
@@ -223,7 +225,8 @@ class GatewayServer(asyncssh.SSHServer):
         async def start(kind: str, command: str, term: str, size: tuple[int, int], env: dict[str, str]):
             return await self.gateway.start_process(target, kind, command, term, size, env)
 
-        return self.conn.create_server_channel(encoding=None), WorkspaceSession(start, target.login)
+        session = WorkspaceSession(start, target.login, self.gateway.activity.session(target))
+        return self.conn.create_server_channel(encoding=None), session
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int):
         target = self.target
@@ -235,7 +238,7 @@ class GatewayServer(asyncssh.SSHServer):
 
         async def open_tunnel():
             pipe = await self.gateway.open_port(target, dest_host, dest_port)
-            return TCPSession(pipe, target.login)
+            return TCPSession(pipe, target.login, self.gateway.activity.session(target))
 
         return self.conn.create_tcp_channel(encoding=None), open_tunnel()
 

@@ -31,6 +31,13 @@ class Pipe(Protocol):
     def close(self) -> None: ...
 
 
+class Activity(Protocol):
+    """Told when a session starts running in its workspace and when it ends (see activity.py)."""
+
+    def opened(self) -> None: ...
+    def closed(self) -> None: ...
+
+
 class TCPPipe:
     """A TCP connection with the :class:`Pipe` interface (all output counts as stdout)."""
 
@@ -152,16 +159,24 @@ class Bridge:
 class TCPSession(Bridge, asyncssh.SSHTCPSession):
     """``ssh -L``: a forwarded connection to a port inside the workspace."""
 
-    def __init__(self, pipe: Pipe, label: str):
+    def __init__(self, pipe: Pipe, label: str, activity: Activity | None = None):
         self._bridge_init()
         self._ready_pipe = pipe
         self.label = label
+        self.activity = activity
 
     def connection_made(self, chan: Any) -> None:
         self.chan = chan
 
     def session_started(self) -> None:
         self.attach(self._ready_pipe, self._ended)
+        if self.activity is not None:
+            self.activity.opened()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.activity is not None:
+            self.activity.closed()
 
     async def _ended(self) -> None:
         self.chan.write_eof()
@@ -176,10 +191,11 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
     exec stream), or raises with a message for the user.
     """
 
-    def __init__(self, start: Callable[..., Awaitable[Any]], label: str):
+    def __init__(self, start: Callable[..., Awaitable[Any]], label: str, activity: Activity | None = None):
         self._bridge_init()
         self.start = start
         self.label = label
+        self.activity = activity
         self.kind = ""
         self.command = ""
         self.term = ""
@@ -242,6 +258,8 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
             self._fail(f"the gateway could not start your {self.kind}: {exc}", 255)
             return
         self.attach(pipe, self._ended)
+        if self.activity is not None:
+            self.activity.opened()
 
     def _fail(self, message: str, status: int) -> None:
         self.chan.write_stderr(f"MLHub: {message}\r\n".encode())
@@ -258,6 +276,8 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
         super().connection_lost(exc)
         if self.pipe is not None and hasattr(self.pipe, "hangup"):
             asyncio.ensure_future(self.pipe.hangup())
+        if self.activity is not None:
+            self.activity.closed()
 
 
 class UserFacingError(Exception):

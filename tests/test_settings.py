@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mlhubspawner.settings import SettingsError, read_settings
+from mlhubspawner.settings import SettingsError, activity_interval, read_settings
 
 from .hubprocess import REPO
 
@@ -68,6 +68,9 @@ def test_values_are_parsed():
         ("MLHUB_PUBLIC_URL", "https://hub.example.org:99999", "http:// or https://"),
         ("MLHUB_PUBLIC_URL", "https://10.0.0.5", "host name with wildcard DNS"),
         ("MLHUB_USER_SUBDOMAINS", "sometimes", "true or false"),
+        ("MLHUB_CULL_IDLE_SECONDS", "5", "0 (off) or a whole number of seconds >= 10"),
+        ("MLHUB_CULL_IDLE_SECONDS", "-1", "0 (off) or a whole number of seconds >= 10"),
+        ("MLHUB_CULL_IDLE_SECONDS", "12h", "0 (off) or a whole number of seconds >= 10"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, fragment):
@@ -86,6 +89,14 @@ def test_public_url_defaults_to_localhost_so_per_user_origins_work_without_dns()
     # an IP address is fine once per-user origins are off
     off = read_settings({"MLHUB_PUBLIC_URL": "http://10.0.0.5:8080", "MLHUB_USER_SUBDOMAINS": "false"}, default_data_dir="/d")
     assert off.public_url == "http://10.0.0.5:8080" and off.user_subdomains is False
+
+
+def test_idle_culling_is_on_by_default_and_0_turns_it_off():
+    assert read_settings({}, default_data_dir="/d").cull_idle_seconds == 86400
+    assert read_settings({"MLHUB_CULL_IDLE_SECONDS": "0"}, default_data_dir="/d").cull_idle_seconds == 0
+    assert read_settings({"MLHUB_CULL_IDLE_SECONDS": "3600"}, default_data_dir="/d").cull_idle_seconds == 3600
+    # activity is reported every quarter of the timeout, at most every 300 s (JupyterHub's default)
+    assert [activity_interval(t) for t in (0, 10, 30, 3600, 86400)] == [300, 2, 7, 300, 300]
 
 
 def test_default_above_max_is_refused():

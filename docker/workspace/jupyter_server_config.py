@@ -6,6 +6,7 @@
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 c = get_config()  # noqa: F821
@@ -79,3 +80,9 @@ if _shutdown not in ("", "false", "0", "no", "off"):
     c.MappingKernelManager.cull_idle_timeout = 48 * 3600 if _shutdown in ("true", "yes", "on") else int(_shutdown)
     c.MappingKernelManager.cull_interval = 60
     c.MappingKernelManager.cull_connected = True
+
+# A workspace busy with work is not idle: busy kernels, terminals running a command and CPU use
+# count as activity for the hub's idle culler (/opt/mlhub/python/mlhub_activity.py).
+if os.path.isdir("/opt/mlhub/python") and "/opt/mlhub/python" not in sys.path:
+    sys.path.append("/opt/mlhub/python")
+c.ServerApp.jpserver_extensions.update({"mlhub_activity": True})
