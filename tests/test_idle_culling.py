@@ -85,7 +85,7 @@ async def _start_busy_cell(hub, server: str, token: str, code: str) -> str:
     from tornado.websocket import websocket_connect
 
     auth = {"Authorization": f"token {token}"}
-    base = f"{hub.url}/user/{USER}/{server}/api"
+    base = hub.at(f"/user/{USER}/{server}/api")
     r = requests.post(f"{base}/kernels", headers=auth, json={"name": "python3"}, timeout=60)
     assert r.status_code == 201, r.text
     kernel = r.json()["id"]
@@ -116,7 +116,7 @@ async def _terminal(hub, server: str, token: str, keys: list[str], name: str = "
     from tornado.websocket import websocket_connect
 
     auth = {"Authorization": f"token {token}"}
-    base = f"{hub.url}/user/{USER}/{server}"
+    base = hub.at(f"/user/{USER}/{server}")
     if not name:
         r = requests.post(f"{base}/api/terminals", headers=auth, timeout=60)
         assert r.status_code == 200, r.text
@@ -212,7 +212,7 @@ def test_an_open_ssh_session_keeps_its_workspace_until_it_ends(culling):
 def test_a_busy_kernel_keeps_its_workspace_until_it_is_idle(culling):
     hub, token, kernel = culling["hub"], culling["token"], culling["kernel"]
     hold(hub, ("kernel",), culling["hold_until"])
-    base = f"{hub.url}/user/{USER}/kernel/api/kernels/{kernel}"
+    base = hub.at(f"/user/{USER}/kernel/api/kernels/{kernel}")
     auth = {"Authorization": f"token {token}"}
     assert requests.get(base, headers=auth, timeout=30).json()["execution_state"] == "busy"
     assert requests.post(f"{base}/interrupt", headers=auth, timeout=30).status_code == 204

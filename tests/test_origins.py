@@ -378,3 +378,31 @@ def test_over_https_the_hubs_cookies_cannot_be_tossed_from_a_users_origin(tls_at
         assert _logged_in_as(page, hub) == ""
     finally:
         context.close()
+
+
+def test_hub_pages_answer_on_the_hubs_own_host_only(attack):
+    """A login page on mallory's origin would hand her page the visitor's hub session there."""
+    hub: HubProcess = attack["hub"]
+    on_her_host = hub.user_origin("mallory") + "/hub/login"
+    reply = requests.get(on_her_host, allow_redirects=False, timeout=30)
+    assert reply.status_code == 302 and reply.headers["Location"] == f"{hub.url}/hub/login"
+    posted = requests.post(on_her_host, data={"username": "victim", "password": VICTIM_PASSWORD}, timeout=30)
+    assert posted.status_code == 403 and "own address" in posted.text
+    api = requests.get(hub.user_origin("mallory") + "/hub/api/users", headers={"Authorization": f"token {hub.token}"},
+                       allow_redirects=False, timeout=30)
+    assert api.status_code == 302  # not answered there, even with a valid token
+    # the hub's own host and the services are unaffected
+    assert requests.get(f"{hub.url}/hub/login", timeout=30).status_code == 200
+
+
+def test_turning_per_user_origins_off_warns_admins_and_the_log(hub_factory):
+    hub = hub_factory(env={"MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLHUB_USER_SUBDOMAINS": "false"})
+    assert "Per-user origins are off (MLHUB_USER_SUBDOMAINS=false)" in hub.log_tail(400)
+    admin = login(hub.url, "admin", ADMIN_PASSWORD)
+    page = admin.get(f"{hub.url}/hub/home", timeout=30)
+    assert 'id="mlhub-single-origin-warning"' in page.text and "create API tokens" in page.text
+    _create_user(admin, hub, "plain", VICTIM_PASSWORD)
+    user_page = login(hub.url, "plain", VICTIM_PASSWORD).get(f"{hub.url}/hub/home", timeout=30)
+    assert user_page.status_code == 200 and "mlhub-single-origin-warning" not in user_page.text
+    # workspaces are then on the hub's origin
+    assert hub.user_url("plain") == f"{hub.url}/user/plain/"
