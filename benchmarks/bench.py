@@ -67,7 +67,7 @@ class Bench:
         return self.hub.ensure_user(user)
 
     def ready_url(self, user: str, server: str) -> str:
-        return f"{self.hub.url}/user/{user}/{server}/api/status"
+        return self.hub.at(f"/user/{user}/{server}/api/status")
 
     def spawn_until_ready(self, user: str, server: str) -> float:
         """Seconds from the spawn request until the server answers through the hub's proxy.

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             stop_sampling.wait(15)
 
     def use(user: str) -> None:
-        got = requests.get(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {tokens[user]}"}, timeout=30)
+        got = requests.get(hub.at(f"/user/{user}/api/status"), headers={"Authorization": f"token {tokens[user]}"}, timeout=30)
         if got.status_code != 200:
             tally.error(f"use {user}: {got.status_code}")
         tally.add("uses")

@@ -37,7 +37,7 @@ def measure(hub: HubProcess, client: docker.DockerClient, image: str, reps: int)
         r = hub.api("POST", f"/users/startbench/servers/{name}", token=token, json={"image": image})
         assert r.status_code in (201, 202), r.text
         hub.wait_ready("startbench", name)
-        while requests.get(f"{hub.url}/user/startbench/{name}/api/status",
+        while requests.get(hub.at(f"/user/startbench/{name}/api/status"),
                            headers={"Authorization": f"token {token}"}, timeout=10).status_code != 200:
             time.sleep(0.05)
         spawn.append(time.perf_counter() - t)

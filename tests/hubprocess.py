@@ -216,6 +216,9 @@ c.Spawner.start_timeout = 90
 
     @property
     def user_subdomains(self) -> bool:
+        """Per-user origins: MLHub's config does them unless told not to (a stock config not)."""
+        if self.config != REPO / "jupyterhub_config.py":
+            return False
         return self.env.get("MLHUB_USER_SUBDOMAINS", "true").lower() not in ("false", "0", "no", "off")
 
     def user_origin(self, user: str) -> str:
