@@ -29,7 +29,9 @@ else
 fi
 
 cat <<MSG
-[mlhub] MLHub is starting on http://localhost:${MLHUB_PORT:-8080}
+[mlhub] MLHub is starting on ${MLHUB_PUBLIC_URL:-http://localhost:${MLHUB_PORT:-8080}}
+[mlhub] Each user's workspaces are served on <user>.<that host>; from other machines, set
+[mlhub] MLHUB_PUBLIC_URL to a name whose *.name also points here (see README: Per-user origins).
 [mlhub] Log in as '${MLHUB_ADMIN_USER:-admin}' with $password_hint (set on first start only).
 [mlhub] Others sign up at /hub/signup; the admin authorizes them at /hub/authorize.
 MSG
