@@ -140,6 +140,15 @@ def _follow(url: str, token: str) -> requests.Response:
     return reply
 
 
+def _start_evil_job(hub: HubProcess, docker_client, token: str, options: dict) -> None:
+    """Mallory's server "job": her files written in a first start, then run as a job."""
+    assert hub.spawn("mallory", "job", options, token=token).status_code in (201, 202)
+    _write_evil_files(docker_client, _container(hub, "mallory", "job"))
+    hub.stop_server("mallory", "job")
+    job_options = {**options, "env": {"EXECUTE_CODE": "/workspace/evil.py"}}
+    assert hub.spawn("mallory", "job", job_options, token=token).status_code in (201, 202)
+
+
 def _create_user(admin: requests.Session, hub: HubProcess, name: str, password: str) -> None:
     _, xsrf = page_xsrf(admin, f"{hub.url}/hub/workspaces")
     reply = admin.post(
@@ -152,7 +161,7 @@ def _create_user(admin: requests.Session, hub: HubProcess, name: str, password: 
 
 
 def _login_cookie(hub: HubProcess, name: str, password: str) -> str:
-    session = login(hub.url, name, password)
+    session = login(hub.url, name, password, verify=hub.verify)
     for cookie in session.cookies:
         if cookie.name.endswith("jupyterhub-hub-login"):
             return cookie.value
@@ -174,11 +183,7 @@ def attack(hub_factory, docker_client) -> Iterator[dict]:
     _exec(docker_client, f"{hub.hub_name}-victim", "echo secret > /workspace/private.txt")
 
     # route 1: a job (EXECUTE_CODE) that serves the page on the server's port
-    assert hub.spawn("mallory", "job", options, token=mallory).status_code in (201, 202)
-    _write_evil_files(docker_client, _container(hub, "mallory", "job"))
-    hub.stop_server("mallory", "job")
-    job_options = {**options, "env": {"EXECUTE_CODE": "/workspace/evil.py"}}
-    assert hub.spawn("mallory", "job", job_options, token=mallory).status_code in (201, 202)
+    _start_evil_job(hub, docker_client, mallory, options)
 
     # route 2: her own server config (kept in /workspace), then a restart
     assert hub.spawn("mallory", "cfg", options, token=mallory).status_code in (201, 202)
@@ -216,7 +221,8 @@ def attack(hub_factory, docker_client) -> Iterator[dict]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        # Chromium resolves *.localhost itself, and the test domain by this rule
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=TLS_FLAGS)
         yield browser
         browser.close()
 
@@ -325,22 +331,9 @@ def tls_attack(hub_factory, docker_client, tmp_path_factory) -> Iterator[dict]:
     _create_user(admin, hub, "victim", VICTIM_PASSWORD)
     _create_user(admin, hub, "mallory", MALLORY_PASSWORD)
     mallory = hub.ensure_user("mallory")
-    options = {"image": WORKSPACE_IMAGE, "mem_limit": "1g"}
-    assert hub.spawn("mallory", "job", options, token=mallory).status_code in (201, 202)
-    _write_evil_files(docker_client, _container(hub, "mallory", "job"))
-    hub.stop_server("mallory", "job")
-    assert hub.spawn("mallory", "job", {**options, "env": {"EXECUTE_CODE": "/workspace/evil.py"}}, token=mallory).status_code in (201, 202)
-    session = login(hub.url, "mallory", MALLORY_PASSWORD, verify=False)
-    toss = next(c.value for c in session.cookies if c.name.endswith("jupyterhub-hub-login"))
-    yield {"hub": hub, "urls": {"job": [hub.user_url("mallory", "job", "x")]}, "toss": toss, "cert": cert}
-
-
-@pytest.fixture(scope="module")
-def tls_browser() -> Iterator:
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=TLS_FLAGS)
-        yield browser
-        browser.close()
+    _start_evil_job(hub, docker_client, mallory, {"image": WORKSPACE_IMAGE, "mem_limit": "1g"})
+    toss = _login_cookie(hub, "mallory", MALLORY_PASSWORD)
+    yield {"hub": hub, "urls": {"job": [hub.user_url("mallory", "job", "x")]}, "toss": toss}
 
 
 def test_the_generated_certificate_covers_every_users_origin(tls_attack):
@@ -350,12 +343,12 @@ def test_the_generated_certificate_covers_every_users_origin(tls_attack):
     assert names == [TLS_DOMAIN, f"*.{TLS_DOMAIN}"]
 
 
-def test_over_https_the_hubs_cookies_cannot_be_tossed_from_a_users_origin(tls_attack, tls_browser):
+def test_over_https_the_hubs_cookies_cannot_be_tossed_from_a_users_origin(tls_attack, browser):
     hub: HubProcess = tls_attack["hub"]
     link = tls_attack["urls"]["job"][0]
     assert link.startswith(f"https://mallory.{TLS_DOMAIN}:")
     # a visitor who is logged in stays themselves
-    context = tls_browser.new_context(ignore_https_errors=True)
+    context = browser.new_context(ignore_https_errors=True)
     try:
         page = _browser_login(context, hub, "victim", VICTIM_PASSWORD)
         result = _open_attack(page, tls_attack, link, "victim")
@@ -370,7 +363,7 @@ def test_over_https_the_hubs_cookies_cannot_be_tossed_from_a_users_origin(tls_at
     finally:
         context.close()
     # a visitor who is not logged in is not logged in as mallory
-    context = tls_browser.new_context(ignore_https_errors=True)
+    context = browser.new_context(ignore_https_errors=True)
     try:
         page = context.new_page()
         page.set_default_timeout(30_000)
