@@ -1,0 +1,155 @@
+"""Ownership that cannot be confused: a re-created account never gets an old account's data,
+and two installs with one HUB_NAME on one engine never touch each other's objects.
+
+Real hubs on the real Docker engine (see docs/decisions/ownership.md).
+"""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from mlhubspawner.names import user_network_name, workspace_name, workspace_volume_name
+
+from .conftest import WORKSPACE_IMAGE
+from .hubprocess import HubProcess
+from .test_cleanup_service import cleanup, exists
+
+SECRET = "old-owner-secret"
+
+
+def write_file(client: docker.DockerClient, hub_name: str, user: str, name: str, text: str) -> None:
+    container = client.containers.get(workspace_name(hub_name, user, ""))
+    result = container.exec_run(["sh", "-c", f"echo {text} > /workspace/{name}"], user="root")
+    assert result.exit_code == 0, result.output
+
+
+def workspace_files(client: docker.DockerClient, hub_name: str, user: str) -> str:
+    container = client.containers.get(workspace_name(hub_name, user, ""))
+    result = container.exec_run(["sh", "-c", "ls -A /workspace; cat /workspace/*.txt 2>/dev/null"], user="root")
+    return result.output.decode(errors="replace")
+
+
+def recreate(hub: HubProcess, user: str) -> str:
+    """Delete the account (its default server stops first) and create one with the same name."""
+    assert hub.api("DELETE", f"/users/{user}").status_code == 204
+    hub._user_tokens.pop(user, None)
+    return hub.ensure_user(user)
+
+
+def volume_with_file(client: docker.DockerClient, name: str, labels: dict[str, str], text: str) -> None:
+    """A volume made by hand (as an older MLHub made it), holding old.txt."""
+    client.volumes.create(name, labels=labels)
+    client.containers.run(
+        WORKSPACE_IMAGE, ["sh", "-c", f"echo {text} > /v/old.txt"], user="root", remove=True,
+        volumes={name: {"bind": "/v", "mode": "rw"}}, labels={"mlhub.origin": labels["mlhub.origin"]},
+    )
+
+
+@pytest.mark.parametrize("policy", ["remove", "keep"])
+def test_a_recreated_account_never_sees_the_old_accounts_workspace(hub_factory, docker_client, policy):
+    hub = hub_factory(env={"MLHUB_DELETED_USER_VOLUMES": policy})
+    token = hub.ensure_user("reuse")
+    hub.spawn("reuse", "", {}, token=token)
+    write_file(docker_client, hub.hub_name, "reuse", "old.txt", SECRET)
+    old_volume = workspace_volume_name(hub.hub_name, "reuse", "")
+    old_labels = docker_client.volumes.get(old_volume).attrs["Labels"]
+    assert old_labels.get("mlhub.user_created"), old_labels
+
+    token = recreate(hub, "reuse")
+    if policy == "remove":
+        # the deleted account's volume went with it
+        assert not exists(docker_client, "volume", old_volume)
+    else:
+        assert docker_client.volumes.get(old_volume).attrs["Labels"] == old_labels
+    hub.spawn("reuse", "", {}, token=token)
+    seen = workspace_files(docker_client, hub.hub_name, "reuse")
+    assert SECRET not in seen and "old.txt" not in seen, seen
+    container = docker_client.containers.get(workspace_name(hub.hub_name, "reuse", ""))
+    (mount,) = [m for m in container.attrs["Mounts"] if m["Destination"] == "/workspace"]
+    new_labels = docker_client.volumes.get(mount["Name"]).attrs["Labels"]
+    assert new_labels["mlhub.user_created"] != old_labels["mlhub.user_created"]
+    if policy == "keep":
+        assert mount["Name"] != old_volume
+        # the kept volume still holds the old data, and the cleanup's users run keeps it
+        admin = hub.ensure_user("oadmin", admin=True)
+        report = cleanup(hub, "users", admin).json()
+        assert report["ok"], report
+        assert old_volume not in {a["name"] for a in report["removed"]}
+        assert exists(docker_client, "volume", old_volume)
+    hub.stop_server("reuse")
+
+
+def test_a_volume_of_an_older_account_made_before_account_labels_is_not_adopted(hub, docker_client):
+    """Volumes made by a version without ``mlhub.user_created``: the account's own ones (made
+    after the account) keep working; one made before the account belonged to an earlier
+    account of that name and is not mounted."""
+    base = {"mlhub.origin": hub.hub_name, "mlhub.server_name": ""}
+    # an earlier account "prior" left a volume; then a new account "prior" is created
+    volume_with_file(docker_client, workspace_volume_name(hub.hub_name, "prior", ""), {**base, "mlhub.user": "prior"}, SECRET)
+    prior = hub.ensure_user("prior")
+    hub.spawn("prior", "", {}, token=prior)
+    assert SECRET not in workspace_files(docker_client, hub.hub_name, "prior")
+    hub.stop_server("prior")
+    # an account's own volume from before the upgrade is used as before
+    legacy = hub.ensure_user("legacy")
+    volume_with_file(docker_client, workspace_volume_name(hub.hub_name, "legacy", ""), {**base, "mlhub.user": "legacy"}, "mine")
+    hub.spawn("legacy", "", {}, token=legacy)
+    assert "mine" in workspace_files(docker_client, hub.hub_name, "legacy")
+    hub.stop_server("legacy")
+
+
+def test_a_second_hub_with_the_same_name_is_refused_and_touches_nothing(hub_factory, docker_client, tmp_path):
+    first = hub_factory()
+    token = first.ensure_user("owner")
+    first.spawn("owner", "", {}, token=token)
+    before = {
+        "containers": {c.id for c in docker_client.containers.list(all=True, filters={"label": f"mlhub.origin={first.hub_name}"})},
+        "volumes": {v.name for v in docker_client.volumes.list(filters={"label": f"mlhub.origin={first.hub_name}"})},
+        "networks": {n.id for n in docker_client.networks.list(filters={"label": f"mlhub.origin={first.hub_name}"})},
+    }
+    second = HubProcess(tmp_path, first.hub_name)
+    try:
+        with pytest.raises(RuntimeError) as info:
+            second.start()
+    finally:
+        second.stop()
+    assert "hub exited with 2" in str(info.value), info.value
+    message = second.log_path.read_text()
+    assert f"HUB_NAME {first.hub_name!r} is already used on this Docker engine by another MLHub install" in message
+    assert "choose another HUB_NAME" in message
+    after = {
+        "containers": {c.id for c in docker_client.containers.list(all=True, filters={"label": f"mlhub.origin={first.hub_name}"})},
+        "volumes": {v.name for v in docker_client.volumes.list(filters={"label": f"mlhub.origin={first.hub_name}"})},
+        "networks": {n.id for n in docker_client.networks.list(filters={"label": f"mlhub.origin={first.hub_name}"})},
+    }
+    assert after == before
+    assert first.server("owner")["ready"]
+    # the same install restarted (same data directory) is not refused, and keeps its workspace
+    first.restart()
+    assert first.server("owner")["ready"]
+    first.stop_server("owner")
+
+
+def test_cleanup_never_removes_objects_of_another_install_with_the_same_name(hub_factory, docker_client):
+    hub = hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "-1"})
+    admin = hub.ensure_user("iadmin", admin=True)
+    own = hub.install_id()
+    made = []
+    for user, install in (("theirs", "0123456789abcdef"), ("mine", own), ("older", None)):
+        labels = {"mlhub.origin": hub.hub_name, "mlhub.user": user, "mlhub.server_name": ""}
+        if install:
+            labels["mlhub.install"] = install
+        docker_client.networks.create(user_network_name(hub.hub_name, user), labels=labels)
+        docker_client.volumes.create(workspace_volume_name(hub.hub_name, user, ""), labels=labels)
+        made.append(user)
+    report = cleanup(hub, "users", admin).json()
+    assert report["ok"], report
+    removed = {a["name"] for a in report["removed"]}
+    assert removed == {workspace_volume_name(hub.hub_name, "mine", ""), user_network_name(hub.hub_name, "mine")}
+    for user in ("theirs", "older"):
+        assert exists(docker_client, "volume", workspace_volume_name(hub.hub_name, user, ""))
+        assert exists(docker_client, "network", user_network_name(hub.hub_name, user))
+    kept = {a["name"]: a["reason"] for a in report["kept"]}
+    assert "no mlhub.install label" in kept[workspace_volume_name(hub.hub_name, "older", "")]
+    assert workspace_volume_name(hub.hub_name, "theirs", "") not in kept  # not even considered
