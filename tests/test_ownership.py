@@ -54,17 +54,17 @@ def test_a_recreated_account_never_sees_the_old_accounts_workspace(hub_factory, 
     write_file(docker_client, hub.hub_name, "reuse", "old.txt", SECRET)
     old_volume = workspace_volume_name(hub.hub_name, "reuse", "")
     old_labels = docker_client.volumes.get(old_volume).attrs["Labels"]
-    assert old_labels.get("mlhub.user_created"), old_labels
 
     token = recreate(hub, "reuse")
-    if policy == "remove":
-        # the deleted account's volume went with it
-        assert not exists(docker_client, "volume", old_volume)
-    else:
-        assert docker_client.volumes.get(old_volume).attrs["Labels"] == old_labels
+    old_kept = exists(docker_client, "volume", old_volume)
     hub.spawn("reuse", "", {}, token=token)
     seen = workspace_files(docker_client, hub.hub_name, "reuse")
     assert SECRET not in seen and "old.txt" not in seen, seen
+    if policy == "remove":
+        assert not old_kept, "the deleted account's volume did not go with it"
+    else:
+        assert docker_client.volumes.get(old_volume).attrs["Labels"] == old_labels
+    assert old_labels.get("mlhub.user_created"), old_labels
     container = docker_client.containers.get(workspace_name(hub.hub_name, "reuse", ""))
     (mount,) = [m for m in container.attrs["Mounts"] if m["Destination"] == "/workspace"]
     new_labels = docker_client.volumes.get(mount["Name"]).attrs["Labels"]
@@ -134,22 +134,29 @@ def test_a_second_hub_with_the_same_name_is_refused_and_touches_nothing(hub_fact
 def test_cleanup_never_removes_objects_of_another_install_with_the_same_name(hub_factory, docker_client):
     hub = hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "-1"})
     admin = hub.ensure_user("iadmin", admin=True)
-    own = hub.install_id()
-    made = []
-    for user, install in (("theirs", "0123456789abcdef"), ("mine", own), ("older", None)):
+
+    def make(user: str, install: str | None) -> None:
         labels = {"mlhub.origin": hub.hub_name, "mlhub.user": user, "mlhub.server_name": ""}
         if install:
             labels["mlhub.install"] = install
         docker_client.networks.create(user_network_name(hub.hub_name, user), labels=labels)
         docker_client.volumes.create(workspace_volume_name(hub.hub_name, user, ""), labels=labels)
-        made.append(user)
+
+    # objects of users this hub does not know: another install's, and ones made before install ids
+    make("theirs", "0123456789abcdef")
+    make("older", None)
     report = cleanup(hub, "users", admin).json()
     assert report["ok"], report
-    removed = {a["name"] for a in report["removed"]}
-    assert removed == {workspace_volume_name(hub.hub_name, "mine", ""), user_network_name(hub.hub_name, "mine")}
     for user in ("theirs", "older"):
-        assert exists(docker_client, "volume", workspace_volume_name(hub.hub_name, user, ""))
-        assert exists(docker_client, "network", user_network_name(hub.hub_name, user))
+        assert exists(docker_client, "volume", workspace_volume_name(hub.hub_name, user, "")), report["removed"]
+        assert exists(docker_client, "network", user_network_name(hub.hub_name, user)), report["removed"]
+    assert report["removed"] == []
     kept = {a["name"]: a["reason"] for a in report["kept"]}
     assert "no mlhub.install label" in kept[workspace_volume_name(hub.hub_name, "older", "")]
     assert workspace_volume_name(hub.hub_name, "theirs", "") not in kept  # not even considered
+    # this install's own leftovers still go
+    make("mine", hub.install_id())
+    report = cleanup(hub, "users", admin).json()
+    assert {a["name"] for a in report["removed"]} == {
+        workspace_volume_name(hub.hub_name, "mine", ""), user_network_name(hub.hub_name, "mine")
+    }
