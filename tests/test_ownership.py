@@ -11,6 +11,7 @@ import time
 import docker
 import pytest
 
+from mlhubspawner.install import claim_name
 from mlhubspawner.names import user_network_name, workspace_name, workspace_volume_name
 
 from .conftest import WORKSPACE_IMAGE
@@ -164,3 +165,34 @@ def test_cleanup_never_removes_objects_of_another_install_with_the_same_name(hub
     assert {a["name"] for a in report["removed"]} == {
         workspace_volume_name(hub.hub_name, "mine", ""), user_network_name(hub.hub_name, "mine")
     }
+
+
+def test_an_upgrade_without_install_ids_starts_and_a_lost_install_id_is_refused(hub_factory, docker_client):
+    hub = hub_factory()
+    token = hub.ensure_user("up")
+    hub.stop()
+    # what a version without install ids leaves: no claim, no id file, objects without mlhub.install
+    docker_client.volumes.get(claim_name(hub.hub_name)).remove()
+    id_file = hub.workdir / "data" / "install-id"
+    first_id = id_file.read_text().strip()
+    id_file.unlink()
+    labels = {"mlhub.origin": hub.hub_name, "mlhub.user": "up", "mlhub.server_name": ""}
+    volume_with_file(docker_client, workspace_volume_name(hub.hub_name, "up", ""), labels, "work-of-up")
+    hub.start()
+    assert hub.install_id() != first_id
+    hub.spawn("up", "", {}, token=token)
+    assert "work-of-up" in workspace_files(docker_client, hub.hub_name, "up")  # adopted
+    hub.stop_server("up")
+    # its objects now carry the new id: the same hub with its data directory lost is refused
+    hub.stop()
+    second_id = hub.install_id()
+    id_file.unlink()
+    with pytest.raises(RuntimeError, match="hub exited with 2") as info:
+        hub.start()
+    assert f"HUB_NAME {hub.hub_name!r} is already used on this Docker engine" in str(info.value)
+    # ... until the admin gives it back its id, as the message says
+    id_file.write_text(second_id + "\n")
+    hub.start()
+    hub.spawn("up", "", {}, token=token)
+    assert "work-of-up" in workspace_files(docker_client, hub.hub_name, "up")
+    hub.stop_server("up")
