@@ -7,6 +7,7 @@ Real hubs on the real Docker engine (see docs/decisions/ownership.md).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import docker
 import pytest
@@ -165,6 +166,16 @@ def test_cleanup_never_removes_objects_of_another_install_with_the_same_name(hub
     assert {a["name"] for a in report["removed"]} == {
         workspace_volume_name(hub.hub_name, "mine", ""), user_network_name(hub.hub_name, "mine")
     }
+    # a volume of an earlier account named like a current user goes; the current account's stays
+    created = int(datetime.fromisoformat(hub.api("GET", "/users/iadmin").json()["created"].replace("Z", "+00:00")).timestamp())
+    labels = {"mlhub.origin": hub.hub_name, "mlhub.user": "iadmin", "mlhub.install": hub.install_id()}
+    earlier = docker_client.volumes.create(f"{hub.hub_name}-iadmin--old-workspace", labels={**labels, "mlhub.user_created": "1000"})
+    current = docker_client.volumes.create(f"{hub.hub_name}-iadmin--new-workspace", labels={**labels, "mlhub.user_created": str(created)})
+    report = cleanup(hub, "users", admin).json()
+    assert {a["name"]: a["reason"] for a in report["removed"]} == {
+        earlier.name: "its account was deleted (a newer account has this user name)"
+    }
+    assert exists(docker_client, "volume", current.name)
 
 
 def test_an_upgrade_without_install_ids_starts_and_a_lost_install_id_is_refused(hub_factory, docker_client):
