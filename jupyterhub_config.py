@@ -53,6 +53,21 @@ def _docker_facts() -> tuple[str, str | None]:
 # --- Hub, proxy, database ---------------------------------------------------------------
 _docker_mode = settings.execution_mode == "docker"
 _gateway, _hub_container = _docker_facts() if _docker_mode else ("", None)
+
+# --- This install's id and its claim on HUB_NAME (docs/decisions/ownership.md) -----------
+from mlhubspawner.install import INSTALL_ID_FILE, InstallError, claim_hub_name, read_or_create_install_id  # noqa: E402
+
+_id_file = os.path.join(settings.data_dir, INSTALL_ID_FILE)
+try:
+    _install_id = settings.install_id or read_or_create_install_id(settings.data_dir)
+    if _docker_mode:
+        import docker  # noqa: E402
+
+        if claim_hub_name(docker.from_env(timeout=30).api, settings.hub_name, _install_id, _id_file):
+            print(f"MLHub: HUB_NAME {settings.hub_name!r} claimed on this Docker engine by install {_install_id}", file=sys.stderr)
+except InstallError as exc:
+    print(f"MLHub cannot start:\n{exc}", file=sys.stderr)
+    sys.exit(2)
 c.JupyterHub.ip = settings.ip
 c.JupyterHub.port = settings.port
 if settings.ssl_enabled:
@@ -131,6 +146,8 @@ c.JupyterHub.template_paths = [
 # --- Workspaces -------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "mlhub-docker" if _docker_mode else "mlhub-kubernetes"
 c.MLHubSpawner.hub_name = settings.hub_name
+c.MLHubSpawner.install_id = _install_id
+c.MLHubSpawner.deleted_user_volumes = settings.deleted_user_volumes
 if _docker_mode:
     c.DockerSpawner.image = settings.workspace_image
     c.DockerSpawner.allowed_images = list(settings.allowed_images or (settings.workspace_image,))
@@ -174,6 +191,8 @@ c.JupyterHub.services = [
         "command": [sys.executable, "-m", "cleanup_service"],
         "environment": {
             "HUB_NAME": settings.hub_name,
+            "MLHUB_INSTALL_ID": _install_id,
+            "MLHUB_DELETED_USER_VOLUMES": settings.deleted_user_volumes,
             "CLEANUP_INTERVAL_SECONDS": str(settings.cleanup_interval),
             "MLHUB_EXECUTION_MODE": settings.execution_mode,
             "MLHUB_NAMESPACE": settings.namespace or "default",

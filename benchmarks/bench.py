@@ -200,7 +200,7 @@ def cleanup_run(b: Bench, total: int) -> tuple[float, float, int]:
     made = 0
     for i in range(total):
         owner = "keeper" if i < half else f"ghost{i}"
-        labels = {"mlhub.origin": origin, "mlhub.user": owner, "mlhub.server_name": f"x{i}"}
+        labels = {"mlhub.origin": origin, "mlhub.install": b.hub.install_id(), "mlhub.user": owner, "mlhub.server_name": f"x{i}"}
         if i >= half and i % (total // containers) == 0:  # orphaned containers among the orphans
             b.client.api.create_container("mlhub/workspace:latest", command=["true"], labels=labels, name=f"{origin}-bench-{i}")
         else:

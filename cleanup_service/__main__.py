@@ -3,7 +3,9 @@
 Environment (set by the hub; see the README): JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN,
 JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub), HUB_NAME,
 CLEANUP_INTERVAL_SECONDS (default 3600, -1: no periodic runs), MLHUB_EXECUTION_MODE (docker or
-k8s), MLHUB_NAMESPACE (k8s: the namespace of the hub's objects; default POD_NAMESPACE).
+k8s), MLHUB_NAMESPACE (k8s: the namespace of the hub's objects; default POD_NAMESPACE),
+MLHUB_INSTALL_ID (only objects with this ``mlhub.install`` are removed), MLHUB_DELETED_USER_VOLUMES
+(remove or keep: deleted accounts' volumes).
 """
 
 from __future__ import annotations
@@ -60,7 +62,13 @@ async def main() -> None:
     except ConfigError as exc:
         sys.exit(f"cleanup-service cannot start:\n{exc}")
     backend = await make_backend(config)
-    cleaner = Cleaner(config.hub_name, HubAPI(config.api_url, config.api_token), backend)
+    cleaner = Cleaner(
+        config.hub_name,
+        HubAPI(config.api_url, config.api_token),
+        backend,
+        install_id=config.install_id,
+        deleted_user_volumes=config.deleted_user_volumes,
+    )
     schedule = {"interval": config.interval, "next_run_at": None}
     from .app import make_app
 
@@ -68,8 +76,10 @@ async def main() -> None:
     url = urlparse(config.service_url)
     app.listen(url.port or 80, listen_address(url.hostname))
     log.info(
-        "Cleanup service for hub %s on %s (periodic: %s)",
+        "Cleanup service for hub %s (install %s, deleted accounts' volumes: %s) on %s (periodic: %s)",
         config.hub_name,
+        config.install_id or "none",
+        config.deleted_user_volumes,
         config.service_url,
         f"every {config.interval} s" if config.interval > 0 else "off",
     )

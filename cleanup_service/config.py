@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlhubspawner.errors import MultilineFieldErrors
+from mlhubspawner.install import is_valid_install_id
 from mlhubspawner.names import is_valid_hub_name
+from mlhubspawner.ownership import DELETED_USER_VOLUMES
 
 
 class ConfigError(MultilineFieldErrors):
@@ -23,6 +25,8 @@ class CleanupConfig:
     prefix: str
     mode: str
     namespace: str
+    install_id: str = ""
+    deleted_user_volumes: str = "remove"
 
 
 def read_config(environ: Mapping[str, str]) -> CleanupConfig:
@@ -42,6 +46,12 @@ def read_config(environ: Mapping[str, str]) -> CleanupConfig:
     if mode not in ("docker", "k8s"):
         errors["MLHUB_EXECUTION_MODE"] = f"must be docker or k8s (got {mode!r})"
     namespace = environ.get("MLHUB_NAMESPACE") or environ.get("POD_NAMESPACE") or "default"
+    install_id = environ.get("MLHUB_INSTALL_ID", "")
+    if install_id and not is_valid_install_id(install_id):
+        errors["MLHUB_INSTALL_ID"] = f"must be 8-40 lowercase letters or digits (got {install_id[:60]!r})"
+    deleted_user_volumes = environ.get("MLHUB_DELETED_USER_VOLUMES", "remove") or "remove"
+    if deleted_user_volumes not in DELETED_USER_VOLUMES:
+        errors["MLHUB_DELETED_USER_VOLUMES"] = f"must be {' or '.join(DELETED_USER_VOLUMES)} (got {deleted_user_volumes[:60]!r})"
     for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL"):
         if not environ.get(name):
             errors[name] = "must be set (the hub sets it when it starts the service)"
@@ -56,4 +66,6 @@ def read_config(environ: Mapping[str, str]) -> CleanupConfig:
         prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/cleanup-service/"),
         mode=mode,
         namespace=namespace,
+        install_id=install_id,
+        deleted_user_volumes=deleted_user_volumes,
     )

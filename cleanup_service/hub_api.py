@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mlhubspawner.hub_client import HubAPIError, HubClient
+from mlhubspawner.ownership import parse_time
 
 from .model import HubServer
 
@@ -27,6 +28,15 @@ class HubAPI(HubClient):
             if len(items) < 200:
                 return users
             offset += 200
+
+    @staticmethod
+    def accounts_of(users: list[dict[str, Any]]) -> dict[str, int | None]:
+        """User name -> when the account was created (epoch seconds; None if not given)."""
+        accounts: dict[str, int | None] = {}
+        for user in users:
+            created = parse_time(user.get("created"))
+            accounts[user["name"]] = None if created is None else int(created)
+        return accounts
 
     @staticmethod
     def servers_of(users: list[dict[str, Any]]) -> list[HubServer]:

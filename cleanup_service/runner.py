@@ -56,10 +56,14 @@ class RunReport:
 class Cleaner:
     """Runs ``users`` (orphans) and ``expired`` cleanups against one hub and one engine."""
 
-    def __init__(self, hub_name: str, hub: HubAPI, backend: Backend):
+    def __init__(
+        self, hub_name: str, hub: HubAPI, backend: Backend, install_id: str = "", deleted_user_volumes: str = "remove"
+    ):
         self.hub_name = hub_name
         self.hub = hub
         self.backend = backend
+        self.install_id = install_id
+        self.deleted_user_volumes = deleted_user_volumes
         self._lock = asyncio.Lock()
         self.last: dict[str, RunReport] = {}
 
@@ -98,10 +102,16 @@ class Cleaner:
         resources = await self.backend.list_resources(self.hub_name)
         if kind == "users":
             return planner.plan_orphans(
-                self.hub_name, {u["name"] for u in users}, servers, resources, stale_before=asked_at - STALE_MARGIN
+                self.hub_name,
+                HubAPI.accounts_of(users),
+                servers,
+                resources,
+                stale_before=asked_at - STALE_MARGIN,
+                install_id=self.install_id,
+                deleted_user_volumes=self.deleted_user_volumes,
             )
         if kind == "expired":
-            return planner.plan_expired(self.hub_name, servers, resources, now)
+            return planner.plan_expired(self.hub_name, servers, resources, now, install_id=self.install_id)
         raise ValueError(f"unknown cleanup kind {kind!r}")
 
     async def _act(self, plan: Plan, report: RunReport, dry_run: bool) -> None:

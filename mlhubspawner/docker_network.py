@@ -83,7 +83,7 @@ async def ensure_network(
 
     With a *pool*, the network gets the first free /prefix subnet of it (Docker's default
     pools hold only about 30 bridge networks; a /15 pool of /24s holds 512). A network of
-    that name that lacks the owner's labels is refused, never reused.
+    that name that lacks the owner's hub and user labels is refused, never reused.
     """
     async with _lock(name):
         try:
@@ -91,7 +91,8 @@ async def ensure_network(
         except NotFound:
             found = None
         if found is not None:
-            _check_owner("network", name, found.get("Labels"), labels)
+            # which account and install: judged by the caller (mlhubspawner.ownership)
+            _check_owner("network", name, found.get("Labels"), {k: labels[k] for k in (L.ORIGIN, L.USER)})
             return False
         if pool is None:
             await docker("create_network", name, driver="bridge", labels=labels, check_duplicate=True)

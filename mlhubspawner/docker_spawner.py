@@ -23,6 +23,7 @@ from . import labels as L
 from .docker_objects import container_settings, engine_socket_sources
 from .names import user_network_name, workspace_name, workspace_volume_name
 from .options import WorkspaceOptions
+from .ownership import Verdict, judge, moved_aside_name, parse_time
 from .spawner_base import MLHubSpawner
 
 DEFAULT_IMAGE = "mlhub/workspace:latest"
@@ -221,9 +222,80 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
 
     # --- names --------------------------------------------------------------------------
 
+    #: the volume this start resolved (the usual name, or the moved-aside one)
+    _mlhub_volume: str = ""
+
     @property
     def volume_name(self) -> str:
-        return workspace_volume_name(self.hub_name, self.user.name, self.name)
+        return self._mlhub_volume or workspace_volume_name(self.hub_name, self.user.name, self.name)
+
+    def _judge(self, labels: dict[str, str] | None, created: Any, server: bool = True) -> tuple[Verdict, str]:
+        return judge(
+            labels,
+            self.hub_name,
+            self.user.name,
+            self.install_id,
+            self.account_created,
+            parse_time(created),
+            self.name if server else None,
+        )
+
+    async def _inspect_volume(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.docker("inspect_volume", name)
+        except NotFound:
+            return None
+
+    async def resolve_volume(self) -> str:
+        """The name of this server's ``/workspace`` volume for this account.
+
+        Usually ``<hub>-<user>[--<server>]-workspace``. When an earlier account with this user
+        name left a volume under that name (kept by the admin's choice, or not yet removed),
+        this account's volume is ``<usual>-<account created>`` instead: the old data is never
+        mounted. Raises ForeignObjectError for another hub's or install's volume.
+        """
+        usual = workspace_volume_name(self.hub_name, self.user.name, self.name)
+        aside = moved_aside_name(usual, self.account_created) if self.account_created is not None else ""
+        if aside and (found := await self._inspect_volume(aside)) is not None:
+            verdict, why = self._judge(found.get("Labels"), found.get("CreatedAt"))
+            if verdict is Verdict.MINE:
+                return aside
+            raise net.ForeignObjectError(f"A Docker volume named {aside!r} exists but is not {self.user.name}'s ({why}); remove or rename it, then start again")
+        found = await self._inspect_volume(usual)
+        if found is None:
+            return usual
+        verdict, why = self._judge(found.get("Labels"), found.get("CreatedAt"))
+        if verdict is Verdict.MINE:
+            return usual
+        if verdict is Verdict.EARLIER_ACCOUNT and aside:
+            self.log.warning(
+                "Volume %s was %s; not mounting it for the current account %s: using %s",
+                usual, why, self.user.name, aside,
+            )
+            return aside
+        raise net.ForeignObjectError(f"A Docker volume named {usual!r} exists but is not {self.user.name}'s ({why}); remove or rename it, then start again")
+
+    async def _check_network(self) -> None:
+        """An earlier account's network of this user name is replaced when nothing uses it."""
+        try:
+            found = await self.docker("inspect_network", self.network_name)
+        except NotFound:
+            return
+        verdict, why = self._judge(found.get("Labels"), found.get("Created"), server=False)
+        if verdict is Verdict.EARLIER_ACCOUNT:
+            keep = {self.hub_container} if self.hub_container else set()
+            if await net.remove_network_if_unused(self.docker, self.network_name, keep):
+                self.log.info("Removed network %s: it was %s", self.network_name, why)
+                return
+            raise net.ForeignObjectError(
+                f"The network {self.network_name!r} was {why} and its containers still run; "
+                "the cleanup service's users run removes them (admins: run it now), then start again"
+            )
+        if verdict is Verdict.FOREIGN:
+            raise net.ForeignObjectError(
+                f"A Docker network named {self.network_name!r} already exists but is not {self.user.name}'s "
+                f"({why}); remove or rename it, then start again"
+            )
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -233,12 +305,14 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         if obj is None:
             return None
         found = obj.get("Config", {}).get("Labels") or {}
-        if found.get(L.ORIGIN) != self.hub_name or found.get(L.USER) != self.user.name:
+        verdict, why = self._judge(found, obj.get("Created"), server=False)
+        if verdict is not Verdict.MINE:
             self.log.warning(
-                "Container %s exists but is not %s's workspace on hub %s; not using it",
+                "Container %s exists but is not %s's workspace on hub %s (%s); not using it",
                 self.object_name,
                 self.user.name,
                 self.hub_name,
+                why,
             )
             self.object_id = ""
             return None
@@ -288,10 +362,11 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         options = self.mlhub_options
         assert options is not None
         created_network = created_volume = False
-        owner = L.owner_labels(self.hub_name, self.user.name)
+        owner = L.owner_labels(self.hub_name, self.user.name, self.install_id, self.account_created)
         try:
             await self._check_image_present(options.image)
             try:
+                await self._check_network()
                 pool = ipaddress.IPv4Network(self.network_pool) if self.network_pool else None
                 created_network = await net.ensure_network(
                     self.docker, self.network_name, owner, pool, self.network_prefix_length
@@ -302,6 +377,7 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                     await net.connect(self.docker, self.network_name, self.hub_container)
                 labels = self.workspace_labels()
                 if options.is_mount_volume:
+                    self._mlhub_volume = await self.resolve_volume()
                     created_volume = await net.ensure_volume(
                         self.docker, self.volume_name, labels, self.volume_driver, self.volume_driver_options
                     )
@@ -445,10 +521,19 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
 
     async def delete_forever(self) -> None:
         """The server is deleted: drop its volume if configured, and the user's network
-        once no other workspace of the user uses it."""
+        once no other workspace of the user uses it. JupyterHub deletes the default server
+        only with its account (it refuses to delete it alone): then the account's volumes go
+        too, or stay, as ``deleted_user_volumes`` says."""
         await self._wait_container_gone()
-        if self.remove_volume_on_delete and await net.remove_volume(self.docker, self.volume_name):
-            self.log.info("Removed volume %s of deleted server %s", self.volume_name, self._log_name)
+        if self.remove_volume_on_delete:
+            try:
+                volume = await self.resolve_volume()
+            except net.ForeignObjectError:
+                volume = ""
+            if volume and await net.remove_volume(self.docker, volume):
+                self.log.info("Removed volume %s of deleted server %s", volume, self._log_name)
+        if not self.name:
+            await self._forget_account()
         keep = {self.hub_container} if self.hub_container else set()
         users_containers = await self.docker(
             "containers", all=True, filters={"label": [f"{L.ORIGIN}={self.hub_name}", f"{L.USER}={self.user.name}"]}
@@ -457,6 +542,37 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             return
         if await net.remove_network_if_unused(self.docker, self.network_name, keep):
             self.log.info("Removed network %s: %s has no workspace left", self.network_name, self.user.name)
+
+    async def _forget_account(self) -> None:
+        """The account is being deleted: remove its volumes (``deleted_user_volumes=remove``)
+        or log that they are kept. Only this account's (``mlhub.user_created``), never an
+        earlier or later account's of that name, another install's or another hub's."""
+        active = [s._log_name for s in self.user.spawners.values() if s is not self and s.active]
+        if active:
+            self.log.warning(
+                "%s is being deleted with servers still running (%s); its volumes are left to the "
+                "cleanup service's users run", self.user.name, ", ".join(active),
+            )
+            return
+        found = await self.docker(
+            "volumes", filters={"label": [f"{L.ORIGIN}={self.hub_name}", f"{L.USER}={self.user.name}"]}
+        )
+        for volume in (found or {}).get("Volumes") or []:
+            verdict, _why = self._judge(volume.get("Labels"), volume.get("CreatedAt"), server=False)
+            if verdict is not Verdict.MINE:
+                continue
+            name = volume["Name"]
+            if self.deleted_user_volumes == "keep":
+                self.log.info("Kept volume %s of deleted account %s (deleted_user_volumes=keep)", name, self.user.name)
+                continue
+            try:
+                if await net.remove_volume(self.docker, name):
+                    self.log.info("Removed volume %s of deleted account %s", name, self.user.name)
+            except APIError as exc:
+                self.log.warning(
+                    "Could not remove volume %s of deleted account %s (%s); the cleanup service's users run retries",
+                    name, self.user.name, exc.explanation or exc,
+                )
 
     async def _wait_container_gone(self, timeout: float = 15) -> None:
         """Docker removes auto-remove containers shortly after they stop; wait for that."""

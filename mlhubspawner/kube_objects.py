@@ -104,7 +104,7 @@ def user_selector(hub_name: str, user_name: str) -> dict[str, str]:
     return {L.ORIGIN: hub_name, USER_SLUG: safe_slug(user_name)}
 
 
-def network_policy(hub_name: str, user_name: str, name: str, namespace: str) -> dict[str, Any]:
+def network_policy(hub_name: str, user_name: str, name: str, namespace: str, install_id: str = "") -> dict[str, Any]:
     """One user's isolation: their pods talk to each other, the hub and proxy reach them, and
     they reach the hub, DNS and the internet, but no other pod or private address."""
     mine = {"podSelector": {"matchLabels": user_selector(hub_name, user_name)}}
@@ -114,7 +114,8 @@ def network_policy(hub_name: str, user_name: str, name: str, namespace: str) -> 
             "matchExpressions": [{"key": ROLE, "operator": "In", "values": ["hub", "proxy"]}],
         }
     }
-    labels, annotations = split_metadata({**L.owner_labels(hub_name, user_name), USER_SLUG: safe_slug(user_name)})
+    owner = L.owner_labels(hub_name, user_name, install_id)
+    labels, annotations = split_metadata({**owner, USER_SLUG: safe_slug(user_name)})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

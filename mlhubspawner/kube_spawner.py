@@ -18,6 +18,7 @@ from traitlets import Bool, Dict, Float, List, Unicode, default
 from . import kube_objects as K
 from .names import safe_slug, user_network_name, workspace_name, workspace_volume_name
 from .options import WorkspaceOptions
+from .ownership import Verdict, judge, moved_aside_name
 from .spawner_base import MLHubSpawner
 
 
@@ -134,7 +135,7 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
         return user_network_name(self.hub_name, self.user.name)
 
     def network_policy_manifest(self) -> dict[str, Any]:
-        return K.network_policy(self.hub_name, self.user.name, self.network_policy_name, self.namespace)
+        return K.network_policy(self.hub_name, self.user.name, self.network_policy_name, self.namespace, self.install_id)
 
     async def ensure_network_policy(self) -> None:
         """Create the user's NetworkPolicy if it is not there yet (shared by their servers)."""
@@ -153,6 +154,47 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
             if exc.status != 409:
                 raise
 
+    # --- ownership ----------------------------------------------------------------------
+
+    async def _read_pvc(self, name: str) -> Any:
+        try:
+            return await asyncio.wait_for(
+                self.api.read_namespaced_persistent_volume_claim(name, self.namespace), self.k8s_api_request_timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _judge_pvc(self, pvc: Any) -> tuple[Verdict, str]:
+        meta = pvc.metadata
+        labels = {**(meta.labels or {}), **(meta.annotations or {})}
+        created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else None
+        return judge(labels, self.hub_name, self.user.name, self.install_id, self.account_created, created, self.name)
+
+    async def resolve_pvc(self) -> None:
+        """As on Docker: when an earlier account with this user name left its PVC under the
+        usual name, this account's PVC is ``<usual>-<account created>``; the old one is never
+        mounted."""
+        created = self.account_created
+        if not self.storage_pvc_ensure or created is None or self.pvc_name.endswith(f"-{created}"):
+            return
+        aside = moved_aside_name(self.pvc_name, created)
+        found = await self._read_pvc(aside)
+        if found is None or self._judge_pvc(found)[0] is not Verdict.MINE:
+            found = await self._read_pvc(self.pvc_name)
+            if found is None:
+                return
+            verdict, why = self._judge_pvc(found)
+            if verdict is not Verdict.EARLIER_ACCOUNT:
+                return
+            self.log.warning("PVC %s was %s; not mounting it for %s: using %s", self.pvc_name, why, self.user.name, aside)
+        self.pvc_name = aside
+        for volume in self.volumes if isinstance(self.volumes, list) else []:
+            if volume.get("name") == "workspace":
+                volume["persistentVolumeClaim"] = {"claimName": aside}
+
     async def _start(self) -> Any:
+        await self.resolve_pvc()
         await self.ensure_network_policy()
         return await super()._start()

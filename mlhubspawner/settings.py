@@ -17,7 +17,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import MultilineFieldErrors
+from .install import is_valid_install_id
 from .names import is_valid_hub_name
+from .ownership import DELETED_USER_VOLUMES
 from .parsing import parse_bool, parse_cpu, parse_memory
 
 
@@ -80,6 +82,9 @@ class HubSettings:
     gpu_tolerations: tuple[tuple[tuple[str, Any], ...], ...] = ()
     public_url: str = ""
     user_subdomains: bool = True
+    # ownership (docs/decisions/ownership.md)
+    install_id: str = ""
+    deleted_user_volumes: str = "remove"
 
     @property
     def public_host(self) -> str:
@@ -275,6 +280,20 @@ def _json_tolerations(text: str) -> tuple[tuple[tuple[str, Any], ...], ...]:
     return tuple(tuple(sorted(t.items())) for t in value)
 
 
+def _install_id(text: str) -> str:
+    text = text.strip()
+    if not is_valid_install_id(text):
+        raise ValueError("must be 8-40 lowercase letters or digits (this install's id; empty: generated into MLHUB_DATA_DIR)")
+    return text
+
+
+def _deleted_user_volumes(text: str) -> str:
+    value = text.strip().lower()
+    if value not in DELETED_USER_VOLUMES:
+        raise ValueError(f"must be {' or '.join(DELETED_USER_VOLUMES)}")
+    return value
+
+
 #: Shortest password the hub accepts (NativeAuthenticator's minimum_password_length).
 MIN_PASSWORD_LENGTH = 8
 
@@ -337,6 +356,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_GPU_TOLERATIONS": ("gpu_tolerations", _json_tolerations),
     "MLHUB_PUBLIC_URL": ("public_url", _public_url),
     "MLHUB_USER_SUBDOMAINS": ("user_subdomains", parse_bool),
+    "MLHUB_INSTALL_ID": ("install_id", _install_id),
+    "MLHUB_DELETED_USER_VOLUMES": ("deleted_user_volumes", _deleted_user_volumes),
 }
 
 

@@ -18,10 +18,11 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jupyterhub.traitlets import ByteSpecification
 from tornado import web
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from . import labels as L
+from .install import is_valid_install_id
 from .names import is_valid_hub_name
 from .options import (
     OptionLimits,
@@ -30,6 +31,7 @@ from .options import (
     options_from_formdata,
     validate_options,
 )
+from .ownership import DELETED_USER_VOLUMES, account_created
 from .parsing import format_memory
 from .summary import DEFAULT_TOOL_IMAGES
 
@@ -113,6 +115,34 @@ class MLHubSpawner(LoggingConfigurable):
                 "starting and ending with a letter or digit"
             )
         return value
+
+    install_id = Unicode(
+        "",
+        config=True,
+        help="""This install's id (8-40 lowercase letters or digits), written on every object
+        as ``mlhub.install``: another install with the same ``hub_name`` on the engine never
+        has its objects used or removed. The default config generates it once into
+        ``MLHUB_DATA_DIR/install-id`` (or takes ``MLHUB_INSTALL_ID``). Empty: objects carry no
+        install id (as before install ids).""",
+    )
+
+    @validate("install_id")
+    def _validate_install_id(self, proposal: Any) -> str:
+        value = proposal["value"]
+        if value and not is_valid_install_id(value):
+            raise TraitError(f"install_id {value!r} must be 8-40 lowercase letters or digits")
+        return value
+
+    deleted_user_volumes = Enum(
+        list(DELETED_USER_VOLUMES),
+        default_value="remove",
+        config=True,
+        help="""What happens to a deleted account's ``/workspace`` volumes: ``remove`` (default:
+        removed when the account is deleted, or by the cleanup service's ``users`` run), or
+        ``keep`` (left on the engine, labelled with the old account, for the admin to back up
+        or remove). Either way a new account with the same name never gets them: it gets new,
+        empty volumes. The default config reads ``MLHUB_DELETED_USER_VOLUMES``.""",
+    )
 
     allow_custom_image = Bool(
         False,
@@ -347,7 +377,14 @@ class MLHubSpawner(LoggingConfigurable):
             self.mlhub_meta.created_by,
             self.mlhub_options,
             self.mlhub_meta.expiration_timestamp,
+            self.install_id,
+            self.account_created,
         )
+
+    @property
+    def account_created(self) -> int | None:
+        """The owning account's identity: when JupyterHub created it (epoch seconds)."""
+        return account_created(self.user)
 
     def get_env(self) -> dict[str, str]:
         """The user's ``env`` option first, then everything the hub sets (which wins)."""

@@ -208,6 +208,10 @@ c.Spawner.start_timeout = 90
         self.stop()
         self.start()
 
+    def install_id(self) -> str:
+        """This hub's install id (``mlhub.install``), kept in its data directory."""
+        return (self.workdir / "data" / "install-id").read_text().strip()
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

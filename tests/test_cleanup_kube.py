@@ -141,3 +141,39 @@ def test_kube_backend_lists_by_label_and_deletes_only_orphans():
     assert report.errors == [] and len(report.removed) == 4
     assert [o["metadata"]["name"] for o in fake.objects["pods"]] == ["hub1-alice", "hub2-bob"]
     assert [o["metadata"]["name"] for o in fake.objects["persistentvolumeclaims"]] == ["hub1-alice-workspace"]
+
+
+def test_kube_cleanup_leaves_another_installs_objects():
+    """Same hub name, another install (``mlhub.install``): its pods and PVCs stay; objects made
+    before install ids are reported, not removed; this install's orphans go."""
+    def labelled(kind, name, install):
+        obj = manifest(kind, name, "hub1", "bob")
+        if install:
+            obj["metadata"]["labels"]["mlhub.install"] = install
+        return obj
+
+    objects = {
+        "pods": [labelled("Pod", "hub1-bob", "bbbb2222")],
+        "services": [],
+        "persistentvolumeclaims": [
+            labelled("PersistentVolumeClaim", "hub1-bob-workspace", "aaaa1111"),
+            labelled("PersistentVolumeClaim", "hub1-bob--old-workspace", None),
+        ],
+        "networkpolicies": [labelled("NetworkPolicy", "hub1-bob", "bbbb2222")],
+    }
+    fake = FakeKubeAPI(objects)
+
+    async def scenario():
+        sockets = bind_sockets(0, "127.0.0.1")
+        server = HTTPServer(fake.app())
+        server.add_sockets(sockets)
+        config = client.Configuration(host=f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
+        async with client.ApiClient(config) as api_client:
+            report = await Cleaner("hub1", _Hub(), KubeBackend(api_client, NS), install_id="aaaa1111").run("users")
+        server.stop()
+        return report
+
+    report = asyncio.run(scenario())
+    assert [(r[1], r[2]) for r in fake.requests if r[0] == "DELETE"] == [("persistentvolumeclaims", "hub1-bob-workspace Foreground")]
+    assert {a["name"]: a["reason"] for a in report.kept}["hub1-bob--old-workspace"].startswith("no mlhub.install label")
+    assert [o["metadata"]["name"] for o in fake.objects["pods"]] == ["hub1-bob"]

@@ -136,3 +136,35 @@ def test_running_container_of_a_stopped_server_goes_once_it_predates_the_questio
     ]
     # without a cut-off (older callers) nothing of the kind is removed
     assert plan_orphans("hub1", {"alice"}, servers, resources).remove_resources == []
+
+
+def test_other_installs_and_earlier_accounts():
+    """Objects of another install with this hub name are not even considered; objects made
+    before install ids are only reported; a volume of an earlier account with the user's
+    name goes (or stays with deleted_user_volumes=keep), the current account's stays."""
+    mine = {"mlhub.install": "aaaa1111"}
+    resources = [
+        res("volume", "hub1-bob-workspace", "bob", **mine, **{"mlhub.user_created": "1000"}),  # earlier bob
+        res("volume", "hub1-bob-workspace-2000", "bob", **mine, **{"mlhub.user_created": "2000"}),  # current bob
+        res("network", "hub1-bob", "bob", **mine, **{"mlhub.user_created": "2001"}),  # current bob (1 s off)
+        res("volume", "hub1-gone-workspace", "gone", **{"mlhub.install": "bbbb2222"}),  # another install's
+        res("volume", "hub1-old-workspace", "old"),  # made before install ids
+    ]
+    accounts = {"bob": 2000}
+    plan = plan_orphans("hub1", accounts, [], resources, install_id="aaaa1111")
+    assert [(r.name, a.reason) for r, a in plan.remove_resources] == [
+        ("hub1-bob-workspace", "its account was deleted (a newer account has this user name)")
+    ]
+    kept = {a.name: a.reason for a in plan.keep}
+    assert kept["hub1-bob-workspace-2000"] == kept["hub1-bob"] == "user exists"
+    assert kept["hub1-old-workspace"].startswith("no mlhub.install label")
+    assert "hub1-gone-workspace" not in kept
+    keep = plan_orphans("hub1", accounts, [], resources, install_id="aaaa1111", deleted_user_volumes="keep")
+    assert keep.remove_resources == []
+    assert {a.name: a.reason for a in keep.keep}["hub1-bob-workspace"].endswith("kept (deleted_user_volumes=keep)")
+    # expired containers: never another install's
+    expired = [
+        res("container", "a", "x", expiration_timestamp_seconds="5", **{"mlhub.install": "bbbb2222"}),
+        res("container", "b", "x", expiration_timestamp_seconds="5"),
+    ]
+    assert [r.name for r, _ in plan_expired("hub1", [], expired, 100, install_id="aaaa1111").remove_resources] == ["b"]

@@ -21,11 +21,13 @@ def cleanup(hub, path: str, token: str | None = None, **params) -> requests.Resp
     )
 
 
-def leftovers(client: docker.DockerClient, origin: str, user: str) -> dict[str, str]:
-    """Objects labelled as a workspace of *user* on hub *origin*, made straight on the engine
-    (what a crashed hub, or a hub whose DB lost the user, leaves behind)."""
-    labels = {"mlhub.origin": origin, "mlhub.user": user, "mlhub.server_name": ""}
-    net = client.networks.create(f"{origin}-{user}", labels={"mlhub.origin": origin, "mlhub.user": user})
+def leftovers(client: docker.DockerClient, origin: str, user: str, install: str = "") -> dict[str, str]:
+    """Objects labelled as a workspace of *user* on hub *origin* (made by the install
+    *install*), made straight on the engine (what a crashed hub, or a hub whose DB lost the
+    user, leaves behind)."""
+    owner = {"mlhub.origin": origin, "mlhub.user": user, **({"mlhub.install": install} if install else {})}
+    labels = {**owner, "mlhub.server_name": ""}
+    net = client.networks.create(f"{origin}-{user}", labels=owner)
     volume = client.volumes.create(f"{origin}-{user}-workspace", labels=labels)
     container = client.containers.run(
         WORKSPACE_IMAGE, ["sleep", "600"], name=f"{origin}-{user}", labels=labels, network=net.name,
@@ -80,9 +82,11 @@ def test_users_endpoint_removes_objects_of_deleted_users_only(chub, docker_clien
     # that first; it stops the default server itself. The user's volumes remain.
     chub.stop_server("gone", "second")
     assert chub.api("DELETE", "/users/gone").status_code == 204
-    ghost = leftovers(docker_client, chub.hub_name, "ghost")  # a user the hub never knew
+    ghost = leftovers(docker_client, chub.hub_name, "ghost", chub.install_id())  # a user the hub never knew
     other = leftovers(docker_client, chub.hub_name[:-1] + "x", "ghost")  # another hub's
     gone_volumes = [workspace_volume_name(chub.hub_name, "gone", s) for s in ("", "second")]
+    # the account's volumes went with it (MLHUB_DELETED_USER_VOLUMES=remove, the default)
+    assert not any(exists(docker_client, "volume", v) for v in gone_volumes)
 
     dry = cleanup(chub, "users", admin, dry_run=1)
     assert dry.status_code == 200, dry.text
@@ -90,7 +94,6 @@ def test_users_endpoint_removes_objects_of_deleted_users_only(chub, docker_clien
     assert dry["dry_run"] is True and dry["ok"]
     planned = {(a["kind"], a["name"]) for a in dry["removed"]}
     assert {("container", ghost["container"]), ("volume", ghost["volume"]), ("network", ghost["network"])} <= planned
-    assert {("volume", v) for v in gone_volumes} <= planned
     assert all(exists(docker_client, kind, name) for kind, name in ghost.items())  # nothing removed
 
     report = cleanup(chub, "users", admin).json()
@@ -123,7 +126,7 @@ def test_users_endpoint_removes_a_container_left_running_for_a_stopped_server(ch
     chub.spawn("gina", "", {}, token=gina)
     chub.spawn("gina", "ghost", {}, token=gina)
     chub.stop_server("gina", "ghost")  # the named server's row stays, stopped
-    labels = {"mlhub.origin": chub.hub_name, "mlhub.user": "gina", "mlhub.server_name": "ghost"}
+    labels = {"mlhub.origin": chub.hub_name, "mlhub.user": "gina", "mlhub.server_name": "ghost", "mlhub.install": chub.install_id()}
     stale = docker_client.containers.run(
         WORKSPACE_IMAGE, ["sleep", "600"], name=f"{chub.hub_name}-gina--ghost", labels=labels, detach=True
     )
@@ -164,7 +167,7 @@ def test_expired_endpoint_deletes_expired_servers_through_the_hub(chub, docker_c
 
 def test_a_run_that_fails_halfway_is_finished_by_the_next(chub, docker_client):
     admin = chub.ensure_user("cadmin", admin=True)
-    ghost = leftovers(docker_client, chub.hub_name, "ghost2")
+    ghost = leftovers(docker_client, chub.hub_name, "ghost2", chub.install_id())
     # something outside MLHub holds the volume: the engine refuses to remove it
     holder = docker_client.containers.run(
         WORKSPACE_IMAGE, ["sleep", "600"], detach=True, volumes={ghost["volume"]: {"bind": "/data", "mode": "rw"}}
@@ -186,7 +189,7 @@ def test_a_run_that_fails_halfway_is_finished_by_the_next(chub, docker_client):
 def test_periodic_runs(hub_factory, docker_client):
     hub = hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "2"})
     admin = hub.ensure_user("padmin", admin=True)
-    ghost = leftovers(docker_client, hub.hub_name, "ghost3")
+    ghost = leftovers(docker_client, hub.hub_name, "ghost3", hub.install_id())
     deadline = time.monotonic() + 30
     while exists(docker_client, "container", ghost["container"]) or exists(docker_client, "network", ghost["network"]):
         assert time.monotonic() < deadline, "periodic cleanup did not run"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import docker
 import pytest
@@ -81,10 +82,16 @@ def test_rest_spawn_has_limits_labels_network_and_answers(hub, docker_client):
         "mlhub.cpu_limit": "0.5",
         "mlhub.mem_limit": str(512 * MiB),
         "mlhub.gpus": "",
+        "mlhub.install": hub.install_id(),
+        "mlhub.user_created": labels["mlhub.user_created"],
     }
+    # the account's identity: when JupyterHub created it (docs/decisions/ownership.md)
+    created = hub.api("GET", "/users/alice").json()["created"]
+    assert abs(int(labels["mlhub.user_created"]) - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()) < 1
     assert list(container.attrs["NetworkSettings"]["Networks"]) == [user_network_name(hub.hub_name, "alice")]
     network = docker_client.networks.get(user_network_name(hub.hub_name, "alice"))
-    assert network.attrs["Labels"] == {"mlhub.origin": hub.hub_name, "mlhub.user": "alice"}
+    owner = {k: labels[k] for k in ("mlhub.origin", "mlhub.user", "mlhub.install", "mlhub.user_created")}
+    assert network.attrs["Labels"] == owner
 
     env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
     assert env["CPU_LIMIT"] == "0.5" and env["MEM_LIMIT"] == str(512 * MiB)

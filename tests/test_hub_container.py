@@ -200,8 +200,11 @@ def test_ssl_with_a_generated_certificate_and_separate_hubs(hub_container, docke
         assert reply.status_code == 200, (reply.status_code, reply.url, reply.text[:500])
         report = reply.json()
         assert report["removed"] == []
-        # only this hub's own container and data volume (labelled by the test), nothing of the first hub
-        assert {(k["kind"], k["name"]) for k in report["kept"]} == {("container", hub.hub_name), ("volume", f"{hub.hub_name}-data")}
+        # only this hub's own container and data volume (labelled by the test) and its claim on
+        # its name (docs/decisions/ownership.md), nothing of the first hub
+        assert {(k["kind"], k["name"]) for k in report["kept"]} == {
+            ("container", hub.hub_name), ("volume", f"{hub.hub_name}-data"), ("volume", f"{hub.hub_name}--install"),
+        }
     finally:
         hub.remove()
 

@@ -32,6 +32,9 @@ class FakeKubeAPI:
     def __init__(self):
         self.requests: list[tuple[str, str, dict]] = []
         self.existing: set[str] = set()
+        #: GET answers by path (anything else: 200 with an empty body, or 404 if listed in missing)
+        self.objects: dict[str, dict] = {}
+        self.missing: set[str] = set()
 
     def app(self) -> web.Application:
         fake = self
@@ -50,6 +53,15 @@ class FakeKubeAPI:
                 self.write(body or {"kind": "List", "items": [], "metadata": {}})
 
             def get(self, _path: str) -> None:
+                path = self.request.path
+                if path in fake.objects or path in fake.missing:
+                    fake.requests.append(("GET", path, {}))
+                    if path in fake.missing:
+                        self.set_status(404)
+                        self.write({"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
+                    else:
+                        self.write(fake.objects[path])
+                    return
                 self._record("GET")
 
             def post(self, _path: str) -> None:
@@ -270,3 +282,36 @@ def test_network_policy_isolates_each_user(fake_api):
     assert hub_source["podSelector"]["matchExpressions"][0]["values"] == ["hub", "proxy"]
     internet = policy["spec"]["egress"][2]["to"][0]["ipBlock"]
     assert internet["cidr"] == "0.0.0.0/0" and "10.0.0.0/8" in internet["except"]
+
+
+def test_an_earlier_accounts_pvc_is_never_mounted(fake_api):
+    """A PVC under the usual name made for an earlier account named carl (another
+    ``mlhub.user_created``) is left alone; the current carl gets ``<usual>-<account created>``."""
+    from datetime import datetime, timezone
+
+    usual = "kubehub-carl-workspace"
+    path = f"/api/v1/namespaces/{NS}/persistentvolumeclaims/"
+    labels = {"mlhub.origin": "kubehub", "mlhub.user": "carl", "mlhub.server_name": "", "mlhub.user_created": "1000"}
+    fake_api.objects[path + usual] = {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": usual, "namespace": NS, "labels": labels},
+    }
+    fake_api.missing.add(path + usual + "-2000")
+
+    async def resolve(created: int):
+        spawner = make_spawner("carl", "", install_id="abcd1234")
+        spawner.user.created = datetime.fromtimestamp(created, timezone.utc)
+        await spawner.mlhub_apply_user_options({})
+        await spawner.resolve_pvc()
+        return spawner.pvc_name, serialize(await spawner.get_pod_manifest()), serialize(spawner.get_pvc_manifest())
+
+    name, pod, pvc = run_with_api(fake_api, lambda: resolve(2000))
+    assert name == usual + "-2000" and pvc["metadata"]["name"] == name
+    validate(pvc)
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == [name]
+    for manifest in (pod, pvc):
+        assert manifest["metadata"]["labels"]["mlhub.install"] == "abcd1234"
+        assert manifest["metadata"]["labels"]["mlhub.user_created"] == "2000"
+    # the account that made it keeps it
+    name, _pod, _pvc = run_with_api(fake_api, lambda: resolve(1000))
+    assert name == usual

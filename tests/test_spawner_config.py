@@ -18,6 +18,8 @@ from mlhubspawner.docker_spawner import MLHubDockerSpawner
         ("volume_driver_options", {"": "x"}, "volume_driver_options"),
         ("volume_driver_options", {"o=size": "1g"}, "volume_driver_options"),
         ("volume_driver_options", {"o": 5}, "volume_driver_options"),
+        ("install_id", "Not-An-Id", "install_id"),
+        ("deleted_user_volumes", "archive", "deleted_user_volumes"),
     ],
 )
 def test_bad_values_are_refused_naming_the_option(option, value, named):
