@@ -126,6 +126,9 @@ def test_users_endpoint_removes_a_container_left_running_for_a_stopped_server(ch
     chub.spawn("gina", "", {}, token=gina)
     chub.spawn("gina", "ghost", {}, token=gina)
     chub.stop_server("gina", "ghost")  # the named server's row stays, stopped
+    deadline = time.monotonic() + 30  # the engine removes the stopped container shortly after
+    while exists(docker_client, "container", f"{chub.hub_name}-gina--ghost") and time.monotonic() < deadline:
+        time.sleep(0.2)
     labels = {"mlhub.origin": chub.hub_name, "mlhub.user": "gina", "mlhub.server_name": "ghost", "mlhub.install": chub.install_id()}
     stale = docker_client.containers.run(
         WORKSPACE_IMAGE, ["sleep", "600"], name=f"{chub.hub_name}-gina--ghost", labels=labels, detach=True
