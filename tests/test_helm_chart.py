@@ -179,6 +179,9 @@ def test_tls_ingress_and_tls_at_the_proxy():
         env = env_of(by_kind(docs, "Deployment")[f"{FULL}-{pod}"])
         assert env["MLHUB_PUBLIC_URL"]["value"] == "https://mlhub.example.org"
         assert env["MLHUB_USER_SUBDOMAINS"]["value"] == "true"
+    # without an Ingress: where the port-forward of NOTES.txt puts it
+    env = env_of(by_kind(render(), "Deployment")[f"{FULL}-hub"])
+    assert env["MLHUB_PUBLIC_URL"]["value"] == "http://localhost:8080"
     # turned off: one host, and the hub is told
     off = render({**example("tls-ingress"), "userSubdomains": False, "publicUrl": "https://hub.example.org:8443"})
     (ingress,) = by_kind(off, "Ingress").values()

@@ -8,12 +8,16 @@
 {{- end -}}
 {{- end -}}
 
-{{/* The URL people open: publicUrl, else from the Ingress host (https with TLS anywhere). */}}
+{{/* The URL people open: publicUrl; else the Ingress host (https with TLS anywhere); else
+     localhost:8080, where NOTES.txt's port-forward puts it. */}}
 {{- define "mlhub.publicUrl" -}}
+{{- $scheme := or .Values.ingress.tls.enabled .Values.ssl.enabled | ternary "https" "http" -}}
 {{- if .Values.publicUrl -}}
 {{- .Values.publicUrl | trimSuffix "/" -}}
+{{- else if .Values.ingress.enabled -}}
+{{- printf "%s://%s" $scheme .Values.ingress.host -}}
 {{- else -}}
-{{- printf "%s://%s" (or .Values.ingress.tls.enabled .Values.ssl.enabled | ternary "https" "http") .Values.ingress.host -}}
+{{- printf "%s://localhost:8080" $scheme -}}
 {{- end -}}
 {{- end -}}
 
