@@ -27,6 +27,48 @@ def device_requests(options: WorkspaceOptions, driver: str = "nvidia") -> list[D
     return [DeviceRequest(driver=driver, count=gpus.count, capabilities=[["gpu"]])]
 
 
+#: Capabilities workspaces do without (Docker's default set keeps the others): raw sockets
+#: (spoofing, sniffing on the user's network), device nodes, file capabilities, changing the
+#: capability sets, the audit log, chroot. Kept: what images that start as root and then drop
+#: to their user need (chown, setuid/setgid, dac_override, fowner, fsetid, kill,
+#: net_bind_service), e.g. Jupyter's docker-stacks start script.
+DEFAULT_CAP_DROP = ("AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT")
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """Per-workspace bounds that are the admin's, not the user's."""
+
+    pids_limit: int | None = None  # None or 0: no limit
+    no_new_privileges: bool = True
+    cap_drop: tuple[str, ...] = DEFAULT_CAP_DROP
+    storage_size: int | None = None  # --storage-opt size (the container's writable layer)
+
+    def host_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        if self.pids_limit:
+            config["pids_limit"] = self.pids_limit
+        if self.no_new_privileges:
+            config["security_opt"] = ["no-new-privileges:true"]
+        if self.cap_drop:
+            config["cap_drop"] = list(self.cap_drop)
+        if self.storage_size:
+            config["storage_opt"] = {"size": str(self.storage_size)}
+        return config
+
+
+def merge_host_config(admin: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """Ours over the admin's ``extra_host_config``, except lists of options (security_opt,
+    cap_drop), which are joined so the admin's own entries stay."""
+    merged = dict(admin)
+    for key, value in ours.items():
+        if key in ("security_opt", "cap_drop") and isinstance(merged.get(key), list):
+            merged[key] = [*merged[key], *[v for v in value if v not in merged[key]]]
+        else:
+            merged[key] = value
+    return merged
+
+
 @dataclass
 class ContainerSettings:
     """What MLHub adds to DockerSpawner's container create call."""
@@ -42,9 +84,12 @@ def container_settings(
     mount_path: str,
     gpu_driver: str = "nvidia",
     init: bool = True,
+    hardening: Hardening | None = None,
 ) -> ContainerSettings:
-    """Container labels and host config (limits, shm, GPUs, workspace volume) for *options*."""
+    """Container labels and host config (limits, shm, GPUs, workspace volume, the admin's
+    process limit, privileges and capabilities) for *options*."""
     host_config: dict[str, Any] = {"init": True} if init else {}
+    host_config.update((hardening or Hardening()).host_config())
     if options.cpu_limit is not None:
         host_config["nano_cpus"] = int(round(options.cpu_limit * NANO))
     if options.mem_limit is not None:

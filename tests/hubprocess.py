@@ -21,6 +21,8 @@ from typing import Any
 import docker
 import requests
 
+from mlhubspawner.workspace_disk import disk_of_volume
+
 REPO = Path(__file__).resolve().parent.parent
 LABEL_ORIGIN = "mlhub.origin"
 #: Every hub started by the tests has a HUB_NAME starting with this; cleanup keys on it.
@@ -85,7 +87,10 @@ def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None
             network.remove()
     for volume in client.volumes.list(filters={"label": LABEL_ORIGIN}):
         if mine(volume.attrs.get("Labels")):
+            disk = disk_of_volume(volume.attrs)
             volume.remove(force=True)
+            if disk is not None:
+                disk.remove()
 
 
 class HubProcess:

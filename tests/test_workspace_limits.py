@@ -45,9 +45,12 @@ def test_every_workspace_is_bounded_by_default(default_hub, docker_client, image
         assert host["Memory"] > 0, "no memory limit by default"
         assert host["NanoCpus"] > 0, "no CPU limit by default"
         assert host["PidsLimit"] == 1024, f"process limit: {host['PidsLimit']}"
-        assert "no-new-privileges" in (host["SecurityOpt"] or []), host["SecurityOpt"]
+        assert any(o.startswith("no-new-privileges") for o in host["SecurityOpt"] or []), host["SecurityOpt"]
         assert {"NET_RAW", "MKNOD", "SETFCAP", "SETPCAP", "AUDIT_WRITE", "SYS_CHROOT"} <= set(host["CapDrop"] or []), host["CapDrop"]
         assert through_proxy(hub, user, "", token).status_code == 200
+        (container,) = containers_of(docker_client, hub.hub_name, user, "", all=False)
+        status = container.exec_run(["grep", "NoNewPrivs", "/proc/self/status"]).output.decode()
+        assert status.split() == ["NoNewPrivs:", "1"], status
     finally:
         hub.stop_server(user)
 
