@@ -12,6 +12,7 @@ from typing import Any
 
 from docker.types import DeviceRequest
 
+from .fair_defaults import DEFAULT_CAP_DROP
 from .options import WorkspaceOptions
 
 NANO = 1_000_000_000
@@ -27,12 +28,6 @@ def device_requests(options: WorkspaceOptions, driver: str = "nvidia") -> list[D
     return [DeviceRequest(driver=driver, count=gpus.count, capabilities=[["gpu"]])]
 
 
-#: Capabilities workspaces do without (Docker's default set keeps the others): raw sockets
-#: (spoofing, sniffing on the user's network), device nodes, file capabilities, changing the
-#: capability sets, the audit log, chroot. Kept: what images that start as root and then drop
-#: to their user need (chown, setuid/setgid, dac_override, fowner, fsetid, kill,
-#: net_bind_service), e.g. Jupyter's docker-stacks start script.
-DEFAULT_CAP_DROP = ("AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT")
 
 
 @dataclass(frozen=True)

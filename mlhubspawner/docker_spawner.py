@@ -22,14 +22,8 @@ from traitlets import Bool, Dict, Int, List, TraitError, Unicode, default, valid
 
 from . import docker_network as net
 from . import labels as L
-from .docker_objects import (
-    DEFAULT_CAP_DROP,
-    Hardening,
-    container_settings,
-    engine_socket_sources,
-    merge_host_config,
-)
-from .fair_defaults import DEFAULT_PIDS_LIMIT, DEFAULT_WORKSPACE_DISK_LIMIT
+from .docker_objects import Hardening, container_settings, engine_socket_sources, merge_host_config
+from .fair_defaults import DEFAULT_CAP_DROP, DEFAULT_PIDS_LIMIT, DEFAULT_WORKSPACE_DISK_LIMIT
 from .names import user_network_name, workspace_name, workspace_volume_name
 from .options import WorkspaceOptions
 from .spawner_base import MLHubSpawner

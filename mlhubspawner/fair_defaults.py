@@ -22,6 +22,13 @@ DEFAULT_PIDS_LIMIT = 1024
 #: Size of each /workspace volume on Docker (sparse: takes only what is written).
 DEFAULT_WORKSPACE_DISK_LIMIT = 10 * 1024**3
 
+#: Capabilities workspaces do without (Docker's default set keeps the others): raw sockets
+#: (spoofing, sniffing on the user's network), device nodes, file capabilities, changing the
+#: capability sets, the audit log, chroot. Kept: what images that start as root and then drop
+#: to their user need (chown, setuid/setgid, dac_override, fowner, fsetid, kill,
+#: net_bind_service), e.g. Jupyter's docker-stacks start script.
+DEFAULT_CAP_DROP = ("AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT")
+
 #: Named servers per user.
 DEFAULT_NAMED_SERVER_LIMIT = 5
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlhubspawner.docker_objects import DEFAULT_CAP_DROP, Hardening, container_settings, merge_host_config
-from mlhubspawner.fair_defaults import fair_cpu, fair_memory
+from mlhubspawner.docker_objects import Hardening, container_settings, merge_host_config
+from mlhubspawner.fair_defaults import DEFAULT_CAP_DROP, fair_cpu, fair_memory
 from mlhubspawner.options import OptionLimits, OptionsError, validate_options
 from mlhubspawner.settings import SettingsError, read_settings
 from mlhubspawner.summary import summarize
