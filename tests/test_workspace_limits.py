@@ -177,3 +177,18 @@ def test_workspace_disk_is_capped_and_nothing_left_after_delete(disk_hub, docker
     assert objects_of(docker_client, hub.hub_name, "filler")["volumes"] == []
     assert _mounts_under(mountpoint) == []
     assert not mountpoint.exists() and not list(mountpoint.parent.glob(mountpoint.name + "*")), list(mountpoint.parent.iterdir())
+
+
+def test_container_layer_cap_this_engine_cannot_give_is_a_clear_error(hub_factory, docker_client):
+    """overlay2 on ext4 has no --storage-opt size: the admin's setting fails the spawn naming it."""
+    hub = hub_factory(
+        env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE},
+        extra_config='c.MLHubDockerSpawner.container_disk_limit = "1G"\n',
+    )
+    info = docker_client.info()
+    if info["Driver"] != "overlay2" or info["DriverStatus"][0][1] == "xfs":
+        pytest.skip("this engine may support --storage-opt size")
+    token = hub.ensure_user("layer")
+    message = hub.spawn_refused("layer", "", {"is_mount_volume": False}, token=token, status=500)
+    assert "cannot cap the container's disk" in message and "container_disk_limit" in message, message[-2000:]
+    assert containers_of(docker_client, hub.hub_name, "layer") == []
