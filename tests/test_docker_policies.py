@@ -13,6 +13,7 @@ from mlhubspawner.names import user_network_name
 from mlhubspawner.options import OptionLimits, validate_options
 
 from .conftest import WORKSPACE_IMAGE
+from .hubprocess import claim_hub_name
 from .test_docker_spawner import containers_of, objects_of, through_proxy
 from .web import login, page_xsrf
 
@@ -22,11 +23,13 @@ ADMIN_PASSWORD = "initial-Admin-pw"
 @pytest.fixture(scope="module")
 def fake_hub_container(docker_client):
     """Stands in for the hub's own container (the hub-in-Docker install)."""
+    # an origin this process claims, so other test runs' sweeps of leftovers spare it
+    origin = claim_hub_name(f"mltfake{secrets.token_hex(3)}")
     container = docker_client.containers.run(
         WORKSPACE_IMAGE,
         ["sleep", "900"],
-        name=f"mltfake-hub-{secrets.token_hex(3)}",
-        labels={"mlhub.origin": "mltfake"},
+        name=f"{origin}-hub",
+        labels={"mlhub.origin": origin},
         detach=True,
     )
     yield container
