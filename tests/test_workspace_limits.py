@@ -15,15 +15,17 @@ from mlhubspawner.names import workspace_volume_name
 
 from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
 from .test_docker_spawner import containers_of, objects_of, through_proxy
+from .web import login
 
 MiB = 1024**2
+ADMIN_PASSWORD = "initial-Admin-pw"
 NOTHING = {"containers": [], "networks": [], "volumes": [], "named": []}
 
 
 @pytest.fixture(scope="module")
 def default_hub(hub_factory):
     """No CPU, memory, process, disk or named-server variable set: only the defaults."""
-    return hub_factory(env={"MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}"})
+    return hub_factory(env={"MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}", "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD})
 
 
 def _inspect(docker_client, hub, user: str, server: str) -> dict:
@@ -199,3 +201,26 @@ def test_container_layer_cap_this_engine_cannot_give_is_a_clear_error(hub_factor
     message = hub.spawn_refused("layer", "", {"is_mount_volume": False}, token=token, status=500)
     assert "cannot cap the container's disk" in message and "container_disk_limit" in message, message[-2000:]
     assert containers_of(docker_client, hub.hub_name, "layer") == []
+
+
+def test_form_and_workspaces_page_show_the_limits(default_hub, docker_client):
+    """The options form says what an empty field gets and every maximum, processes and disk
+    included; the Workspaces page shows them for each workspace."""
+    hub = default_hub
+    session = login(hub.url, "admin", ADMIN_PASSWORD)
+    form = session.get(f"{hub.url}/hub/spawn/admin/shown", timeout=60).text
+    host = docker_client.info()
+    cores, memory = float(host["NCPU"]), host["MemTotal"] // MiB
+    assert f"0.01 to {cores:g} cores" in form
+    assert f"At most {memory}m." in form or f"At most {memory // 1024}g." in form, form
+    assert "Processes: at most 1024 per workspace" in form
+    assert "A new volume holds at most 10g." in form
+    assert "at most the memory limit" in form
+
+    token = hub.ensure_user("shown")
+    assert hub.spawn("shown", "ws", {"cpu_limit": "0.5", "mem_limit": "1g"}, token=token).status_code in (201, 202)
+    try:
+        page = session.get(f"{hub.url}/hub/workspaces", timeout=60).text
+        assert "0.5 CPU, 1g memory, 1024 processes, 10g disk" in page, page
+    finally:
+        hub.stop_server("shown", "ws", remove=True)
