@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from mlhubspawner.names import workspace_volume_name
 
@@ -224,3 +225,21 @@ def test_form_and_workspaces_page_show_the_limits(default_hub, docker_client):
         assert "0.5 CPU, 1g memory, 1024 processes, 10g disk" in page, page
     finally:
         hub.stop_server("shown", "ws", remove=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the disk cap needs a hub running as root")
+def test_cleanup_service_removes_the_disk_image_with_a_deleted_users_volume(default_hub, docker_client):
+    hub = default_hub
+    admin = hub.ensure_user("cleaner", admin=True)
+    token = hub.ensure_user("leaver")
+    assert hub.spawn("leaver", "", {"image": STOCK_IMAGE}, token=token).status_code in (201, 202)
+    volume = docker_client.volumes.get(workspace_volume_name(hub.hub_name, "leaver", ""))
+    mountpoint = Path(volume.attrs["Options"]["device"]).parent
+    assert volume.attrs["Labels"]["mlhub.disk_limit"] == str(10 * 1024**3) and _mounts_under(mountpoint)
+    hub.stop_server("leaver")
+    assert hub.api("DELETE", "/users/leaver").status_code == 204  # the volume stays (default)
+    report = requests.get(
+        f"{hub.url}/services/cleanup-service/users", headers={"Authorization": f"token {admin}"}, timeout=120
+    ).json()
+    assert report["ok"] and ("volume", volume.name) in {(a["kind"], a["name"]) for a in report["removed"]}, report
+    assert _mounts_under(mountpoint) == [] and list(mountpoint.parent.glob(mountpoint.name + "*")) == []
