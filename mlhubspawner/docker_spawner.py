@@ -27,7 +27,7 @@ from .fair_defaults import DEFAULT_CAP_DROP, DEFAULT_PIDS_LIMIT, DEFAULT_WORKSPA
 from .names import user_network_name, workspace_name, workspace_volume_name
 from .options import WorkspaceOptions
 from .spawner_base import MLHubSpawner
-from .workspace_disk import DiskError, WorkspaceDisk, disk_of_volume
+from .workspace_disk import DiskError, WorkspaceDisk, disk_of_volume, unsupported_reason
 
 DEFAULT_IMAGE = "mlhub/workspace:latest"
 
@@ -242,8 +242,23 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
     def shown_disk_limit(self) -> int | None:
         return self.workspace_disk_limit if self._caps_new_volumes() else None
 
+    # why this hub cannot cap /workspace (None: it can); looked at once per hub process
+    _disk_cap_problem: str | None = None
+    _disk_cap_checked = False
+
     def _caps_new_volumes(self) -> bool:
-        return bool(self.workspace_disk_limit) and self.volume_driver == "local" and not self.volume_driver_options
+        if not (self.workspace_disk_limit and self.volume_driver == "local" and not self.volume_driver_options):
+            return False
+        cls = type(self)
+        if not cls._disk_cap_checked:
+            cls._disk_cap_checked = True
+            cls._disk_cap_problem = unsupported_reason(in_container=bool(self.hub_container))
+            if cls._disk_cap_problem:
+                self.log.warning(
+                    "workspace_disk_limit is not enforced: %s; /workspace volumes get no size cap",
+                    cls._disk_cap_problem,
+                )
+        return cls._disk_cap_problem is None
 
     def _disk(self) -> WorkspaceDisk:
         return WorkspaceDisk(Path(os.path.abspath(self.workspace_disk_dir)), self.volume_name)
