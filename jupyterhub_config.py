@@ -169,6 +169,24 @@ c.MLHubSpawner.max_gpus = settings.max_gpus
 c.MLHubSpawner.default_days_to_live = settings.default_days_to_live
 c.MLHubSpawner.max_days_to_live = settings.max_days_to_live
 c.MLHubSpawner.users_can_create_named_servers = settings.self_service
+# Fair bounds on every workspace (docs/decisions/fair-defaults.md, workspace-disk-limit.md)
+if _docker_mode:
+    from mlhubspawner.workspace_disk import unsupported_reason  # noqa: E402
+
+    c.MLHubDockerSpawner.pids_limit = settings.pids_limit
+    c.MLHubDockerSpawner.no_new_privileges = settings.no_new_privileges
+    c.MLHubDockerSpawner.workspace_disk_dir = os.path.join(settings.data_dir, "workspace-disks")
+    _disk_limit = settings.workspace_disk_limit
+    _no_disk_cap = unsupported_reason(in_container=bool(_hub_container)) if _disk_limit else None
+    if _no_disk_cap:
+        print(
+            f"[MLHub] WARNING: MLHUB_WORKSPACE_DISK_LIMIT ({_disk_limit} bytes) is not enforced: {_no_disk_cap}. "
+            "/workspace volumes have no size cap (docs/decisions/workspace-disk-limit.md); "
+            "set MLHUB_WORKSPACE_DISK_LIMIT=0 to silence this.",
+            file=sys.stderr,
+        )
+        _disk_limit = 0
+    c.MLHubDockerSpawner.workspace_disk_limit = _disk_limit or None
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 

@@ -13,6 +13,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from mlhubspawner.labels import ORIGIN
+from mlhubspawner.workspace_disk import disk_of_volume
 
 from .model import Resource
 
@@ -57,7 +58,11 @@ class DockerBackend:
             if resource.kind == "container":
                 await self._run(api.remove_container, resource.id, force=True, v=True)
             elif resource.kind == "volume":
+                found = await self._run(api.inspect_volume, resource.name)
                 await self._run(api.remove_volume, resource.name)
+                disk = disk_of_volume(found)
+                if disk is not None:  # a capped /workspace: its disk image goes with it
+                    await self._run(disk.remove)
             elif resource.kind == "network":
                 found = await self._run(api.inspect_network, resource.id)
                 for cid in found.get("Containers") or {}:

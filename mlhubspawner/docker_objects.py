@@ -12,6 +12,7 @@ from typing import Any
 
 from docker.types import DeviceRequest
 
+from .fair_defaults import DEFAULT_CAP_DROP
 from .options import WorkspaceOptions
 
 NANO = 1_000_000_000
@@ -25,6 +26,42 @@ def device_requests(options: WorkspaceOptions, driver: str = "nvidia") -> list[D
     if gpus.device_ids:
         return [DeviceRequest(driver=driver, device_ids=list(gpus.device_ids), capabilities=[["gpu"]])]
     return [DeviceRequest(driver=driver, count=gpus.count, capabilities=[["gpu"]])]
+
+
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """Per-workspace bounds that are the admin's, not the user's."""
+
+    pids_limit: int | None = None  # None or 0: no limit
+    no_new_privileges: bool = True
+    cap_drop: tuple[str, ...] = DEFAULT_CAP_DROP
+    storage_size: int | None = None  # --storage-opt size (the container's writable layer)
+
+    def host_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        if self.pids_limit:
+            config["pids_limit"] = self.pids_limit
+        if self.no_new_privileges:
+            config["security_opt"] = ["no-new-privileges:true"]
+        if self.cap_drop:
+            config["cap_drop"] = list(self.cap_drop)
+        if self.storage_size:
+            config["storage_opt"] = {"size": str(self.storage_size)}
+        return config
+
+
+def merge_host_config(admin: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """Ours over the admin's ``extra_host_config``, except lists of options (security_opt,
+    cap_drop), which are joined so the admin's own entries stay."""
+    merged = dict(admin)
+    for key, value in ours.items():
+        if key in ("security_opt", "cap_drop") and isinstance(merged.get(key), list):
+            merged[key] = [*merged[key], *[v for v in value if v not in merged[key]]]
+        else:
+            merged[key] = value
+    return merged
 
 
 @dataclass
@@ -42,9 +79,12 @@ def container_settings(
     mount_path: str,
     gpu_driver: str = "nvidia",
     init: bool = True,
+    hardening: Hardening | None = None,
 ) -> ContainerSettings:
-    """Container labels and host config (limits, shm, GPUs, workspace volume) for *options*."""
+    """Container labels and host config (limits, shm, GPUs, workspace volume, the admin's
+    process limit, privileges and capabilities) for *options*."""
     host_config: dict[str, Any] = {"init": True} if init else {}
+    host_config.update((hardening or Hardening()).host_config())
     if options.cpu_limit is not None:
         host_config["nano_cpus"] = int(round(options.cpu_limit * NANO))
     if options.mem_limit is not None:

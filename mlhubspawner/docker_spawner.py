@@ -9,22 +9,26 @@ import asyncio
 import ipaddress
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from docker.errors import APIError, ImageNotFound, NotFound
 from dockerspawner import DockerSpawner
+from jupyterhub.traitlets import ByteSpecification
 from requests.exceptions import ConnectionError as EngineConnectionError
 from requests.exceptions import Timeout as EngineTimeout
 from tornado import web
-from traitlets import Bool, Dict, Int, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Int, List, TraitError, Unicode, default, validate
 
 from . import docker_network as net
 from . import labels as L
-from .docker_objects import container_settings, engine_socket_sources
+from .docker_objects import Hardening, container_settings, engine_socket_sources, merge_host_config
+from .fair_defaults import DEFAULT_CAP_DROP, DEFAULT_PIDS_LIMIT, DEFAULT_WORKSPACE_DISK_LIMIT
 from .names import user_network_name, workspace_name, workspace_volume_name
 from .options import WorkspaceOptions
 from .ownership import Verdict, judge, moved_aside_name, parse_time
 from .spawner_base import MLHubSpawner
+from .workspace_disk import DiskError, WorkspaceDisk, disk_of_volume, unsupported_reason
 
 DEFAULT_IMAGE = "mlhub/workspace:latest"
 
@@ -32,6 +36,13 @@ DEFAULT_IMAGE = "mlhub/workspace:latest"
 def engine_unreachable(exc: BaseException) -> bool:
     """True when *exc* says the Docker engine did not answer (down, restarting, socket gone)."""
     return isinstance(exc, (EngineConnectionError, EngineTimeout))
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 def _deep_merge(dest: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +179,140 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         volumes keep the options they were created with.""",
     )
 
+    # --- the admin's bounds on every workspace --------------------------------------------
+
+    pids_limit = Int(
+        DEFAULT_PIDS_LIMIT,
+        min=0,
+        config=True,
+        help="""Most processes and threads one workspace may run (Docker's ``--pids-limit``);
+        a fork bomb stops here instead of filling the host's process table. 0: no limit.""",
+    )
+    no_new_privileges = Bool(
+        True,
+        config=True,
+        help="""Run workspaces with ``no-new-privileges``: setuid/setgid programs and file
+        capabilities grant nothing, so a user cannot become root inside. Switch off only for
+        images whose users must ``sudo`` (the workspace image built with ENABLE_SUDO=true).""",
+    )
+    cap_drop = List(
+        Unicode(),
+        list(DEFAULT_CAP_DROP),
+        config=True,
+        help="""Linux capabilities removed from workspaces (on top of what Docker already
+        withholds). The default keeps what images that start as root and then drop to their
+        user need; ``["ALL"]`` suits images that run as a plain user from the start.""",
+    )
+    container_disk_limit = ByteSpecification(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Size of each workspace's writable container layer (everything outside its
+        volumes), as ``--storage-opt size``. Only engines with overlay2 on xfs with project
+        quotas (or btrfs, zfs, devicemapper) support it; on others the spawn fails naming this
+        setting. Default: no cap (see docs/decisions/workspace-disk-limit.md).""",
+    )
+    workspace_disk_limit = ByteSpecification(
+        DEFAULT_WORKSPACE_DISK_LIMIT,
+        allow_none=True,
+        config=True,
+        help="""Size of each new ``/workspace`` volume (e.g. '10G'): a sparse ext4 image in
+        ``workspace_disk_dir``, loop-mounted by the hub; writes past it fail with "No space left
+        on device" inside the workspace. Needs the hub on the engine's host as root; applies
+        to the ``local`` driver without ``volume_driver_options``. 0 or None: no cap. Existing
+        volumes keep their size.""",
+    )
+    workspace_disk_dir = Unicode(
+        "workspace-disks",
+        config=True,
+        help="""Folder of the ``/workspace`` disk images and their mount points (relative:
+        to the hub's working directory). The default config puts it in MLHUB_DATA_DIR.""",
+    )
+
+    def hardening(self) -> Hardening:
+        return Hardening(
+            pids_limit=self.pids_limit or None,
+            no_new_privileges=self.no_new_privileges,
+            cap_drop=tuple(self.cap_drop),
+            storage_size=self.container_disk_limit or None,
+        )
+
+    def shown_pids_limit(self) -> int | None:
+        return self.pids_limit or None
+
+    def shown_disk_limit(self) -> int | None:
+        return self.workspace_disk_limit if self._caps_new_volumes() else None
+
+    # why this hub cannot cap /workspace (None: it can); looked at once per hub process
+    _disk_cap_problem: str | None = None
+    _disk_cap_checked = False
+
+    def _caps_new_volumes(self) -> bool:
+        if not (self.workspace_disk_limit and self.volume_driver == "local" and not self.volume_driver_options):
+            return False
+        cls = type(self)
+        if not cls._disk_cap_checked:
+            cls._disk_cap_checked = True
+            cls._disk_cap_problem = unsupported_reason(in_container=bool(self.hub_container))
+            if cls._disk_cap_problem:
+                self.log.warning(
+                    "workspace_disk_limit is not enforced: %s; /workspace volumes get no size cap",
+                    cls._disk_cap_problem,
+                )
+        return cls._disk_cap_problem is None
+
+    def _disk(self) -> WorkspaceDisk:
+        return WorkspaceDisk(Path(os.path.abspath(self.workspace_disk_dir)), self.volume_name)
+
+    async def _prepare_volume(self, labels: dict[str, str]) -> tuple[bool, bool, int | None]:
+        """Create the workspace volume unless it exists (capped: on a new disk image) and mount
+        the disk image of a capped one; (volume created, disk image created, its cap or None)."""
+        try:
+            found = await self.docker("inspect_volume", self.volume_name)
+        except NotFound:
+            found = None
+        disk_created = False
+        cap: int | None = None
+        options = dict(self.volume_driver_options)
+        if found is None and self._caps_new_volumes():
+            disk = self._disk()
+            try:
+                await asyncio.to_thread(disk.create, self.workspace_disk_limit)
+            except DiskError as exc:
+                self.log.error("Could not make the %s disk for %s: %s", self.volume_name, self._log_name, exc)
+                raise web.HTTPError(
+                    500,
+                    f"{self.user.name}'s /workspace volume could not be created with its size cap ({exc}); "
+                    "admins: see the hub's log, or set MLHUB_WORKSPACE_DISK_LIMIT=0",
+                ) from None
+            disk_created = True
+            cap = self.workspace_disk_limit
+            options = disk.driver_options()
+            labels = {**labels, L.PREFIX + "disk_limit": str(self.workspace_disk_limit)}
+            self.log.info("Made a %s disk image for volume %s", self.workspace_disk_limit, self.volume_name)
+        try:
+            created = await net.ensure_volume(self.docker, self.volume_name, labels, self.volume_driver, options)
+        except BaseException:
+            if disk_created:
+                await asyncio.to_thread(self._disk().remove)
+            raise
+        if found is not None:
+            existing = disk_of_volume(found)
+            if existing is not None:
+                cap = _int_or_none((found.get("Labels") or {}).get(L.PREFIX + "disk_limit"))
+            if existing is not None and not existing.is_mounted():
+                try:
+                    await asyncio.to_thread(existing.ensure_mounted)
+                except DiskError as exc:
+                    self.log.error("Could not mount the disk of %s for %s: %s", self.volume_name, self._log_name, exc)
+                    raise web.HTTPError(
+                        500,
+                        f"{self.user.name}'s /workspace disk image could not be mounted ({exc}); "
+                        "the workspace was not started. Admins: see the hub's log",
+                    ) from None
+                self.log.info("Mounted the disk image of volume %s again", self.volume_name)
+        return created, disk_created, cap
+
     @validate("volume_driver")
     def _validate_volume_driver(self, proposal: Any) -> str:
         value = proposal["value"]
@@ -196,7 +341,8 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         gpus = self.max_gpus
         if gpus is None and self.gpu_runtime_check and "nvidia" not in (info.get("Runtimes") or {}):
             gpus = 0
-        return float(info.get("NCPU") or 0) or None, info.get("MemTotal"), gpus
+        memory = int(info.get("MemTotal") or 0) // 1024**2 * 1024**2  # whole MiB: readable limits
+        return float(info.get("NCPU") or 0) or None, memory or None, gpus
 
     def default_image(self) -> str:
         return self.image
@@ -361,7 +507,7 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             await self.mlhub_apply_user_options(self.user_options or {})
         options = self.mlhub_options
         assert options is not None
-        created_network = created_volume = False
+        created_network = created_volume = created_disk = False
         owner = L.owner_labels(self.hub_name, self.user.name, self.install_id, self.account_created)
         try:
             await self._check_image_present(options.image)
@@ -376,13 +522,13 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                 if self.hub_container:
                     await net.connect(self.docker, self.network_name, self.hub_container)
                 labels = self.workspace_labels()
+                disk_cap = None
                 if options.is_mount_volume:
                     self._mlhub_volume = await self.resolve_volume()
-                    created_volume = await net.ensure_volume(
-                        self.docker, self.volume_name, labels, self.volume_driver, self.volume_driver_options
-                    )
+                    created_volume, created_disk, disk_cap = await self._prepare_volume(labels)
                     if created_volume:
                         self.log.info("Created volume %s for %s", self.volume_name, self._log_name)
+                self._remember_bounds(disk_cap)
             except net.ForeignObjectError as exc:
                 raise web.HTTPError(409, str(exc)) from None
             except net.NoFreeSubnet as exc:
@@ -391,10 +537,10 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         except asyncio.CancelledError:
             # JupyterHub's start_timeout cancelled the start: undo it all the same
             self.log.warning("Start of %s was cancelled (start_timeout); undoing it", self._log_name)
-            await asyncio.shield(self._undo_start(created_network, created_volume))
+            await asyncio.shield(self._undo_start(created_network, created_volume, created_disk))
             raise
         except Exception as exc:
-            await self._undo_start(created_network, created_volume)
+            await self._undo_start(created_network, created_volume, created_disk)
             raise self._explain(exc) from exc
         self.log.info(
             "Started workspace %s for %s on network %s (expires: %s)",
@@ -404,6 +550,15 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             self.expiration_timestamp or "never",
         )
         return result
+
+    def _remember_bounds(self, disk_cap: int | None) -> None:
+        """Keep the workspace's process limit and /workspace size with its state (for the pages)."""
+        if self.mlhub_meta is None:
+            return
+        bounds = {"pids": self.pids_limit} if self.pids_limit else {}
+        if disk_cap:
+            bounds["disk"] = disk_cap
+        self.mlhub_meta.bounds = bounds
 
     async def _check_image_present(self, image: str) -> None:
         if self.pull_policy in ("never", "skip"):
@@ -438,6 +593,13 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                 "gpus: this Docker host cannot give containers GPUs (no NVIDIA container "
                 "runtime); leave gpus empty",
             )
+        if "--storage-opt is supported only" in text:
+            self.log.error("The engine cannot cap container layers: %s", text)
+            return web.HTTPError(
+                500,
+                f"{self.user.name}'s workspace was not started: this Docker engine cannot cap the container's "
+                f"disk ({text}); admins: unset c.MLHubDockerSpawner.container_disk_limit",
+            )
         if "no space left on device" in text.lower():
             self.log.warning("No space left starting %s: %s", self._log_name, text)
             where = (
@@ -458,7 +620,7 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             )
         return exc
 
-    async def _undo_start(self, created_network: bool, created_volume: bool) -> None:
+    async def _undo_start(self, created_network: bool, created_volume: bool, created_disk: bool = False) -> None:
         """Remove what this failed start created, so a refused spawn leaves nothing behind."""
         try:
             if self.object_id:
@@ -466,6 +628,8 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                 self.object_id = ""
             if created_volume:
                 await net.remove_volume(self.docker, self.volume_name)
+            if created_disk:
+                await asyncio.to_thread(self._disk().remove)
             if created_network:
                 keep = {self.hub_container} if self.hub_container else set()
                 await net.remove_network_if_unused(self.docker, self.network_name, keep)
@@ -483,12 +647,13 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             self.workspace_mount_path,
             self.gpu_driver,
             self.use_init,
+            self.hardening(),
         )
         saved = self.extra_create_kwargs, self.extra_host_config
         create_kwargs = await self._evaluated(self.extra_create_kwargs)
         host_config = await self._evaluated(self.extra_host_config)
         self.extra_create_kwargs = _deep_merge(create_kwargs, settings.create_kwargs)
-        self.extra_host_config = _deep_merge(host_config, settings.host_config)
+        self.extra_host_config = _deep_merge(host_config, merge_host_config(host_config, settings.host_config))
         try:
             self._refuse_engine_socket(self.extra_host_config)
             return await super().create_object()
@@ -527,11 +692,11 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         await self._wait_container_gone()
         if self.remove_volume_on_delete:
             try:
-                volume = await self.resolve_volume()
+                self._mlhub_volume = await self.resolve_volume()
             except net.ForeignObjectError:
-                volume = ""
-            if volume and await net.remove_volume(self.docker, volume):
-                self.log.info("Removed volume %s of deleted server %s", volume, self._log_name)
+                self._mlhub_volume = ""
+            else:
+                await self._remove_volume_and_disk(self.volume_name)
         if not self.name:
             await self._forget_account()
         keep = {self.hub_container} if self.hub_container else set()
@@ -566,13 +731,26 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                 self.log.info("Kept volume %s of deleted account %s (deleted_user_volumes=keep)", name, self.user.name)
                 continue
             try:
-                if await net.remove_volume(self.docker, name):
-                    self.log.info("Removed volume %s of deleted account %s", name, self.user.name)
+                await self._remove_volume_and_disk(name, reason=f"deleted account {self.user.name}")
             except APIError as exc:
                 self.log.warning(
                     "Could not remove volume %s of deleted account %s (%s); the cleanup service's users run retries",
                     name, self.user.name, exc.explanation or exc,
                 )
+
+    async def _remove_volume_and_disk(self, name: str, reason: str = "") -> None:
+        """Remove the volume *name* and, for a capped one, its disk image."""
+        reason = reason or f"deleted server {self._log_name}"
+        try:
+            found = await self.docker("inspect_volume", name)
+        except NotFound:
+            found = None
+        disk = disk_of_volume(found) if found else None
+        if found and await net.remove_volume(self.docker, name):
+            self.log.info("Removed volume %s of %s", name, reason)
+        if disk is not None:
+            await asyncio.to_thread(disk.remove)
+            self.log.info("Removed the disk image %s of %s", disk.image, reason)
 
     async def _wait_container_gone(self, timeout: float = 15) -> None:
         """Docker removes auto-remove containers shortly after they stop; wait for that."""

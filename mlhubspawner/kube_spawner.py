@@ -16,6 +16,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from . import kube_objects as K
+from .fair_defaults import DEFAULT_CAP_DROP
 from .names import safe_slug, user_network_name, workspace_name, workspace_volume_name
 from .options import WorkspaceOptions
 from .ownership import Verdict, judge, moved_aside_name
@@ -74,6 +75,13 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
     def _default_delete_pvc(self) -> bool:
         # as on Docker: deleting a server keeps its volume; the cleanup service removes orphans
         return False
+
+    @default("container_security_context")
+    def _default_container_security_context(self) -> dict[str, Any]:
+        # as on Docker: no new privileges (KubeSpawner's allow_privilege_escalation=False sets
+        # allowPrivilegeEscalation) and the same capabilities dropped; the process limit is
+        # the kubelet's podPidsLimit, outside the pod spec
+        return {"capabilities": {"drop": list(DEFAULT_CAP_DROP)}}
 
     @default("storage_capacity")
     def _default_storage_capacity(self) -> str:

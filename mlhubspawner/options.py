@@ -66,6 +66,9 @@ class OptionLimits:
     default_days_to_live: float = 0.0
     max_days_to_live: float | None = None
     reserved_env: frozenset[str] = frozenset()
+    #: shown in the form, not options a user sets: processes and /workspace size per workspace
+    pids_limit: int | None = None
+    disk_limit: int | None = None
     reserved_env_prefixes: tuple[str, ...] = ("JUPYTERHUB_", "JPY_", "MLHUB_")
 
 
@@ -143,15 +146,32 @@ def _check_cpu(value: Any, limits: OptionLimits) -> float | None:
     return cpu
 
 
-def _check_memory(value: Any, default: int | None, maximum: int | None) -> int | None:
+MIN_MEMORY = 6 * 1024**2  # Docker's minimum
+
+
+def _check_memory(value: Any, default: int | None, maximum: int | None, what: str = "") -> int | None:
     if _blank(value):
         return default
     size = parse_memory(value)
-    if size < 6 * 1024**2:
+    if size < MIN_MEMORY:
         raise ValueError("must be at least 6m (Docker's minimum)")
     if maximum is not None and size > maximum:
-        raise ValueError(f"must be at most {format_memory(maximum)} (got {format_memory(size)})")
+        raise ValueError(
+            f"must be at most {what}{format_memory(maximum)} "
+            f"(allowed: {format_memory(MIN_MEMORY)} to {format_memory(maximum)}; got {format_memory(size)})"
+        )
     return size
+
+
+def _check_shm(value: Any, limits: OptionLimits, mem_limit: int | None) -> int | None:
+    """/dev/shm is memory: at most the workspace's memory limit (and the admin's maximum)."""
+    caps = [c for c in (limits.max_mem_limit, mem_limit) if c is not None]
+    maximum = min(caps) if caps else None
+    what = "the memory limit " if mem_limit is not None and maximum == mem_limit else ""
+    if _blank(value):
+        default = limits.default_shm_size
+        return min(default, maximum) if default is not None and maximum is not None else default
+    return _check_memory(value, None, maximum, what)
 
 
 def _check_gpus(value: Any, limits: OptionLimits) -> GpuRequest:
@@ -212,9 +232,7 @@ def validate_options(raw: Mapping[str, Any] | None, limits: OptionLimits) -> Wor
         "cpu_limit": lambda v: _check_cpu(v, limits),
         "mem_limit": lambda v: _check_memory(v, limits.default_mem_limit, limits.max_mem_limit),
         "gpus": lambda v: _check_gpus(v, limits),
-        "shm_size": lambda v: _check_memory(
-            v, limits.default_shm_size, limits.max_mem_limit
-        ),
+        "shm_size": lambda v: _check_shm(v, limits, values.get("mem_limit")),
         "env": lambda v: _check_env(v, limits),
         "is_mount_volume": lambda v: True if _blank(v) else parse_bool(v),
         "days_to_live": lambda v: _check_days(v, limits),

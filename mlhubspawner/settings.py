@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import MultilineFieldErrors
+from .fair_defaults import DEFAULT_NAMED_SERVER_LIMIT, DEFAULT_PIDS_LIMIT, DEFAULT_WORKSPACE_DISK_LIMIT
 from .install import is_valid_install_id
 from .names import is_valid_hub_name
 from .ownership import DELETED_USER_VOLUMES
@@ -54,7 +55,7 @@ class HubSettings:
     max_gpus: int | None = None
     default_days_to_live: float = 0.0
     max_days_to_live: float | None = None
-    named_server_limit: int = 0
+    named_server_limit: int = DEFAULT_NAMED_SERVER_LIMIT
     self_service: bool = True
     cull_idle_seconds: int = DEFAULT_CULL_IDLE_SECONDS
     user_config: str = ""
@@ -85,6 +86,10 @@ class HubSettings:
     # ownership (docs/decisions/ownership.md)
     install_id: str = ""
     deleted_user_volumes: str = "remove"
+    # fair limits per workspace (docs/decisions/fair-defaults.md, workspace-disk-limit.md)
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    workspace_disk_limit: int = DEFAULT_WORKSPACE_DISK_LIMIT
+    no_new_privileges: bool = True
 
     @property
     def public_host(self) -> str:
@@ -308,6 +313,19 @@ def _memory(text: str) -> int:
     return parse_memory(text)
 
 
+def _size_or_off(text: str) -> int:
+    """A size like 10g, or 0 for off."""
+    if text.strip() == "0":
+        return 0
+    try:
+        size = parse_memory(text)
+    except ValueError:
+        size = 0
+    if size < 16 * 1024**2:
+        raise ValueError("must be a size of at least 16m such as 10g or 500m, or 0 for no cap")
+    return size
+
+
 # variable -> (settings field, parser)
 VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_NAME": ("hub_name", _hub_name),
@@ -358,6 +376,9 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_USER_SUBDOMAINS": ("user_subdomains", parse_bool),
     "MLHUB_INSTALL_ID": ("install_id", _install_id),
     "MLHUB_DELETED_USER_VOLUMES": ("deleted_user_volumes", _deleted_user_volumes),
+    "MLHUB_PIDS_LIMIT": ("pids_limit", _int_range(0)),
+    "MLHUB_WORKSPACE_DISK_LIMIT": ("workspace_disk_limit", _size_or_off),
+    "MLHUB_NO_NEW_PRIVILEGES": ("no_new_privileges", parse_bool),
 }
 
 

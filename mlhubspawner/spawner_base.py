@@ -22,6 +22,7 @@ from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import labels as L
+from .fair_defaults import fair_cpu, fair_memory
 from .install import is_valid_install_id
 from .names import is_valid_hub_name
 from .options import (
@@ -51,14 +52,19 @@ class WorkspaceMeta:
     days_to_live: float = 0.0
     expiration_timestamp: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    #: the admin's bounds this workspace got: "pids" (processes), "disk" (/workspace bytes)
+    bounds: dict[str, int] = field(default_factory=dict)
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "created_by": self.created_by,
             "days_to_live": self.days_to_live,
             "expiration_timestamp": self.expiration_timestamp,
             "options": self.options,
         }
+        if self.bounds:
+            state["bounds"] = dict(self.bounds)
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> WorkspaceMeta | None:
@@ -69,6 +75,7 @@ class WorkspaceMeta:
             days_to_live=float(state.get("days_to_live") or 0),
             expiration_timestamp=int(state.get("expiration_timestamp") or 0),
             options=dict(state.get("options") or {}),
+            bounds={k: int(v) for k, v in (state.get("bounds") or {}).items() if isinstance(v, int)},
         )
 
 
@@ -156,14 +163,19 @@ class MLHubSpawner(LoggingConfigurable):
         allow_none=True,
         config=True,
         help="""Most CPU cores a user may ask for in ``cpu_limit``. Default: all cores of the
-        engine's host (Docker refuses more).""",
+        engine's host (Docker refuses more). When ``Spawner.cpu_limit`` (the default for an
+        empty field) is not set either, an empty field gets 1 core or a quarter of this
+        maximum, whichever is smaller.""",
     )
     max_mem_limit = ByteSpecification(
         None,
         allow_none=True,
         config=True,
-        help="""Most memory a user may ask for in ``mem_limit`` and ``shm_size`` (e.g. '16G').
-        Default: no limit beyond the host's memory.""",
+        help="""Most memory a user may ask for in ``mem_limit`` and ``shm_size`` (e.g. '16G');
+        ``shm_size`` is also at most the workspace's own memory limit. Default: the memory of
+        the engine's host (on Kubernetes: no maximum). When ``Spawner.mem_limit`` (the default
+        for an empty field) is not set either, an empty field gets 2 GiB or a quarter of this
+        maximum, whichever is smaller.""",
     )
     max_gpus = Int(
         None,
@@ -229,23 +241,36 @@ class MLHubSpawner(LoggingConfigurable):
 
     async def option_limits(self) -> OptionLimits:
         """The admin's limits and defaults, completed with what the engine offers."""
-        cores, _memory, gpus = await self.host_limits()
+        cores, memory, gpus = await self.host_limits()
         max_cpu = self.max_cpu_limit if self.max_cpu_limit is not None else cores
+        max_mem = self.max_mem_limit if self.max_mem_limit is not None else memory
+        default_cpu = self._configured_cpu_limit()
+        default_mem = self._configured_mem_limit()
         reserved = HUB_SET_ENV | set(self.environment or {})
         return OptionLimits(
             images=self.allowed_image_map(),
             default_image=self.default_image(),
             allow_custom_image=self.allow_custom_image,
-            default_cpu_limit=self._configured_cpu_limit(),
+            default_cpu_limit=default_cpu if default_cpu is not None else fair_cpu(max_cpu),
             max_cpu_limit=max_cpu,
-            default_mem_limit=self._configured_mem_limit(),
-            max_mem_limit=self.max_mem_limit,
+            default_mem_limit=default_mem if default_mem is not None else fair_memory(max_mem),
+            max_mem_limit=max_mem,
             max_gpus=gpus,
             default_shm_size=self.default_shm_size,
             default_days_to_live=self.default_days_to_live,
             max_days_to_live=self.max_days_to_live,
             reserved_env=frozenset(reserved),
+            pids_limit=self.shown_pids_limit(),
+            disk_limit=self.shown_disk_limit(),
         )
+
+    def shown_pids_limit(self) -> int | None:
+        """Processes per workspace, for the options form (None: no limit or not known)."""
+        return None
+
+    def shown_disk_limit(self) -> int | None:
+        """Size of /workspace, for the options form (None: no cap)."""
+        return None
 
     def _configured_cpu_limit(self) -> float | None:
         value = getattr(self, "_mlhub_default_cpu", self.cpu_limit)

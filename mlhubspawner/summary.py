@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from .parsing import format_memory
+
 SECONDS_PER_DAY = 24 * 3600
 
 #: Image repositories that carry the workspace tools (``MLHubSpawner.tool_images``' default).
@@ -37,6 +39,8 @@ class WorkspaceSummary:
     cpu: str = ""
     memory: str = ""
     gpus: str = ""
+    processes: str = ""
+    disk: str = ""
     volume: bool = True
     created_by: str = ""
     expires_at: int = 0  # epoch seconds, 0 = never
@@ -50,7 +54,13 @@ class WorkspaceSummary:
 
     @property
     def resources(self) -> str:
-        parts = [self.cpu and f"{self.cpu} CPU", self.memory and f"{self.memory} memory", self.gpus and f"GPUs {self.gpus}"]
+        parts = [
+            self.cpu and f"{self.cpu} CPU",
+            self.memory and f"{self.memory} memory",
+            self.gpus and f"GPUs {self.gpus}",
+            self.processes and f"{self.processes} processes",
+            self.disk and f"{self.disk} disk",
+        ]
         return ", ".join(p for p in parts if p) or "hub defaults"
 
 
@@ -133,6 +143,8 @@ def summarize(spawner: Any, owner: Any, tool_images: list[str] | tuple[str, ...]
     image = str(options.get("image") or getattr(spawner, "image", "") or "")
     gpus = str(options.get("gpus") or "")
     cpu = options.get("cpu_limit")
+    bounds = meta.get("bounds") if isinstance(meta.get("bounds"), dict) else {}
+    pids, disk = bounds.get("pids"), bounds.get("disk")
     return WorkspaceSummary(
         owner=owner.name,
         name=spawner.name,
@@ -142,6 +154,8 @@ def summarize(spawner: Any, owner: Any, tool_images: list[str] | tuple[str, ...]
         cpu=f"{cpu:g}" if isinstance(cpu, (int, float)) and not isinstance(cpu, bool) else "",
         memory=str(options.get("mem_limit") or ""),
         gpus="" if gpus in ("", "none") else gpus,
+        processes=str(pids) if isinstance(pids, int) and pids > 0 else "",
+        disk=format_memory(disk) if isinstance(disk, int) and disk > 0 else "",
         volume=bool(options.get("is_mount_volume", True)),
         created_by=str(meta.get("created_by") or ""),
         expires_at=expires_at,

@@ -24,6 +24,8 @@ import docker
 import requests
 from jupyterhub.utils import subdomain_hook_idna
 
+from mlhubspawner.workspace_disk import disk_of_volume
+
 from . import loopback
 
 loopback.install()
@@ -92,7 +94,10 @@ def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None
             network.remove()
     for volume in client.volumes.list(filters={"label": LABEL_ORIGIN}):
         if mine(volume.attrs.get("Labels")):
+            disk = disk_of_volume(volume.attrs)
             volume.remove(force=True)
+            if disk is not None:
+                disk.remove()
 
 
 def user_origin(hub_url: str, user: str, subdomains: bool = True) -> str:

@@ -23,7 +23,7 @@ ADMIN_PASSWORD = "initial-Admin-pw"
 @pytest.fixture(scope="module")
 def fake_hub_container(docker_client):
     """Stands in for the hub's own container (the hub-in-Docker install)."""
-    # a claimed origin, so that another test run's sweep of leftovers spares it
+    # an origin this process claims, so other test runs' sweeps of leftovers spare it
     origin = claim_hub_name(f"mltfake{secrets.token_hex(3)}")
     container = docker_client.containers.run(
         WORKSPACE_IMAGE,

@@ -122,6 +122,11 @@ def test_shm_env_and_volume(hub, docker_client):
     # data in /workspace survives a stop and start; the container itself does not
     assert container.exec_run(["sh", "-c", "echo kept > /workspace/note.txt"]).exit_code == 0
     hub.stop_server("carol")
+    # Docker's auto-remove may still be finishing when the stop returns (the hub's own
+    # remove then answers "removal already in progress"): give it a moment
+    deadline = time.monotonic() + 15
+    while containers_of(docker_client, hub.hub_name, "carol") and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert containers_of(docker_client, hub.hub_name, "carol") == []
     hub.spawn("carol", "", token=token)
     (container,) = containers_of(docker_client, hub.hub_name, "carol", "")

@@ -198,7 +198,10 @@ def test_defaults_and_no_volume(fake_api):
     validate(pod)
     assert pvc is None and not spawner.storage_pvc_ensure
     c = container(pod)
-    assert not (c.get("resources") or {}).get("limits")
+    # fair defaults from the admin's maximum (8 cores, 64g): 1 core, 2 GiB (was: no limits)
+    assert c["resources"]["limits"] == {"cpu": 1.0, "memory": 2 << 30}
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert {"NET_RAW", "MKNOD", "SETFCAP"} <= set(c["securityContext"]["capabilities"]["drop"])
     assert "workspace" not in {v["name"] for v in pod["spec"].get("volumes") or []}
     assert "nodeSelector" not in pod["spec"]  # no GPU: no GPU node selector
 
