@@ -24,13 +24,14 @@ SECRET = "old-owner-secret"
 
 def write_file(client: docker.DockerClient, hub_name: str, user: str, name: str, text: str) -> None:
     container = client.containers.get(workspace_name(hub_name, user, ""))
-    result = container.exec_run(["sh", "-c", f"echo {text} > /workspace/{name}"], user="root")
+    # as the workspace's user: with no-new-privileges an exec'd root has no capabilities
+    result = container.exec_run(["sh", "-c", f"echo {text} > /workspace/{name}"])
     assert result.exit_code == 0, result.output
 
 
 def workspace_files(client: docker.DockerClient, hub_name: str, user: str) -> str:
     container = client.containers.get(workspace_name(hub_name, user, ""))
-    result = container.exec_run(["sh", "-c", "ls -A /workspace; cat /workspace/*.txt 2>/dev/null"], user="root")
+    result = container.exec_run(["sh", "-c", "ls -A /workspace; cat /workspace/*.txt 2>/dev/null"])
     return result.output.decode(errors="replace")
 
 

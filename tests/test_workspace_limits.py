@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 
@@ -228,7 +229,7 @@ def test_form_and_workspaces_page_show_the_limits(default_hub, docker_client):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the disk cap needs a hub running as root")
-def test_cleanup_service_removes_the_disk_image_with_a_deleted_users_volume(default_hub, docker_client):
+def test_a_deleted_users_capped_volume_goes_with_its_disk_image(default_hub, docker_client):
     hub = default_hub
     admin = hub.ensure_user("cleaner", admin=True)
     token = hub.ensure_user("leaver")
@@ -237,9 +238,14 @@ def test_cleanup_service_removes_the_disk_image_with_a_deleted_users_volume(defa
     mountpoint = Path(volume.attrs["Options"]["device"]).parent
     assert volume.attrs["Labels"]["mlhub.disk_limit"] == str(10 * 1024**3) and _mounts_under(mountpoint)
     hub.stop_server("leaver")
-    assert hub.api("DELETE", "/users/leaver").status_code == 204  # the volume stays (default)
+    # deleting the account removes its volumes (MLHUB_DELETED_USER_VOLUMES=remove), disk image
+    # and mount included; whatever a deletion leaves, the cleanup's users run removes
+    assert hub.api("DELETE", "/users/leaver").status_code == 204
     report = requests.get(
         f"{hub.url}/services/cleanup-service/users", headers={"Authorization": f"token {admin}"}, timeout=120
     ).json()
-    assert report["ok"] and ("volume", volume.name) in {(a["kind"], a["name"]) for a in report["removed"]}, report
+    assert report["ok"], report
+    assert not any(a["kind"] == "volume" and a["name"] == volume.name for a in report["kept"]), report
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.volumes.get(volume.name)
     assert _mounts_under(mountpoint) == [] and list(mountpoint.parent.glob(mountpoint.name + "*")) == []
