@@ -93,6 +93,8 @@ c.Authenticator.admin_users = {settings.admin_user}
 # NativeAuthenticator only lets authorized accounts log in; that is the allow list.
 c.Authenticator.allow_all = True
 c.MLHubNativeAuthenticator.initial_admin_password = settings.admin_password
+# Without MLHUB_ADMIN_PASSWORD the hub generates one there at first start (and logs where).
+c.MLHubNativeAuthenticator.initial_admin_password_file = os.path.join(settings.data_dir, "initial-admin-password")
 # NativeAuthenticator accepts 1-character passwords by default.
 c.NativeAuthenticator.minimum_password_length = MIN_PASSWORD_LENGTH
 # MLHub's page templates: resources/templates in the repository, templates/ next to this

@@ -211,7 +211,7 @@ MIN_PASSWORD_LENGTH = 8
 
 def _password(text: str) -> str:
     if text and len(text) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"must be empty (sign up instead) or at least {MIN_PASSWORD_LENGTH} characters")
+        raise ValueError(f"must be empty (a password is generated) or at least {MIN_PASSWORD_LENGTH} characters")
     return text
 
 

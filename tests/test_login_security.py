@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import stat
 
 from .hubprocess import HubProcess
@@ -16,7 +17,7 @@ def test_nobody_signs_up_as_the_admin_when_no_password_is_set(hub_factory) -> No
     hub: HubProcess = hub_factory(env={"MLHUB_ADMIN_PASSWORD": ""})
     reply = signup(hub.url, "admin", STRANGER_PASSWORD)
     assert reply.status_code == 200
-    assert "belongs to this hub's admin and cannot be signed up for" in reply.text
+    assert "The name 'admin' belongs to this hub's admin and cannot be signed up for" in html.unescape(reply.text)
     assert login_state(hub.url, "admin", STRANGER_PASSWORD) == "invalid"
 
     path = hub.workdir / "data" / "initial-admin-password"
@@ -35,5 +36,5 @@ def test_nobody_signs_up_as_the_admin_when_no_password_is_set(hub_factory) -> No
 
 def test_admin_name_is_refused_at_sign_up_with_a_password_set(hub: HubProcess) -> None:
     reply = signup(hub.url, "admin", STRANGER_PASSWORD)
-    assert "belongs to this hub's admin and cannot be signed up for" in reply.text
+    assert "The name 'admin' belongs to this hub's admin and cannot be signed up for" in html.unescape(reply.text)
     assert login_state(hub.url, "admin", "initial-Admin-pw") == "in"
