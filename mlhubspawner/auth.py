@@ -11,17 +11,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
 import secrets
 from typing import Any
 
+import bcrypt
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
 from tornado.escape import url_escape
 from tornado.httputil import url_concat
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
 from .auth_handlers import AuthorizationAreaPage, AuthorizeHandler, DiscardHandler, MLHubSignUpHandler
+from .rate_limit import RateLimiter
 
 #: NativeAuthenticator's routes whose handlers MLHub replaces (see auth_handlers.py).
 _REPLACED_HANDLERS: dict[str, Any] = {
@@ -46,9 +50,36 @@ class _NoStatsd:
 
 
 class MLHubLoginHandler(NativeLoginHandler):
-    """NativeAuthenticator's login page, compatible with JupyterHub 6."""
+    """NativeAuthenticator's login page, compatible with JupyterHub 6; limited per client
+    address, and saying when a name is locked after repeated wrong passwords."""
 
     statsd = _NoStatsd()
+
+    async def post(self) -> None:
+        data = {arg: self.get_argument(arg, strip=False) for arg in self.request.arguments}
+        username = data.get("username", "")
+        wait = self.authenticator.login_limiter.hit(self.request.remote_ip)
+        if wait is not None:
+            self.log.warning("Login as %r from %s refused: too many attempts from that address", username, self.request.remote_ip)
+            self.set_status(429)
+            self.set_header("Retry-After", str(math.ceil(wait)))
+            message = f"Too many login attempts from your address; try again in {math.ceil(wait)} seconds."
+            self.finish(await self._render(login_error=message, username=username))
+            return
+        user = await self.login_user(data)
+        if user:
+            self._jupyterhub_user = user
+            self.redirect(self.get_next_url(user))
+            return
+        outcome = getattr(self, "mlhub_login_outcome", "")
+        if outcome == "locked":
+            minutes = math.ceil(self.authenticator.seconds_before_next_try / 60)
+            error = f"Too many failed logins for {username!r}; try again in {minutes} minutes."
+        elif outcome == "not authorized":
+            error = f"User {username} has not been authorized by an administrator yet."
+        else:
+            error = "Invalid username or password."
+        self.finish(await self._render(login_error=error, username=username))
 
     def _render(self, login_error: str | None = None, username: str | None = None, sync: bool = False, **_: Any) -> Any:
         return self.render_template(
@@ -88,10 +119,45 @@ class MLHubNativeAuthenticator(NativeAuthenticator):
         then not created (and still cannot be signed up for).""",
     )
 
+    login_rate_limit = Integer(
+        60,
+        config=True,
+        help="""Most POSTs of the login form, and separately of the sign-up form, per client
+        address per minute; more get 429 with Retry-After. 0: no limit. (Per name, repeated
+        wrong passwords lock the name: ``allowed_failed_logins``, ``seconds_before_next_try``.)""",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.login_limiter = RateLimiter(self.login_rate_limit)
+        self.signup_limiter = RateLimiter(self.login_rate_limit)
         if self.admin_users:
             self._create_initial_admin(sorted(self.admin_users)[0])
+
+    async def authenticate(self, handler: Any, data: dict[str, Any]) -> str | None:
+        """NativeAuthenticator's check, with bcrypt run in a thread: a burst of logins must
+        not stall the hub's event loop (every other request waits while it hashes). Tells the
+        login page why a login failed (``handler.mlhub_login_outcome``)."""
+        username = self.normalize_username(data.get("username", ""))
+        password = data.get("password", "")
+        user = self.get_user(username)
+        if not user:
+            return None
+        if self.allowed_failed_logins and self.is_blocked(username):
+            self.log.warning("Login as %s refused: locked after %d failed logins", username, self.allowed_failed_logins)
+            handler.mlhub_login_outcome = "locked"
+            return None
+        valid = await asyncio.to_thread(bcrypt.checkpw, password.encode(), user.password)
+        checks = [user.is_authorized, valid]
+        if user.has_2fa:
+            checks.append(user.is_valid_token(data.get("2fa")))
+        if all(checks):
+            self.successful_login(username)
+            return username
+        if valid and not user.is_authorized:
+            handler.mlhub_login_outcome = "not authorized"
+        self.add_login_attempt(username)
+        return None
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         return [

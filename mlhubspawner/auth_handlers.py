@@ -10,6 +10,7 @@ it wants (a repeated click changes nothing more), and a GET changes nothing and 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from jupyterhub.scopes import needs_scope
@@ -93,6 +94,14 @@ class MLHubSignUpHandler(SignUpHandler):
         if not self.authenticator.enable_signup:
             raise web.HTTPError(404)
         name = self.authenticator.normalize_username(self.get_body_argument("username", "", strip=False))
+        limiter = getattr(self.authenticator, "signup_limiter", None)
+        wait = limiter.hit(self.request.remote_ip) if limiter is not None else None
+        if wait is not None:
+            self.log.warning("Sign-up as %r from %s refused: too many attempts from that address", name, self.request.remote_ip)
+            self.set_status(429)
+            self.set_header("Retry-After", str(math.ceil(wait)))
+            await self._refuse(f"Too many sign-ups from your address; try again in {math.ceil(wait)} seconds.")
+            return
         if name in self.authenticator.admin_users:
             self.log.warning("Refused a sign-up as %r from %s: an admin's name", name, self.request.remote_ip)
             await self._refuse(

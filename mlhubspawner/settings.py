@@ -70,6 +70,9 @@ class HubSettings:
     volume_size: str = "10Gi"
     gpu_node_selector: tuple[tuple[str, str], ...] = ()
     gpu_tolerations: tuple[tuple[tuple[str, Any], ...], ...] = ()
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 600
+    login_rate_limit: int = 60
 
 
 def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -265,6 +268,9 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_VOLUME_SIZE": ("volume_size", _quantity),
     "MLHUB_GPU_NODE_SELECTOR": ("gpu_node_selector", _json_labels),
     "MLHUB_GPU_TOLERATIONS": ("gpu_tolerations", _json_tolerations),
+    "MLHUB_LOGIN_MAX_FAILURES": ("login_max_failures", _int_range(0, 1000)),
+    "MLHUB_LOGIN_LOCKOUT_SECONDS": ("login_lockout_seconds", _int_range(1, 86400)),
+    "MLHUB_LOGIN_RATE_LIMIT": ("login_rate_limit", _int_range(0, 100000)),
 }
 
 

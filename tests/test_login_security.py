@@ -8,6 +8,8 @@ import stat
 import threading
 from urllib.parse import urlencode
 
+from mlhubspawner.rate_limit import RateLimiter
+
 from .hubprocess import HubProcess
 from .web import create_user, login, login_state, new_session, page_xsrf, post_login, signup
 
@@ -134,3 +136,19 @@ def test_a_burst_of_logins_does_not_stall_the_hub(hub_factory) -> None:
     assert all(event in ("api", "login") for event in events), events
     before_first_login = events[: events.index("login")].count("api")
     assert before_first_login >= 5, f"only {before_first_login} API answers before the first login's: {events[:30]}"
+
+
+def test_rate_limiter_counts_per_key_and_bounds_its_memory() -> None:
+    now = [1000.0]
+    limiter = RateLimiter(limit=3, window=60, max_keys=100, clock=lambda: now[0])
+    assert [limiter.hit("a") for _ in range(3)] == [None, None, None]
+    assert limiter.hit("a") == 60
+    assert limiter.hit("b") is None  # another address is not affected
+    now[0] += 30
+    assert limiter.hit("a") == 30
+    now[0] += 31
+    assert limiter.hit("a") is None  # the window moved on
+    for i in range(1000):
+        limiter.hit(f"client-{i}")
+    assert len(limiter) == 100
+    assert RateLimiter(limit=0).hit("a") is None  # 0: off
