@@ -58,3 +58,16 @@ def test_refused_requests_leave_no_server_row_but_keep_existing_ones(hub: HubPro
     assert server_names(hub, "rowan") == {"made", "fresh"}
     hub.stop_server("rowan", "fresh", remove=True)
     assert objects_of(docker_client, hub.hub_name, "rowan")["containers"] == []
+
+
+def test_a_workspace_that_exits_while_starting_fails_cleanly(hub: HubProcess, docker_client) -> None:
+    """EXECUTE_CODE naming a file that does not exist: the container exits at once. The
+    request gets 400 with the workspace's own message (not 500), and the start is undone:
+    no container, volume or network left; the user can start again."""
+    token = hub.ensure_user("jobless")
+    message = hub.spawn_refused("jobless", "job", {"env": "EXECUTE_CODE=/workspace/missing.py"}, token=token)
+    assert "stopped while starting" in message and "EXECUTE_CODE" in message, message
+    assert objects_of(docker_client, hub.hub_name, "jobless") == NOTHING
+    r = hub.spawn("jobless", "job", {"image": STOCK_IMAGE}, token=token)
+    assert r.status_code in (201, 202), r.text
+    hub.stop_server("jobless", "job", remove=True)
