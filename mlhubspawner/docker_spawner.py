@@ -16,7 +16,7 @@ from dockerspawner import DockerSpawner
 from requests.exceptions import ConnectionError as EngineConnectionError
 from requests.exceptions import Timeout as EngineTimeout
 from tornado import web
-from traitlets import Bool, Dict, Int, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, default, validate
 
 from . import docker_network as net
 from . import labels as L
@@ -93,6 +93,16 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         on the same engine. It is connected to each user's network so the hub and proxy reach
         the workspaces. None (default): the hub runs on the host and reaches workspaces
         directly. The default config detects it.""",
+    )
+
+    startup_check_seconds = Float(
+        20.0,
+        config=True,
+        help="""After the container starts, watch it this long for its server to accept
+        connections. A container that exits meanwhile (e.g. ``EXECUTE_CODE`` naming a missing
+        file) fails the start with HTTP 400 and its last log lines, and the start is undone
+        (container, new volume and network removed). After this time JupyterHub's own wait
+        (``http_timeout``) goes on. 0: no watch.""",
     )
 
     allow_engine_socket = Bool(
@@ -312,6 +322,7 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             except net.NoFreeSubnet as exc:
                 raise web.HTTPError(503, f"No network for {self.user.name}'s workspace: {exc}") from None
             result = await super().start()
+            await self._wait_serving_or_exited(result)
         except asyncio.CancelledError:
             # JupyterHub's start_timeout cancelled the start: undo it all the same
             self.log.warning("Start of %s was cancelled (start_timeout); undoing it", self._log_name)
@@ -328,6 +339,32 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             self.expiration_timestamp or "never",
         )
         return result
+
+    async def _wait_serving_or_exited(self, address: tuple[str, int]) -> None:
+        """Until the server accepts connections, or the container exits (HTTP 400 naming the
+        exit status and the workspace's last log lines); at most ``startup_check_seconds``."""
+        ip, port = address
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.startup_check_seconds
+        while loop.time() < deadline:
+            state = (await self.docker("inspect_container", self.object_id))["State"]
+            if state.get("Status") in ("exited", "dead"):
+                logs = await self.docker("logs", self.object_id, stdout=True, stderr=True, tail=5)
+                last = [line.strip() for line in logs.decode(errors="replace").splitlines() if line.strip()][-3:]
+                self.log.warning("Workspace %s exited while starting (status %s): %s", self._log_name, state.get("ExitCode"), last)
+                raise web.HTTPError(
+                    400,
+                    f"{self._log_name}'s workspace stopped while starting (exit status {state.get('ExitCode')}): "
+                    + (" | ".join(last) or "it wrote nothing")
+                    + "; nothing was left behind",
+                )
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=2)
+                writer.close()
+                return
+            except (OSError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.5)
 
     async def _check_image_present(self, image: str) -> None:
         if self.pull_policy in ("never", "skip"):
@@ -412,7 +449,10 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         create_kwargs = await self._evaluated(self.extra_create_kwargs)
         host_config = await self._evaluated(self.extra_host_config)
         self.extra_create_kwargs = _deep_merge(create_kwargs, settings.create_kwargs)
-        self.extra_host_config = _deep_merge(host_config, settings.host_config)
+        # No auto-remove: a container that exits on its own keeps its logs until the hub removes
+        # it (stop, or an undone start says why it exited), and removals are never "in progress"
+        # when the next start creates a container of the same name.
+        self.extra_host_config = _deep_merge(host_config, {**settings.host_config, "auto_remove": False})
         try:
             self._refuse_engine_socket(self.extra_host_config)
             return await super().create_object()
