@@ -455,6 +455,7 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         self.extra_host_config = _deep_merge(host_config, {**settings.host_config, "auto_remove": False})
         try:
             self._refuse_engine_socket(self.extra_host_config)
+            await self._wait_removal_finished()
             return await super().create_object()
         finally:
             self.extra_create_kwargs, self.extra_host_config = saved
@@ -497,6 +498,19 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             return
         if await net.remove_network_if_unused(self.docker, self.network_name, keep):
             self.log.info("Removed network %s: %s has no workspace left", self.network_name, self.user.name)
+
+    async def _wait_removal_finished(self, timeout: float = 15) -> None:
+        """A container of this name that the engine is still removing (a leftover just removed,
+        or an older auto-removed one) would make the create fail with 409: wait for it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                info = await self.docker("inspect_container", self.object_name)
+            except NotFound:
+                return
+            if info.get("State", {}).get("Status") != "removing":
+                return
+            await asyncio.sleep(0.2)
 
     async def _wait_container_gone(self, timeout: float = 15) -> None:
         """Docker removes auto-remove containers shortly after they stop; wait for that."""
