@@ -322,7 +322,6 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             except net.NoFreeSubnet as exc:
                 raise web.HTTPError(503, f"No network for {self.user.name}'s workspace: {exc}") from None
             result = await super().start()
-            await self._wait_serving_or_exited(result)
         except asyncio.CancelledError:
             # JupyterHub's start_timeout cancelled the start: undo it all the same
             self.log.warning("Start of %s was cancelled (start_timeout); undoing it", self._log_name)
@@ -331,6 +330,15 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         except Exception as exc:
             await self._undo_start(created_network, created_volume)
             raise self._explain(exc) from exc
+        # The container runs. A cancellation while watching it (the hub shutting down) leaves it
+        # to the restarted hub, which adopts it (so its address and state are stored first, as
+        # JupyterHub does when start returns); only an exit during the watch undoes the start.
+        self._record_started(result)
+        try:
+            await self._wait_serving_or_exited(result)
+        except web.HTTPError:
+            await self._undo_start(created_network, created_volume)
+            raise
         self.log.info(
             "Started workspace %s for %s on network %s (expires: %s)",
             self.object_name,
@@ -340,6 +348,13 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         )
         return result
 
+    def _record_started(self, address: tuple[str, int]) -> None:
+        if self.server is None or self.orm_spawner is None:
+            return
+        self.server.ip, self.server.port = address
+        self.orm_spawner.state = self.get_state()
+        self.user.db.commit()
+
     async def _wait_serving_or_exited(self, address: tuple[str, int]) -> None:
         """Until the server accepts connections, or the container exits (HTTP 400 naming the
         exit status and the workspace's last log lines); at most ``startup_check_seconds``."""
@@ -347,7 +362,13 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.startup_check_seconds
         while loop.time() < deadline:
-            state = (await self.docker("inspect_container", self.object_id))["State"]
+            try:
+                state = (await self.docker("inspect_container", self.object_id))["State"]
+            except NotFound:
+                raise web.HTTPError(400, f"{self._log_name}'s workspace container was removed while starting") from None
+            except Exception as exc:  # the engine does not answer: JupyterHub's own wait goes on
+                self.log.warning("Cannot watch the start of %s: %s", self._log_name, exc)
+                return
             if state.get("Status") in ("exited", "dead"):
                 logs = await self.docker("logs", self.object_id, stdout=True, stderr=True, tail=5)
                 last = [line.strip() for line in logs.decode(errors="replace").splitlines() if line.strip()][-3:]
