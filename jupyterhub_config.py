@@ -130,8 +130,15 @@ c.Authenticator.admin_users = {settings.admin_user}
 # NativeAuthenticator only lets authorized accounts log in; that is the allow list.
 c.Authenticator.allow_all = True
 c.MLHubNativeAuthenticator.initial_admin_password = settings.admin_password
+# Without MLHUB_ADMIN_PASSWORD the hub generates one there at first start (and logs where).
+c.MLHubNativeAuthenticator.initial_admin_password_file = os.path.join(settings.data_dir, "initial-admin-password")
 # NativeAuthenticator accepts 1-character passwords by default.
 c.NativeAuthenticator.minimum_password_length = MIN_PASSWORD_LENGTH
+# A name is locked for a while after repeated wrong passwords (0: never), and each client
+# address may post the login and sign-up forms only so often per minute (0: no limit).
+c.NativeAuthenticator.allowed_failed_logins = settings.login_max_failures
+c.NativeAuthenticator.seconds_before_next_try = settings.login_lockout_seconds
+c.MLHubNativeAuthenticator.login_rate_limit = settings.login_rate_limit
 # MLHub's page templates: resources/templates in the repository, templates/ next to this
 # file in the hub image.
 _templates = next(

@@ -10,6 +10,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated,
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from .page import report_page
 from .runner import Cleaner, RunInProgress
 
 
@@ -47,16 +48,40 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
 
 
 class RunHandler(AdminHandler):
-    """GET /users and /expired: run that cleanup now (``?dry_run=1``: only report)."""
+    """/users and /expired: run that cleanup now (``?dry_run=1``: only report).
+
+    Scripts (an admin's API token) run it with GET, as ML Hub's did, or POST. A browser (the
+    service's OAuth cookie) only previews on GET, so a link or an image on another page can
+    never start a run; the preview's button POSTs with ``_xsrf`` to run it. The XSRF check is
+    JupyterHub's (HubOAuth): a cookie-authenticated POST without the right ``_xsrf``, or a
+    cross-site request, is not logged in, so ``prepare`` answers 403.
+    """
 
     @web.authenticated
     async def get(self, kind: str) -> None:
-        dry_run = self.get_argument("dry_run", "0").lower() in ("1", "true", "yes")
+        by_token = getattr(self, "_token_authenticated", False)
+        await self._run(kind, dry_run=self._dry_run_asked() or not by_token)
+
+    @web.authenticated
+    async def post(self, kind: str) -> None:
+        await self._run(kind, dry_run=self._dry_run_asked())
+
+    def _dry_run_asked(self) -> bool:
+        return self.get_argument("dry_run", "0").lower() in ("1", "true", "yes")
+
+    async def _run(self, kind: str, dry_run: bool) -> None:
         try:
             report = await self.cleaner.run(kind, dry_run=dry_run)
         except RunInProgress as exc:
             raise web.HTTPError(409, str(exc)) from None
-        self.write_json({**report.to_json(), "requested_by": self.current_user["name"]})
+        result = {**report.to_json(), "requested_by": self.current_user["name"]}
+        if dry_run and not getattr(self, "_token_authenticated", False):
+            result["note"] = "a browser's GET only previews; POST with _xsrf (the page's button) runs it"
+        if "text/html" in self.request.headers.get("Accept", ""):
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(report_page(result, self.xsrf_token.decode("ascii")))
+            return
+        self.write_json(result)
 
 
 class StatusHandler(AdminHandler):

@@ -18,7 +18,7 @@ from jupyterhub.traitlets import ByteSpecification
 from requests.exceptions import ConnectionError as EngineConnectionError
 from requests.exceptions import Timeout as EngineTimeout
 from tornado import web
-from traitlets import Bool, Dict, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
 from . import docker_network as net
 from . import labels as L
@@ -105,6 +105,16 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         on the same engine. It is connected to each user's network so the hub and proxy reach
         the workspaces. None (default): the hub runs on the host and reaches workspaces
         directly. The default config detects it.""",
+    )
+
+    startup_check_seconds = Float(
+        20.0,
+        config=True,
+        help="""After the container starts, watch it this long for its server to accept
+        connections. A container that exits meanwhile (e.g. ``EXECUTE_CODE`` naming a missing
+        file) fails the start with HTTP 400 and its last log lines, and the start is undone
+        (container, new volume and network removed). After this time JupyterHub's own wait
+        (``http_timeout``) goes on. 0: no watch.""",
     )
 
     allow_engine_socket = Bool(
@@ -542,6 +552,15 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         except Exception as exc:
             await self._undo_start(created_network, created_volume, created_disk)
             raise self._explain(exc) from exc
+        # The container runs. A cancellation while watching it (the hub shutting down) leaves it
+        # to the restarted hub, which adopts it (so its address and state are stored first, as
+        # JupyterHub does when start returns); only an exit during the watch undoes the start.
+        self._record_started(result)
+        try:
+            await self._wait_serving_or_exited(result)
+        except web.HTTPError:
+            await self._undo_start(created_network, created_volume, created_disk)
+            raise
         self.log.info(
             "Started workspace %s for %s on network %s (expires: %s)",
             self.object_name,
@@ -559,6 +578,45 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         if disk_cap:
             bounds["disk"] = disk_cap
         self.mlhub_meta.bounds = bounds
+
+    def _record_started(self, address: tuple[str, int]) -> None:
+        if self.server is None or self.orm_spawner is None:
+            return
+        self.server.ip, self.server.port = address
+        self.orm_spawner.state = self.get_state()
+        self.user.db.commit()
+
+    async def _wait_serving_or_exited(self, address: tuple[str, int]) -> None:
+        """Until the server accepts connections, or the container exits (HTTP 400 naming the
+        exit status and the workspace's last log lines); at most ``startup_check_seconds``."""
+        ip, port = address
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.startup_check_seconds
+        while loop.time() < deadline:
+            try:
+                state = (await self.docker("inspect_container", self.object_id))["State"]
+            except NotFound:
+                raise web.HTTPError(400, f"{self._log_name}'s workspace container was removed while starting") from None
+            except Exception as exc:  # the engine does not answer: JupyterHub's own wait goes on
+                self.log.warning("Cannot watch the start of %s: %s", self._log_name, exc)
+                return
+            if state.get("Status") in ("exited", "dead"):
+                logs = await self.docker("logs", self.object_id, stdout=True, stderr=True, tail=5)
+                last = [line.strip() for line in logs.decode(errors="replace").splitlines() if line.strip()][-3:]
+                self.log.warning("Workspace %s exited while starting (status %s): %s", self._log_name, state.get("ExitCode"), last)
+                raise web.HTTPError(
+                    400,
+                    f"{self._log_name}'s workspace stopped while starting (exit status {state.get('ExitCode')}): "
+                    + (" | ".join(last) or "it wrote nothing")
+                    + "; nothing was left behind",
+                )
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=2)
+                writer.close()
+                return
+            except (OSError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.5)
 
     async def _check_image_present(self, image: str) -> None:
         if self.pull_policy in ("never", "skip"):
@@ -653,9 +711,15 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         create_kwargs = await self._evaluated(self.extra_create_kwargs)
         host_config = await self._evaluated(self.extra_host_config)
         self.extra_create_kwargs = _deep_merge(create_kwargs, settings.create_kwargs)
-        self.extra_host_config = _deep_merge(host_config, merge_host_config(host_config, settings.host_config))
+        # No auto-remove: a container that exits on its own keeps its logs until the hub removes
+        # it (stop, or an undone start says why it exited), and removals are never "in progress"
+        # when the next start creates a container of the same name.
+        self.extra_host_config = _deep_merge(
+            host_config, {**merge_host_config(host_config, settings.host_config), "auto_remove": False}
+        )
         try:
             self._refuse_engine_socket(self.extra_host_config)
+            await self._wait_removal_finished()
             return await super().create_object()
         finally:
             self.extra_create_kwargs, self.extra_host_config = saved
@@ -751,6 +815,19 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         if disk is not None:
             await asyncio.to_thread(disk.remove)
             self.log.info("Removed the disk image %s of %s", disk.image, reason)
+
+    async def _wait_removal_finished(self, timeout: float = 15) -> None:
+        """A container of this name that the engine is still removing (a leftover just removed,
+        or an older auto-removed one) would make the create fail with 409: wait for it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                info = await self.docker("inspect_container", self.object_name)
+            except NotFound:
+                return
+            if info.get("State", {}).get("Status") != "removing":
+                return
+            await asyncio.sleep(0.2)
 
     async def _wait_container_gone(self, timeout: float = 15) -> None:
         """Docker removes auto-remove containers shortly after they stop; wait for that."""

@@ -189,11 +189,22 @@ def _check_gpus(value: Any, limits: OptionLimits) -> GpuRequest:
     return request
 
 
+#: Variables that keep every workspace from starting when a user sets them (the value replaces
+#: the image's: the server's own programs are not found). LD_LIBRARY_PATH, LD_PRELOAD,
+#: PYTHONPATH and HOME stay allowed: people set them for CUDA, profilers and their own code.
+START_BREAKING_ENV = ("PATH", "PYTHONHOME")
+
+
 def _check_env(value: Any, limits: OptionLimits) -> dict[str, str]:
     env = parse_env(value)
     for key in env:
         if key in limits.reserved_env or key.startswith(limits.reserved_env_prefixes):
             raise ValueError(f"{key} is set by the hub and cannot be overridden")
+        if key in START_BREAKING_ENV:
+            raise ValueError(
+                f"{key} would keep the workspace from starting and cannot be set here "
+                f"(not allowed: {', '.join(START_BREAKING_ENV)}; set them in the image instead)"
+            )
     return env
 
 

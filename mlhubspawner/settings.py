@@ -90,6 +90,10 @@ class HubSettings:
     pids_limit: int = DEFAULT_PIDS_LIMIT
     workspace_disk_limit: int = DEFAULT_WORKSPACE_DISK_LIMIT
     no_new_privileges: bool = True
+    # logins (docs/security.md)
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 600
+    login_rate_limit: int = 60
 
     @property
     def public_host(self) -> str:
@@ -305,7 +309,7 @@ MIN_PASSWORD_LENGTH = 8
 
 def _password(text: str) -> str:
     if text and len(text) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"must be empty (sign up instead) or at least {MIN_PASSWORD_LENGTH} characters")
+        raise ValueError(f"must be empty (a password is generated) or at least {MIN_PASSWORD_LENGTH} characters")
     return text
 
 
@@ -379,6 +383,9 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_PIDS_LIMIT": ("pids_limit", _int_range(0)),
     "MLHUB_WORKSPACE_DISK_LIMIT": ("workspace_disk_limit", _size_or_off),
     "MLHUB_NO_NEW_PRIVILEGES": ("no_new_privileges", parse_bool),
+    "MLHUB_LOGIN_MAX_FAILURES": ("login_max_failures", _int_range(0, 1000)),
+    "MLHUB_LOGIN_LOCKOUT_SECONDS": ("login_lockout_seconds", _int_range(1, 86400)),
+    "MLHUB_LOGIN_RATE_LIMIT": ("login_rate_limit", _int_range(0, 100000)),
 }
 
 

@@ -8,6 +8,7 @@ as ``c.MLHubSpawner.<name>`` for both engines.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.traitlets import ByteSpecification
 from tornado import web
 from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
@@ -226,6 +228,10 @@ class MLHubSpawner(LoggingConfigurable):
         the Jinja template of the options form.""",
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mlhub_made_at = time.time()
+
     # --- limits -------------------------------------------------------------------------
 
     def allowed_image_map(self) -> dict[str, str]:
@@ -332,8 +338,50 @@ class MLHubSpawner(LoggingConfigurable):
         """Validate ``user_options`` and set what ``start()`` needs; 400/403 on refusal.
 
         Runs before anything is created, so a refused request leaves no container, network
-        or volume behind.
+        or volume behind. JupyterHub creates a named server's row before this runs; when the
+        refused request made it, the row goes too (:meth:`_forget_refused_row`).
         """
+        try:
+            await self._mlhub_check_and_apply(user_options)
+        except web.HTTPError as exc:
+            if exc.status_code in (400, 403) and self._row_made_by_this_request():
+                self._forget_refused_row()
+            raise
+
+    def _row_made_by_this_request(self) -> bool:
+        """A named server that the current REST request created: its spawner was made during
+        the request and has never run. (The options form page keeps its rows: it renders
+        the form again with this spawner.)"""
+        handler = getattr(self, "handler", None)
+        if not self.name or not isinstance(handler, APIHandler):
+            return False
+        if self.mlhub_meta is not None or self.orm_spawner is None:
+            return False
+        if (self.orm_spawner.state or {}).get("mlhub"):
+            return False
+        return self._mlhub_made_at >= handler.request._start_time
+
+    def _forget_refused_row(self) -> None:
+        """Delete this server's row once JupyterHub has finished undoing the refused start,
+        unless something started it again meanwhile."""
+
+        async def forget() -> None:
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                future = getattr(self, "_spawn_future", None)
+                if not self._stop_pending and (future is None or future.done()):
+                    break
+            user = self.user
+            if user.spawners.get(self.name) is not self or self.pending or self.orm_spawner.server_id is not None:
+                return
+            user.db.delete(self.orm_spawner)
+            user.spawners.pop(self.name, None)
+            user.db.commit()
+            self.log.info("Removed server %s again: the request that created it was refused", self._log_name)
+
+        asyncio.ensure_future(forget())
+
+    async def _mlhub_check_and_apply(self, user_options: dict[str, Any]) -> None:
         requester, is_owner, is_admin = self._requester()
         meta = self.mlhub_meta
         if is_owner and not is_admin and self.name and not self.users_can_create_named_servers and not meta:

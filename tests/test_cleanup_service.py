@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import docker
@@ -12,6 +13,9 @@ from mlhubspawner.names import user_network_name, workspace_volume_name
 
 from .conftest import WORKSPACE_IMAGE
 from .test_docker_spawner import containers_of
+from .web import login
+
+ADMIN_PASSWORD = "cleanup-Admin-pw"
 
 
 def cleanup(hub, path: str, token: str | None = None, **params) -> requests.Response:
@@ -46,7 +50,7 @@ def exists(client: docker.DockerClient, kind: str, name: str) -> bool:
 
 @pytest.fixture(scope="module")
 def chub(hub_factory):
-    return hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "-1", "MLHUB_CULL_IDLE_SECONDS": "3600"})
+    return hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "-1", "MLHUB_CULL_IDLE_SECONDS": "3600", "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD})
 
 
 def test_hub_runs_its_services(chub):
@@ -204,3 +208,47 @@ def test_periodic_runs(hub_factory, docker_client):
     assert status["interval_seconds"] == 2 and status["next_run_at"] > status["now"] - 1
     removed = {a["name"] for a in status["last_runs"]["users"]["removed"]}
     assert removed <= set(ghost.values())
+
+
+def _browser_session(hub) -> requests.Session:
+    """The admin logged in to the hub, then to the service through OAuth (as a browser)."""
+    session = login(hub.url, "admin", ADMIN_PASSWORD)
+    del session.headers["X-XSRFToken"]  # a browser following a link sends none
+    page = session.get(f"{hub.url}/services/cleanup-service/status", headers={"Accept": "text/html"}, timeout=60)
+    assert page.status_code == 200 and page.url.endswith("/services/cleanup-service/status"), (page.status_code, page.url)
+    return session
+
+
+def test_a_browser_get_only_previews_and_a_post_with_xsrf_runs(chub, docker_client):
+    """A link the admin follows (a GET with the service's login cookie) shows what a run
+    would remove and removes nothing; the page's button (POST with _xsrf) runs it; a POST
+    without the token is refused. Scripts with a token still run on GET."""
+    ghost = leftovers(docker_client, chub.hub_name, "linked")
+    session = _browser_session(chub)
+    url = f"{chub.url}/services/cleanup-service/users"
+    for accept in ("text/html", "application/json"):
+        preview = session.get(url, headers={"Accept": accept}, allow_redirects=False, timeout=120)
+        assert preview.status_code == 200, preview.text
+        assert ghost["container"] in preview.text
+        assert all(exists(docker_client, kind, name) for kind, name in ghost.items()), f"a GET ({accept}) removed objects"
+    assert preview.json()["dry_run"] is True
+    page = session.get(url, headers={"Accept": "text/html"}, timeout=120)
+    assert "would remove" in page.text
+
+    refused = session.post(url, data={}, allow_redirects=False, timeout=120)
+    assert refused.status_code == 403, refused.text
+    assert all(exists(docker_client, kind, name) for kind, name in ghost.items())
+
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    ran = session.post(url, data={"_xsrf": xsrf}, headers={"Accept": "text/html"}, timeout=120)
+    assert ran.status_code == 200, ran.text
+    assert "Cleanup of users: done" in ran.text and ghost["container"] in ran.text
+    assert not any(exists(docker_client, kind, name) for kind, name in ghost.items())
+
+    # a script with an admin's token: GET runs (ML Hub's API), POST runs too
+    admin = chub.ensure_user("cadmin", admin=True)
+    for method in ("GET", "POST"):
+        again = leftovers(docker_client, chub.hub_name, f"script{method.lower()}")
+        reply = requests.request(method, url, headers={"Authorization": f"token {admin}"}, timeout=120)
+        assert reply.status_code == 200 and reply.json()["dry_run"] is False, reply.text
+        assert not any(exists(docker_client, kind, name) for kind, name in again.items()), method

@@ -78,6 +78,8 @@ def test_normalized_options_validate_to_the_same():
         ({"env": "NOEQUALS"}, "env", "KEY=VALUE"),
         ({"env": "JUPYTERHUB_API_TOKEN=x"}, "env", "set by the hub"),
         ({"env": {"MEM_LIMIT": "1"}}, "env", "set by the hub"),
+        ({"env": "PATH=/usr/bin"}, "env", "would keep the workspace from starting"),
+        ({"env": {"PYTHONHOME": "/x"}}, "env", "not allowed: PATH, PYTHONHOME"),
         ({"is_mount_volume": "maybe"}, "is_mount_volume", "true or false"),
         ({"cpus": 1}, "cpus", "unknown option"),
     ],

@@ -120,3 +120,20 @@ def test_hub_refuses_to_start_with_a_bad_variable(tmp_path):
     assert "HUB_NAME: must be 1-12 lowercase letters" in output
     assert "MLHUB_PORT: must be between 1 and 65535" in output
     assert not (tmp_path / "jupyterhub.sqlite").exists()
+
+
+def test_login_limits():
+    settings = read_settings({}, default_data_dir="/data")
+    assert (settings.login_max_failures, settings.login_lockout_seconds, settings.login_rate_limit) == (5, 600, 60)
+    settings = read_settings(
+        {"MLHUB_LOGIN_MAX_FAILURES": "0", "MLHUB_LOGIN_LOCKOUT_SECONDS": "30", "MLHUB_LOGIN_RATE_LIMIT": "0"}, default_data_dir="/d"
+    )
+    assert (settings.login_max_failures, settings.login_lockout_seconds, settings.login_rate_limit) == (0, 30, 0)
+    with pytest.raises(SettingsError) as info:
+        read_settings(
+            {"MLHUB_LOGIN_MAX_FAILURES": "-1", "MLHUB_LOGIN_LOCKOUT_SECONDS": "0", "MLHUB_LOGIN_RATE_LIMIT": "many"}, default_data_dir="/d"
+        )
+    text = str(info.value)
+    assert "MLHUB_LOGIN_MAX_FAILURES: must be between 0 and 1000" in text
+    assert "MLHUB_LOGIN_LOCKOUT_SECONDS: must be between 1 and 86400" in text
+    assert "MLHUB_LOGIN_RATE_LIMIT: must be a whole number" in text

@@ -71,3 +71,24 @@ def signup(url: str, username: str, password: str, verify: bool = True) -> reque
 def page_xsrf(session: requests.Session, url: str) -> tuple[requests.Response, str]:
     page = session.get(url, timeout=30)
     return page, _xsrf(page)
+
+
+def create_user(admin: requests.Session, url: str, name: str, password: str) -> None:
+    """Create an authorized user with a password on the Workspaces page (as an admin)."""
+    xsrf = admin.cookies.get("_xsrf", path="/hub/") or ""
+    reply = admin.post(f"{url}/hub/workspaces/users", data={"name": name, "password": password, "_xsrf": xsrf},
+                       allow_redirects=False, timeout=30)
+    assert reply.status_code == 302 and "created=" in reply.headers["Location"], (reply.status_code, reply.headers.get("Location"))
+
+
+def login_state(url: str, name: str, password: str) -> str:
+    """What logging in says: "in", "not authorized" (password right, waiting for an admin),
+    "invalid" (no such user or wrong password), or the reply's status for anything else."""
+    _, reply = post_login(url, name, password)
+    if reply.status_code == 302:
+        return "in"
+    if "has not been authorized" in reply.text:
+        return "not authorized"
+    if "Invalid username or password" in reply.text:
+        return "invalid"
+    return str(reply.status_code)
