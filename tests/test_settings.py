@@ -137,3 +137,10 @@ def test_login_limits():
     assert "MLHUB_LOGIN_MAX_FAILURES: must be between 0 and 1000" in text
     assert "MLHUB_LOGIN_LOCKOUT_SECONDS: must be between 1 and 86400" in text
     assert "MLHUB_LOGIN_RATE_LIMIT: must be a whole number" in text
+
+
+def test_every_variable_is_in_the_readme():
+    readme = (REPO / "README.md").read_text()
+    from mlhubspawner.settings import VARIABLES
+
+    assert [name for name in VARIABLES if f"`{name}`" not in readme] == []
