@@ -34,6 +34,35 @@ def run_job(docker_client, env: dict[str, str], volumes: dict[str, dict[str, str
         container.remove(force=True)
 
 
+def test_standalone_mode_with_a_password(docker_client):
+    container = docker_client.containers.run(
+        WORKSPACE_IMAGE, ports={"8080/tcp": ("127.0.0.1", None)}, labels=ORIGIN, detach=True,
+        environment={"WORKSPACE_AUTH_PASSWORD": "correct horse battery", "INCLUDE_TUTORIALS": "false"},
+    )
+    try:
+        container.reload()
+        base = f"http://127.0.0.1:{container.ports['8080/tcp'][0]['HostPort']}"
+        session = requests.Session()
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                session.get(f"{base}/login", timeout=10)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, container.logs().decode()[-2000:]
+                time.sleep(0.5)
+        assert "token=" not in container.logs().decode()  # no token to leak: the password only
+        xsrf = session.cookies.get("_xsrf")
+        wrong = session.post(f"{base}/login", data={"password": "wrong", "_xsrf": xsrf}, allow_redirects=False, timeout=30)
+        assert session.get(f"{base}/api/status", timeout=10).status_code == 403, wrong.status_code
+        right = session.post(f"{base}/login", data={"password": "correct horse battery", "_xsrf": xsrf},
+                             allow_redirects=False, timeout=30)
+        assert right.status_code == 302, right.status_code
+        assert session.get(f"{base}/api/status", timeout=10).status_code == 200
+    finally:
+        container.remove(force=True)
+
+
 @pytest.fixture
 def job_folder(tmp_path: Path) -> Path:
     """A job: requirements.txt naming a package only found in wheels/ (PIP_FIND_LINKS), setup.sh,

@@ -228,6 +228,7 @@ def test_pip_install_as_the_user_lasts_across_stop_and_start(tools_hub, tmp_path
     # the kernel's environment (the server's): the same Python and user site
     env = _server_env(fresh)
     assert env["PYTHONUSERBASE"] == "/workspace/.workspace/python" and env["PIP_USER"] == "1"
+    assert env["TENSORBOARD_PROXY_URL"] == "/user/alice/proxy/%PORT%/"  # %tensorboard's frame, through the hub
 
     # starting clean, as the README says: remove the folder; the image's packages stay
     code, out = sh(fresh, "rm -rf /workspace/.workspace/python && python -c 'import mlhubtinyone' 2>&1; python -c 'import jupyterlab'")
