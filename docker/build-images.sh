@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build MLHub's images without a container registry.
 #
-#   bash docker/build-images.sh [--flavor minimal|full|all] [--hub] [--with-test-images] [--force]
+#   bash docker/build-images.sh [--flavor minimal|full|ml|all] [--hub] [--with-test-images] [--force]
 #                               [--tag-suffix S]
 #
 # 1. Base image: MLHUB_BASE_IMAGE if set (must exist locally or be pullable), else
@@ -11,7 +11,8 @@
 # 3. Images (classic builder, DOCKER_BUILDKIT=0): mlhub/workspace:<flavor> (minimal is also
 #    mlhub/workspace:latest; --flavor may be repeated, "all" builds every flavor); with --hub the hub image mlhub/mlhub:latest (MLHub and its
 #    dependencies as wheels built on the host, configurable-http-proxy from .mlhub/node);
-#    with --with-test-images also mlhub/test-stock:latest, the hub image and every flavor.
+#    with --with-test-images also mlhub/test-stock:latest, the hub image, minimal and full
+#    (not ml: several GB; build it with --flavor ml).
 #    An image is rebuilt only when its inputs (Dockerfile, files, requirements, base image)
 #    changed, or with --force. --tag-suffix S tags every image <name>:<tag>-S instead (a
 #    development build next to the images tests and hubs use).
@@ -26,11 +27,12 @@ suffix=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --flavor) flavors+=("${2:?--flavor needs a value}"); shift ;;
-        --with-test-images) with_test=1; with_hub=1; flavors+=(all) ;;
+        # the flavors CI builds every run; ml (several GB) only when asked for
+        --with-test-images) with_test=1; with_hub=1; flavors+=(minimal full) ;;
         --hub) with_hub=1 ;;
         --force) force=1 ;;
         --tag-suffix) suffix="-${2:?--tag-suffix needs a value}"; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "[mlhub-setup] unknown option: $1" >&2; exit 2 ;;
     esac
     shift
