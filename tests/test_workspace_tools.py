@@ -230,6 +230,9 @@ def test_pip_install_as_the_user_lasts_across_stop_and_start(tools_hub, tmp_path
     assert env["PYTHONUSERBASE"] == "/workspace/.workspace/python" and env["PIP_USER"] == "1"
     assert env["TENSORBOARD_PROXY_URL"] == "/user/alice/proxy/%PORT%/"  # %tensorboard's frame, through the hub
 
+    # the escape hatch for an install that breaks the server: PYTHONNOUSERSITE=1 ignores the folder
+    code, out = sh(fresh, "PYTHONNOUSERSITE=1 python -c 'import mlhubtinyone' 2>&1")
+    assert code != 0 and "No module named 'mlhubtinyone'" in out, out
     # starting clean, as the README says: remove the folder; the image's packages stay
     code, out = sh(fresh, "rm -rf /workspace/.workspace/python && python -c 'import mlhubtinyone' 2>&1; python -c 'import jupyterlab'")
     assert code == 0 and "No module named 'mlhubtinyone'" in out, out
