@@ -52,8 +52,8 @@ def ml_hub(hub_factory, docker_client):
     except docker.errors.ImageNotFound:
         pytest.skip(f"{ML_IMAGE} is not built (several GB, not built by CI): bash docker/build-images.sh --flavor ml")
     hub = hub_factory(env={"MLHUB_MAX_CPU_LIMIT": "2", "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{ML_IMAGE}"})
-    hub.token = hub.ensure_user("carol")
-    r = hub.spawn("carol", "", {"cpu_limit": 2, "image": ML_IMAGE}, token=hub.token)
+    hub.carol_token = hub.ensure_user("carol")
+    r = hub.spawn("carol", "", {"cpu_limit": 2, "image": ML_IMAGE}, token=hub.carol_token)
     assert r.status_code in (201, 202), r.text
     hub.container = docker_client.containers.get(hub.server("carol")["state"]["object_id"])
     return hub
@@ -62,7 +62,7 @@ def ml_hub(hub_factory, docker_client):
 def get(hub, path: str, timeout: float = 90) -> requests.Response:
     deadline = time.monotonic() + timeout
     while True:
-        r = requests.get(hub.at(path), headers={"Authorization": f"token {hub.token}"}, timeout=60)
+        r = requests.get(hub.at(path), headers={"Authorization": f"token {hub.carol_token}"}, timeout=60)
         if r.status_code not in (502, 503, 504) or time.monotonic() > deadline:
             return r
         time.sleep(1)
