@@ -281,3 +281,19 @@ def test_desktop_variables_and_vnc_alias_in_the_full_flavor(tools_hub):
     code, out = sh(container, "ps -o args= -C Xvnc")
     assert "-geometry 1024x768" in out and "VncAuth" in out, out
     tools_hub.stop_server("alice", "vnc", remove=True)
+
+
+def test_tensorboard_magic_frame_loads_through_the_hub(tools_hub):
+    """%tensorboard starts TensorBoard on a port and shows a frame at TENSORBOARD_PROXY_URL with
+    %PORT% filled in: that address answers through the hub (and not for another user)."""
+    container = tools_hub.container()
+    template = _server_env(container)["TENSORBOARD_PROXY_URL"]
+    container.exec_run(["sh", "-c", "nohup tensorboard --logdir /tmp --port 6011 >/dev/null 2>&1 &"], detach=True)
+    deadline = time.monotonic() + 60
+    while b":177B " not in container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"]).output.upper():  # 6011
+        assert time.monotonic() < deadline, "TensorBoard in the workspace never listened"
+        time.sleep(0.5)
+    frame = template.replace("%PORT%", "6011")
+    r = get(tools_hub, frame, "alice", timeout=120)
+    assert r.status_code == 200 and "tensorboard" in r.text.lower(), (frame, r.status_code, r.text[:200])
+    assert get(tools_hub, frame, "bob").status_code == 403
