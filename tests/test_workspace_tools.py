@@ -280,6 +280,8 @@ def test_desktop_variables_and_vnc_alias_in_the_full_flavor(tools_hub):
     container = docker.from_env().containers.get(tools_hub.server("alice", "vnc")["state"]["object_id"])
     code, out = sh(container, "ps -o args= -C Xvnc")
     assert "-geometry 1024x768" in out and "VncAuth" in out, out
+    code, out = sh(container, "firefox-esr --version")  # a web browser on the desktop
+    assert code == 0 and "Firefox" in out, out
     tools_hub.stop_server("alice", "vnc", remove=True)
 
 
