@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build MLHub's images without a container registry.
 #
-#   bash docker/build-images.sh [--flavor minimal|full|all] [--hub] [--with-test-images] [--force]
+#   bash docker/build-images.sh [--flavor minimal|full|ml|all] [--hub] [--with-test-images] [--force]
+#                               [--tag-suffix S]
 #
 # 1. Base image: MLHUB_BASE_IMAGE if set (must exist locally or be pullable), else
 #    mlhub/base:bookworm, built offline by docker/base/build-base-image.sh when missing.
@@ -10,9 +11,11 @@
 # 3. Images (classic builder, DOCKER_BUILDKIT=0): mlhub/workspace:<flavor> (minimal is also
 #    mlhub/workspace:latest; --flavor may be repeated, "all" builds every flavor); with --hub the hub image mlhub/mlhub:latest (MLHub and its
 #    dependencies as wheels built on the host, configurable-http-proxy from .mlhub/node);
-#    with --with-test-images also mlhub/test-stock:latest, the hub image and every flavor.
+#    with --with-test-images also mlhub/test-stock:latest, the hub image, minimal and full
+#    (not ml: several GB; build it with --flavor ml).
 #    An image is rebuilt only when its inputs (Dockerfile, files, requirements, base image)
-#    changed, or with --force.
+#    changed, or with --force. --tag-suffix S tags every image <name>:<tag>-S instead (a
+#    development build next to the images tests and hubs use).
 # Env: MLHUB_BASE_IMAGE, MLHUB_PIP (pip command for downloads; default: the venv's pip).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,13 +23,16 @@ flavors=()
 with_test=0
 with_hub=0
 force=0
+suffix=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --flavor) flavors+=("${2:?--flavor needs a value}"); shift ;;
-        --with-test-images) with_test=1; with_hub=1; flavors+=(all) ;;
+        # the flavors CI builds every run; ml (several GB) only when asked for
+        --with-test-images) with_test=1; with_hub=1; flavors+=(minimal full) ;;
         --hub) with_hub=1 ;;
         --force) force=1 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --tag-suffix) suffix="-${2:?--tag-suffix needs a value}"; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "[mlhub-setup] unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -151,14 +157,14 @@ build() {
 
 for flavor in "${flavors[@]}"; do
     BUILD_ARGS=(--build-arg "FLAVOR=$flavor")
-    tags=("mlhub/workspace:$flavor")
-    if [ "$flavor" = minimal ]; then tags+=("mlhub/workspace:latest"); fi
+    tags=("mlhub/workspace:$flavor$suffix")
+    if [ "$flavor" = minimal ]; then tags+=("mlhub/workspace:latest$suffix"); fi
     build "workspace-$flavor" "$REPO/docker/workspace" "$REPO/docker/workspace/requirements-$flavor.txt" "${tags[@]}"
 done
 if [ "$with_test" = 1 ]; then
     BUILD_ARGS=()
     build test-stock "$REPO/tests/images/stock" "$REPO/tests/images/stock/requirements.txt" \
-        "mlhub/test-stock:latest"
+        "mlhub/test-stock:latest$suffix"
 fi
 
 # The hub image: its context is assembled from the repository (not a Dockerfile folder).
@@ -166,9 +172,9 @@ build_hub() {
     local hash current ctx start
     hash="$( (cd "$REPO" && find mlhubspawner cleanup_service ssh_gateway docker/hub resources/templates pyproject.toml jupyterhub_config.py \
         -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$base_id") | sha256sum | cut -c1-16)"
-    current="$(docker image inspect --format '{{ index .Config.Labels "io.mlhub.image.inputs" }}' mlhub/mlhub:latest 2>/dev/null || true)"
+    current="$(docker image inspect --format '{{ index .Config.Labels "io.mlhub.image.inputs" }}' "mlhub/mlhub:latest$suffix" 2>/dev/null || true)"
     if [ "$force" = 0 ] && [ "$current" = "$hash" ]; then
-        echo "[mlhub-setup] image mlhub/mlhub:latest is up to date"
+        echo "[mlhub-setup] image mlhub/mlhub:latest$suffix is up to date"
         return
     fi
     local chp="$REPO/.mlhub/node/node_modules"
@@ -184,11 +190,11 @@ build_hub() {
     cp -r "$chp" "$ctx/chp/node_modules"
     cp "$REPO/docker/hub/Dockerfile" "$REPO/jupyterhub_config.py" "$ctx/"
     cp -r "$REPO/resources/templates" "$ctx/templates"
-    echo "[mlhub-setup] building mlhub/mlhub:latest from $base"
+    echo "[mlhub-setup] building mlhub/mlhub:latest$suffix from $base"
     start=$SECONDS
     DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE_IMAGE=$base" \
-        --build-arg "INPUTS_HASH=$hash" -t mlhub/mlhub:latest "$ctx" >/dev/null
-    echo "[mlhub-setup] built mlhub/mlhub:latest in $((SECONDS - start)) s"
+        --build-arg "INPUTS_HASH=$hash" -t "mlhub/mlhub:latest$suffix" "$ctx" >/dev/null
+    echo "[mlhub-setup] built mlhub/mlhub:latest$suffix in $((SECONDS - start)) s"
     rm -rf "$ctx"
 }
 if [ "$with_hub" = 1 ]; then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 from .hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
-WORKSPACE_IMAGE = "mlhub/workspace:latest"
+#: MLHUB_TEST_WORKSPACE_IMAGE: test a development build (docker/build-images.sh --tag-suffix)
+WORKSPACE_IMAGE = os.environ.get("MLHUB_TEST_WORKSPACE_IMAGE", "mlhub/workspace:latest")
 STOCK_IMAGE = "mlhub/test-stock:latest"
 
 #: Hub config for fault tests: users named ``slow*`` get a workspace whose single-user server

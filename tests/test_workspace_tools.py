@@ -4,6 +4,7 @@ run-as-job. Real hub, real containers, the owner's and another user's real token
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import docker
@@ -11,9 +12,10 @@ import pytest
 import requests
 
 from .conftest import WORKSPACE_IMAGE
+from .wheels import make_wheel, tar_of
 
 TOOLS = ("vscode", "tensorboard", "monitor")
-FULL_IMAGE = "mlhub/workspace:full"
+FULL_IMAGE = os.environ.get("MLHUB_TEST_FULL_IMAGE", "mlhub/workspace:full")
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +149,9 @@ def test_shells_get_typed_values_and_run_none_of_them(docker_client):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("MAX_NUM_THREADS", "lots"), ("SHUTDOWN_INACTIVE_KERNELS", "soon"), ("CONFIG_BACKUP_ENABLED", "maybe")],
+    [("MAX_NUM_THREADS", "lots"), ("SHUTDOWN_INACTIVE_KERNELS", "soon"), ("CONFIG_BACKUP_ENABLED", "maybe"),
+     ("VNC_RESOLUTION", "big"), ("VNC_PW", "abc"), ("NOTEBOOK_ARGS", "--a='unbalanced"), ("NOTEBOOK_ARGS", "rm -rf /"),
+     ("EXECUTE_CODE", "git+ext::sh -c id")],
 )
 def test_bad_variables_stop_the_workspace_naming_them(docker_client, name, value):
     try:
@@ -185,3 +189,113 @@ def test_desktop_over_novnc_in_the_full_flavor(tools_hub):
     # the VNC server itself answers through the hub: the RFB protocol's greeting
     assert asyncio.run(handshake()).startswith(b"RFB 003.")
     tools_hub.stop_server("alice", "desk", remove=True)
+
+
+def sh(container, command: str, login: bool = True) -> tuple[int, str]:
+    """Run *command* in the workspace as its user (a login shell: as terminals and SSH start one)."""
+    result = container.exec_run(["bash", "-lc" if login else "-c", command])
+    return result.exit_code, result.output.decode()
+
+
+def test_pip_install_as_the_user_lasts_across_stop_and_start(tools_hub, tmp_path):
+    """No sudo, no network: wheels handed in; pip from a login shell, from a plain shell and as a
+    notebook's %pip runs it (the kernel's python -m pip); all still importable in a new container."""
+    container = tools_hub.container()
+    wheels = [make_wheel(tmp_path, "mlhubtinyone", script="tinyone-hello"), make_wheel(tmp_path, "mlhubtinytwo"),
+              make_wheel(tmp_path, "mlhubtinythree")]
+    assert container.put_archive("/tmp", tar_of(*wheels))
+    code, out = sh(container, "id -u; command -v pip python; sudo -n true 2>&1 || echo no-sudo")
+    assert out.split()[:3] == ["1000", "/opt/venv/bin/pip", "/opt/venv/bin/python"], out  # not Debian's pip
+    assert "no-sudo" in out
+    code, out = sh(container, "pip install --no-index /tmp/mlhubtinyone-1.0-py3-none-any.whl")
+    assert code == 0, out
+    code, out = sh(container, "pip install --no-index /tmp/mlhubtinytwo-1.0-py3-none-any.whl", login=False)
+    assert code == 0, out
+    code, out = sh(container, "python -m pip install --no-index /tmp/mlhubtinythree-1.0-py3-none-any.whl", login=False)
+    assert code == 0, out
+    code, out = sh(container, "tinyone-hello")  # its console script is on PATH
+    assert (code, out.strip()) == (0, "mlhubtinyone 1.0"), out
+
+    tools_hub.stop_server("alice")
+    r = tools_hub.spawn("alice", "", {"cpu_limit": 1, "image": WORKSPACE_IMAGE}, token=tools_hub.tokens["alice"])
+    assert r.status_code in (201, 202), r.text
+    fresh = tools_hub.container()
+    assert fresh.id != container.id
+    check = "python -c 'import mlhubtinyone, mlhubtinytwo, mlhubtinythree; print(mlhubtinytwo.WHO)' && tinyone-hello"
+    for login in (True, False):
+        code, out = sh(fresh, check, login=login)
+        assert (code, out.split()) == (0, ["mlhubtinytwo", "1.0", "mlhubtinyone", "1.0"]), (login, out)
+    # the kernel's environment (the server's): the same Python and user site
+    env = _server_env(fresh)
+    assert env["PYTHONUSERBASE"] == "/workspace/.workspace/python" and env["PIP_USER"] == "1"
+    assert env["TENSORBOARD_PROXY_URL"] == "/user/alice/proxy/%PORT%/"  # %tensorboard's frame, through the hub
+
+    # the escape hatch for an install that breaks the server: PYTHONNOUSERSITE=1 ignores the folder
+    code, out = sh(fresh, "PYTHONNOUSERSITE=1 python -c 'import mlhubtinyone' 2>&1")
+    assert code != 0 and "No module named 'mlhubtinyone'" in out, out
+    # starting clean, as the README says: remove the folder; the image's packages stay
+    code, out = sh(fresh, "rm -rf /workspace/.workspace/python && python -c 'import mlhubtinyone' 2>&1; python -c 'import jupyterlab'")
+    assert code == 0 and "No module named 'mlhubtinyone'" in out, out
+
+
+def test_jupyterlab_git_nbdime_and_jupytext_load(tools_hub):
+    code, out = sh(tools_hub.container(), "jupyter server extension list 2>&1")
+    for extension in ("jupyterlab_git", "nbdime", "jupyterlab_jupytext"):
+        assert any(line.strip().startswith(extension) and "enabled" in line for line in out.splitlines()), (extension, out)
+    assert "X " not in out  # no extension failed to load
+    git = get(tools_hub, "/user/alice/git/settings", "alice")
+    assert git.status_code == 200 and "gitVersion" in git.json(), git.text[:300]
+    nbdime = get(tools_hub, "/user/alice/nbdime/difftool", "alice")
+    assert nbdime.status_code == 200 and "nbdime" in nbdime.text.lower(), nbdime.text[:300]
+    assert get(tools_hub, "/user/alice/git/settings", "bob").status_code == 403
+
+
+def test_ml_workspace_tool_paths_reach_the_tools(tools_hub):
+    container = tools_hub.container()
+    container.exec_run(["sh", "-c", "cd /tmp && nohup python3 -m http.server 8766 >/dev/null 2>&1 &"], detach=True)
+    deadline = time.monotonic() + 20
+    while b":223E " not in container.exec_run(["cat", "/proc/net/tcp"]).output.upper():  # port 8766 listening
+        assert time.monotonic() < deadline, "the test server in the workspace never listened"
+        time.sleep(0.3)
+    port = get(tools_hub, "/user/alice/tools/8766/", "alice", timeout=30)
+    assert port.status_code == 200 and "Directory listing" in port.text, port.text[:200]
+    glances = get(tools_hub, "/user/alice/tools/glances/", "alice")
+    assert glances.status_code == 200 and glances.url.endswith("/user/alice/tools/monitor/"), glances.url
+    assert "glances" in glances.text.lower()
+    for alias in ("tools/8766/", "tools/glances/", "tools/vnc/"):
+        assert get(tools_hub, f"/user/alice/{alias}", "bob").status_code == 403, alias
+        anonymous = requests.get(tools_hub.at(f"/user/alice/{alias}"), allow_redirects=False, timeout=30)
+        assert anonymous.status_code in (302, 403), (alias, anonymous.status_code)
+        if anonymous.status_code == 302:
+            assert "/hub/" in anonymous.headers["Location"], (alias, anonymous.headers["Location"])
+
+
+def test_desktop_variables_and_vnc_alias_in_the_full_flavor(tools_hub):
+    r = tools_hub.spawn("alice", "vnc", {"image": FULL_IMAGE, "env": {"VNC_PW": "s3cretpw", "VNC_RESOLUTION": "1024x768"}},
+                        token=tools_hub.tokens["alice"])
+    assert r.status_code in (201, 202), r.text
+    page = get(tools_hub, "/user/alice/vnc/tools/vnc/?password=s3cretpw", "alice")
+    assert page.status_code == 200 and "noVNC" in page.text, page.text[:200]
+    assert "/user/alice/vnc/tools/desktop/vnc.html?autoconnect=true" in page.url and page.url.endswith("&password=s3cretpw")
+    container = docker.from_env().containers.get(tools_hub.server("alice", "vnc")["state"]["object_id"])
+    code, out = sh(container, "ps -o args= -C Xvnc")
+    assert "-geometry 1024x768" in out and "VncAuth" in out, out
+    code, out = sh(container, "firefox-esr --version")  # a web browser on the desktop
+    assert code == 0 and "Firefox" in out, out
+    tools_hub.stop_server("alice", "vnc", remove=True)
+
+
+def test_tensorboard_magic_frame_loads_through_the_hub(tools_hub):
+    """%tensorboard starts TensorBoard on a port and shows a frame at TENSORBOARD_PROXY_URL with
+    %PORT% filled in: that address answers through the hub (and not for another user)."""
+    container = tools_hub.container()
+    template = _server_env(container)["TENSORBOARD_PROXY_URL"]
+    container.exec_run(["sh", "-c", "nohup tensorboard --logdir /tmp --port 6011 >/dev/null 2>&1 &"], detach=True)
+    deadline = time.monotonic() + 60
+    while b":177B " not in container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"]).output.upper():  # 6011
+        assert time.monotonic() < deadline, "TensorBoard in the workspace never listened"
+        time.sleep(0.5)
+    frame = template.replace("%PORT%", "6011")
+    r = get(tools_hub, frame, "alice", timeout=120)
+    assert r.status_code == 200 and "tensorboard" in r.text.lower(), (frame, r.status_code, r.text[:200])
+    assert get(tools_hub, frame, "bob").status_code == 403

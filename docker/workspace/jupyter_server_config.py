@@ -86,3 +86,5 @@ if _shutdown not in ("", "false", "0", "no", "off"):
 if os.path.isdir("/opt/mlhub/python") and "/opt/mlhub/python" not in sys.path:
     sys.path.append("/opt/mlhub/python")
 c.ServerApp.jpserver_extensions.update({"mlhub_activity": True})
+# ML Workspace's tool paths as aliases: tools/<port>/, tools/glances/, tools/vnc/ (mlhub_aliases.py)
+c.ServerApp.jpserver_extensions.update({"mlhub_aliases": True})
