@@ -64,7 +64,10 @@ def parse_memory(value: Any) -> int:
         factor = 1 if number >= BARE_NUMBER_BYTES_THRESHOLD else _UNIT_FACTORS["g"]
     else:
         factor = _UNIT_FACTORS[unit]
-    size = int(number * factor)
+    product = number * factor
+    if not math.isfinite(product):  # e.g. -1.7e299 GB: finite, but not once in bytes
+        raise ValueError("must be a size such as 512m or 4g (got a number too large)")
+    size = int(product)
     if size <= 0:
         raise ValueError("must be greater than 0")
     return size

@@ -223,7 +223,7 @@ def test_a_browser_get_only_previews_and_a_post_with_xsrf_runs(chub, docker_clie
     """A link the admin follows (a GET with the service's login cookie) shows what a run
     would remove and removes nothing; the page's button (POST with _xsrf) runs it; a POST
     without the token is refused. Scripts with a token still run on GET."""
-    ghost = leftovers(docker_client, chub.hub_name, "linked")
+    ghost = leftovers(docker_client, chub.hub_name, "linked", chub.install_id())
     session = _browser_session(chub)
     url = f"{chub.url}/services/cleanup-service/users"
     for accept in ("text/html", "application/json"):
@@ -248,7 +248,7 @@ def test_a_browser_get_only_previews_and_a_post_with_xsrf_runs(chub, docker_clie
     # a script with an admin's token: GET runs (ML Hub's API), POST runs too
     admin = chub.ensure_user("cadmin", admin=True)
     for method in ("GET", "POST"):
-        again = leftovers(docker_client, chub.hub_name, f"script{method.lower()}")
+        again = leftovers(docker_client, chub.hub_name, f"script{method.lower()}", chub.install_id())
         reply = requests.request(method, url, headers={"Authorization": f"token {admin}"}, timeout=120)
         assert reply.status_code == 200 and reply.json()["dry_run"] is False, reply.text
         assert not any(exists(docker_client, kind, name) for kind, name in again.items()), method

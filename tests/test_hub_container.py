@@ -15,7 +15,7 @@ import urllib3
 from .conftest import new_hub_name
 from .hubprocess import address, free_port, remove_test_objects
 from .test_isolation import _can_connect
-from .web import login, signup
+from .web import login, page_xsrf, signup
 
 HUB_IMAGE = "mlhub/mlhub:latest"
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -120,7 +120,9 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, 
     hub = hub_container
     admin = hub.login("admin", hub.read("/data/initial-admin-password"))
     hub.signup("alice", "Alice-pw-2026")
-    assert admin.get(f"{hub.url}/hub/authorize/alice", timeout=30).status_code == 200
+    _, xsrf = page_xsrf(admin, f"{hub.url}/hub/authorize")
+    authorized = admin.post(f"{hub.url}/hub/authorize/alice", data={"_xsrf": xsrf, "authorized": "1"}, timeout=30)
+    assert authorized.status_code == 200, authorized.text[:300]
     alice = hub.login("alice", "Alice-pw-2026")
 
     r = alice.post(f"{hub.url}/hub/api/users/alice/server", json={"cpu_limit": 0.5, "mem_limit": "512m"}, timeout=60)
@@ -195,9 +197,10 @@ def test_ssl_with_a_generated_certificate_and_separate_hubs(hub_container, docke
         admin = hub.login("admin", hub.read("/data/initial-admin-password"))
         users = [u["name"] for u in admin.get(f"{hub.url}/hub/api/users", timeout=30).json()]
         assert users == ["admin"]
-        # a browser (Accept: text/html) goes through the hub's OAuth to the service
-        reply = admin.get(f"{hub.url}/services/cleanup-service/users?dry_run=1", headers={"Accept": "text/html"}, timeout=60)
-        assert reply.status_code == 200, (reply.status_code, reply.url, reply.text[:500])
+        # a browser (Accept: text/html) goes through the hub's OAuth to the service: its page
+        page = admin.get(f"{hub.url}/services/cleanup-service/users?dry_run=1", headers={"Accept": "text/html"}, timeout=60)
+        assert page.status_code == 200 and "would remove" in page.text, (page.status_code, page.url, page.text[:500])
+        reply = admin.get(f"{hub.url}/services/cleanup-service/users?dry_run=1", headers={"Accept": "application/json"}, timeout=60)
         report = reply.json()
         assert report["removed"] == []
         # only this hub's own container and data volume (labelled by the test) and its claim on

@@ -40,7 +40,7 @@ def test_parse_memory(text, expected):
     assert parse_memory(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lots", "", "-1g", "0", "4x", "1e9", "g", None, [], True, float("nan"), "inf"])
+@pytest.mark.parametrize("text", ["lots", "", "-1g", "0", "4x", "1e9", "g", None, [], True, float("nan"), "inf", -1.6742321987285427e+299])
 def test_parse_memory_refuses(text):
     with pytest.raises(ValueError):
         parse_memory(text)
