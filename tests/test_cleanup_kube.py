@@ -9,7 +9,9 @@ selector) and deleted, in which order, and that nothing of another hub is touche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 from kubernetes_asyncio import client
 from tornado import web
@@ -92,6 +94,20 @@ class _Hub:
         return [HubServer("alice", "", 0, True)]
 
 
+
+@contextlib.asynccontextmanager
+async def served(fake: FakeKubeAPI) -> AsyncIterator[KubeBackend]:
+    """The fake API server on a loopback port, and the cleanup's backend talking to it."""
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(fake.app())
+    server.add_sockets(sockets)
+    config = client.Configuration(host=f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
+    try:
+        async with client.ApiClient(config) as api_client:
+            yield KubeBackend(api_client, NS)
+    finally:
+        server.stop()
+
 def test_kube_backend_lists_by_label_and_deletes_only_orphans():
     objects = {
         "pods": [
@@ -109,16 +125,10 @@ def test_kube_backend_lists_by_label_and_deletes_only_orphans():
     fake = FakeKubeAPI(objects)
 
     async def scenario():
-        sockets = bind_sockets(0, "127.0.0.1")
-        server = HTTPServer(fake.app())
-        server.add_sockets(sockets)
-        config = client.Configuration(host=f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
-        async with client.ApiClient(config) as api_client:
-            backend = KubeBackend(api_client, NS)
+        async with served(fake) as backend:
             resources = await backend.list_resources("hub1")
             dry = plan_orphans("hub1", {"alice"}, _Hub.servers_of(None), resources)
             report = await Cleaner("hub1", _Hub(), backend).run("users")
-        server.stop()
         return resources, dry, report
 
     resources, dry, report = asyncio.run(scenario())
@@ -164,14 +174,8 @@ def test_kube_cleanup_leaves_another_installs_objects():
     fake = FakeKubeAPI(objects)
 
     async def scenario():
-        sockets = bind_sockets(0, "127.0.0.1")
-        server = HTTPServer(fake.app())
-        server.add_sockets(sockets)
-        config = client.Configuration(host=f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
-        async with client.ApiClient(config) as api_client:
-            report = await Cleaner("hub1", _Hub(), KubeBackend(api_client, NS), install_id="aaaa1111").run("users")
-        server.stop()
-        return report
+        async with served(fake) as backend:
+            return await Cleaner("hub1", _Hub(), backend, install_id="aaaa1111").run("users")
 
     report = asyncio.run(scenario())
     assert [(r[1], r[2]) for r in fake.requests if r[0] == "DELETE"] == [("persistentvolumeclaims", "hub1-bob-workspace Foreground")]
