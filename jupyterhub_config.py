@@ -2,13 +2,13 @@
 #
 # Works as shipped: `jupyterhub -f jupyterhub_config.py` (what scripts/start-hub.sh runs).
 # Every setting below can be changed with an environment variable (see the README's table);
-# they are read and validated once, by mlhubspawner.settings.read_settings.
+# they are read and validated once, by mlhub.core.settings.read_settings.
 # Put your own overrides in a file named by MLHUB_USER_CONFIG; it is loaded last.
 
 import os
 import sys
 
-from mlhubspawner.settings import MIN_PASSWORD_LENGTH, SettingsError, activity_interval, read_settings
+from mlhub.core.settings import MIN_PASSWORD_LENGTH, SettingsError, activity_interval, read_settings
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -55,7 +55,7 @@ _docker_mode = settings.execution_mode == "docker"
 _gateway, _hub_container = _docker_facts() if _docker_mode else ("", None)
 
 # --- This install's id and its claim on HUB_NAME (docs/decisions/ownership.md) -----------
-from mlhubspawner.install import INSTALL_ID_FILE, InstallError, claim_hub_name, read_or_create_install_id  # noqa: E402
+from mlhub.hub.install import INSTALL_ID_FILE, InstallError, claim_hub_name, read_or_create_install_id  # noqa: E402
 
 _id_file = os.path.join(settings.data_dir, INSTALL_ID_FILE)
 try:
@@ -93,7 +93,7 @@ elif _hub_container:
 else:
     c.JupyterHub.hub_ip = settings.hub_ip or _gateway
 # --- Origins: each user's workspaces on their own origin (docs/decisions/per-user-origins.md)
-from mlhubspawner.origins import (  # noqa: E402
+from mlhub.hub.origins import (  # noqa: E402
     PLAIN_HTTP_WARNING,
     SINGLE_ORIGIN_WARNING,
     is_loopback_name,
@@ -178,7 +178,7 @@ c.MLHubSpawner.max_days_to_live = settings.max_days_to_live
 c.MLHubSpawner.users_can_create_named_servers = settings.self_service
 # Fair bounds on every workspace (docs/decisions/fair-defaults.md, workspace-disk-limit.md)
 if _docker_mode:
-    from mlhubspawner.workspace_disk import unsupported_reason  # noqa: E402
+    from mlhub.engines.workspace_disk import unsupported_reason  # noqa: E402
 
     c.MLHubDockerSpawner.pids_limit = settings.pids_limit
     c.MLHubDockerSpawner.no_new_privileges = settings.no_new_privileges
@@ -213,7 +213,7 @@ c.JupyterHub.services = [
     {
         "name": "cleanup-service",
         "url": f"http://{_service_host}:{settings.cleanup_port}",
-        "command": [sys.executable, "-m", "cleanup_service"],
+        "command": [sys.executable, "-m", "mlhub.services.cleanup"],
         "environment": {
             "HUB_NAME": settings.hub_name,
             "MLHUB_INSTALL_ID": _install_id,
@@ -238,7 +238,7 @@ if settings.start_ssh:
         {
             "name": "ssh",
             "url": f"http://{_service_host}:{settings.ssh_service_port}",
-            "command": [sys.executable, "-m", "ssh_gateway"],
+            "command": [sys.executable, "-m", "mlhub.services.ssh"],
             "environment": {
                 "HUB_NAME": settings.hub_name,
                 "MLHUB_DATA_DIR": settings.data_dir,
@@ -296,7 +296,7 @@ if settings.cull_idle_seconds:
     )
 
 # --- The hub's pages: MLHub's Workspaces page and what its templates need ----------------
-from mlhubspawner.ui import ui_handlers, workspace_describer  # noqa: E402
+from mlhub.hub.pages import ui_handlers, workspace_describer  # noqa: E402
 
 c.JupyterHub.extra_handlers = ui_handlers()
 

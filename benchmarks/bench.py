@@ -331,7 +331,7 @@ def spawn_cpu(b: Bench, hub_cpu0: float) -> tuple[float, float]:
     return workspaces, hub
 
 
-SERVICE_MARKERS = (b"cleanup_service", b"ssh_gateway", b"jupyterhub_idle_culler")
+SERVICE_MARKERS = (b"mlhub.services.cleanup", b"mlhub.services.ssh", b"jupyterhub_idle_culler")
 
 
 def _is_service(pid: int) -> bool:

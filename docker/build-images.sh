@@ -170,7 +170,7 @@ fi
 # The hub image: its context is assembled from the repository (not a Dockerfile folder).
 build_hub() {
     local hash current ctx start
-    hash="$( (cd "$REPO" && find mlhubspawner cleanup_service ssh_gateway docker/hub resources/templates pyproject.toml jupyterhub_config.py \
+    hash="$( (cd "$REPO" && find mlhub mlhubspawner docker/hub resources/templates pyproject.toml jupyterhub_config.py \
         -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$base_id") | sha256sum | cut -c1-16)"
     current="$(docker image inspect --format '{{ index .Config.Labels "io.mlhub.image.inputs" }}' "mlhub/mlhub:latest$suffix" 2>/dev/null || true)"
     if [ "$force" = 0 ] && [ "$current" = "$hash" ]; then

@@ -1,27 +1,24 @@
-"""MLHub spawners: JupyterHub spawners for per-user ML workspaces on Docker and Kubernetes."""
+"""ML Hub's class paths, kept as thin aliases of the `mlhub` package.
 
-from .docker_spawner import MLHubDockerSpawner
-from .options import OptionLimits, OptionsError, WorkspaceOptions, validate_options
-from .spawner_base import MLHubSpawner
+ML Hub configured ``c.JupyterHub.spawner_class = "mlhubspawner.MLHubDockerSpawner"`` (and
+``mlhubspawner.MLHubKubernetesSpawner``); those names keep working. New configuration should use
+the entry point names (``mlhub-docker``, ``mlhub-kubernetes``) or ``mlhub.spawners``.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = [
-    "MLHubDockerSpawner",
-    "MLHubKubeSpawner",
-    "MLHubSpawner",
-    "OptionLimits",
-    "OptionsError",
-    "WorkspaceOptions",
-    "validate_options",
-    "__version__",
-]
+from typing import Any
+
+from mlhub import __version__
+from mlhub.spawners.docker import MLHubDockerSpawner
+
+__all__ = ["MLHubDockerSpawner", "MLHubKubeSpawner", "MLHubKubernetesSpawner", "__version__"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # KubeSpawner (and its Kubernetes client) is imported only by hubs that use it
-    if name == "MLHubKubeSpawner":
-        from .kube_spawner import MLHubKubeSpawner
+    if name in ("MLHubKubeSpawner", "MLHubKubernetesSpawner"):
+        from mlhub.spawners.kube import MLHubKubeSpawner
 
         return MLHubKubeSpawner
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

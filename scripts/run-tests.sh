@@ -12,5 +12,5 @@ source "$REPO/scripts/lib/setup.sh"
 mlhub_setup --test
 
 cd "$REPO"
-"$MLHUB_VENV/bin/ruff" check mlhubspawner cleanup_service ssh_gateway tests jupyterhub_config.py
+"$MLHUB_VENV/bin/ruff" check mlhub mlhubspawner tests benchmarks jupyterhub_config.py
 exec "$MLHUB_VENV/bin/python" -m pytest "$@"

@@ -24,7 +24,7 @@ import docker
 import requests
 from jupyterhub.utils import subdomain_hook_idna
 
-from mlhubspawner.workspace_disk import disk_of_volume
+from mlhub.engines.workspace_disk import disk_of_volume
 
 from . import loopback
 

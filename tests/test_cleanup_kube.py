@@ -18,10 +18,10 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from cleanup_service.kube_backend import KubeBackend
-from cleanup_service.model import HubServer
-from cleanup_service.planner import plan_orphans
-from cleanup_service.runner import Cleaner
+from mlhub.services.cleanup.kube_backend import KubeBackend
+from mlhub.services.cleanup.model import HubServer
+from mlhub.services.cleanup.planner import plan_orphans
+from mlhub.services.cleanup.runner import Cleaner
 
 NS = "mlhub"
 PATHS = {

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from cleanup_service.model import HubServer, Resource
-from cleanup_service.planner import plan_expired, plan_orphans
-from cleanup_service.runner import Cleaner, RunInProgress
+from mlhub.services.cleanup.model import HubServer, Resource
+from mlhub.services.cleanup.planner import plan_expired, plan_orphans
+from mlhub.services.cleanup.runner import Cleaner, RunInProgress
 
 
 def res(kind, name, user, server="", origin="hub1", **extra):
@@ -101,7 +101,7 @@ def test_a_second_run_is_refused_while_one_is_under_way():
 
 
 def test_service_config_is_validated():
-    from cleanup_service.config import ConfigError, read_config
+    from mlhub.services.cleanup.config import ConfigError, read_config
 
     base = {"JUPYTERHUB_API_URL": "http://h/hub/api", "JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:1"}
     config = read_config({**base, "MLHUB_EXECUTION_MODE": "k8s", "POD_NAMESPACE": "ml"})

@@ -9,7 +9,7 @@ import docker
 import pytest
 import requests
 
-from mlhubspawner.names import user_network_name, workspace_volume_name
+from mlhub.core.names import user_network_name, workspace_volume_name
 
 from .conftest import WORKSPACE_IMAGE
 from .test_docker_spawner import containers_of

@@ -8,9 +8,9 @@ import time
 import docker
 import pytest
 
-from mlhubspawner.docker_objects import container_settings
-from mlhubspawner.names import user_network_name
-from mlhubspawner.options import OptionLimits, validate_options
+from mlhub.core.names import user_network_name
+from mlhub.core.options import OptionLimits, validate_options
+from mlhub.spawners.docker_objects import container_settings
 
 from .conftest import WORKSPACE_IMAGE
 from .hubprocess import claim_hub_name

@@ -9,7 +9,7 @@ import docker
 import pytest
 import requests
 
-from mlhubspawner.names import user_network_name, workspace_name, workspace_volume_name
+from mlhub.core.names import user_network_name, workspace_name, workspace_volume_name
 
 from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
 
@@ -276,7 +276,7 @@ def test_many_users_each_get_a_network(hub, docker_client):
     import asyncio
     from ipaddress import IPv4Network
 
-    from mlhubspawner.docker_network import _taken_subnets, ensure_network
+    from mlhub.engines.docker_network import _taken_subnets, ensure_network
 
     api = docker_client.api
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from mlhubspawner.names import workspace_volume_name
+from mlhub.core.names import workspace_volume_name
 
 from .conftest import STOCK_IMAGE
 from .engine import engine_relay

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlhubspawner.labels import workspace_labels
-from mlhubspawner.options import OPTION_FIELDS, OptionLimits, OptionsError, validate_options
-from mlhubspawner.parsing import (
+from mlhub.core.labels import workspace_labels
+from mlhub.core.options import OPTION_FIELDS, OptionLimits, OptionsError, validate_options
+from mlhub.core.parsing import (
     GpuRequest,
     parse_bool,
     parse_cpu,
@@ -32,8 +32,8 @@ from mlhubspawner.parsing import (
     parse_gpus,
     parse_memory,
 )
-from mlhubspawner.settings import VARIABLES, SettingsError, read_settings
-from ssh_gateway.targets import BadLoginName, parse_login
+from mlhub.core.settings import VARIABLES, SettingsError, read_settings
+from mlhub.services.ssh.targets import BadLoginName, parse_login
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from mlhubspawner.docker_objects import engine_socket_sources
+from mlhub.spawners.docker_objects import engine_socket_sources
 
 from .conftest import STOCK_IMAGE
 from .hubprocess import free_port

@@ -21,8 +21,8 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from traitlets.config import Config
 
-from mlhubspawner.kube_objects import GPU_RESOURCE, USER_SLUG
-from mlhubspawner.names import safe_slug
+from mlhub.core.names import safe_slug
+from mlhub.spawners.kube_objects import GPU_RESOURCE, USER_SLUG
 
 K8S_VERSION = "1.33"
 NS = "mlhub-test"
@@ -115,7 +115,7 @@ def run_with_api(fake: FakeKubeAPI, coro_factory):
 
 
 def make_spawner(user_name: str = "alice", server: str = "gpu", **config):
-    from mlhubspawner import MLHubKubeSpawner
+    from mlhub.spawners.kube import MLHubKubeSpawner
 
     c = Config()
     c.MLHubSpawner.hub_name = "kubehub"

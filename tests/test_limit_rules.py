@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mlhubspawner.docker_objects import Hardening, container_settings, merge_host_config
-from mlhubspawner.fair_defaults import DEFAULT_CAP_DROP, fair_cpu, fair_memory
-from mlhubspawner.options import OptionLimits, OptionsError, validate_options
-from mlhubspawner.settings import SettingsError, read_settings
-from mlhubspawner.summary import summarize
-from mlhubspawner.workspace_disk import WorkspaceDisk, disk_of_volume, unsupported_reason
+from mlhub.core.fair_defaults import DEFAULT_CAP_DROP, fair_cpu, fair_memory
+from mlhub.core.options import OptionLimits, OptionsError, validate_options
+from mlhub.core.settings import SettingsError, read_settings
+from mlhub.engines.workspace_disk import WorkspaceDisk, disk_of_volume, unsupported_reason
+from mlhub.hub.summary import summarize
+from mlhub.spawners.docker_objects import Hardening, container_settings, merge_host_config
 
 GiB = 1024**3
 MiB = 1024**2

@@ -8,7 +8,7 @@ import stat
 import threading
 from urllib.parse import urlencode
 
-from mlhubspawner.rate_limit import RateLimiter
+from mlhub.hub.rate_limit import RateLimiter
 
 from .hubprocess import HubProcess
 from .web import create_user, login, login_state, new_session, page_xsrf, post_login, signup

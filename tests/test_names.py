@@ -5,7 +5,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlhubspawner.names import (
+from mlhub.core.names import (
     SERVER_SEPARATOR,
     is_valid_hub_name,
     safe_slug,
@@ -64,7 +64,7 @@ def test_hub_names():
 def test_free_subnet_skips_taken_ranges():
     from ipaddress import IPv4Network as N
 
-    from mlhubspawner.docker_network import free_subnet
+    from mlhub.engines.docker_network import free_subnet
 
     pool = N("172.30.0.0/15")
     assert free_subnet([], pool, 24) == N("172.30.0.0/24")

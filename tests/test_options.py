@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from mlhubspawner.options import (
+from mlhub.core.options import (
     OptionLimits,
     OptionsError,
     options_from_formdata,

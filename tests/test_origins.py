@@ -23,8 +23,8 @@ import pytest
 import requests
 from cryptography import x509
 
-from mlhubspawner.container import ensure_certificate
-from mlhubspawner.names import workspace_name
+from mlhub.core.names import workspace_name
+from mlhub.hub.container import ensure_certificate
 
 from . import loopback
 from .conftest import WORKSPACE_IMAGE

@@ -12,8 +12,8 @@ from datetime import datetime
 import docker
 import pytest
 
-from mlhubspawner.install import claim_name
-from mlhubspawner.names import user_network_name, workspace_name, workspace_volume_name
+from mlhub.core.names import user_network_name, workspace_name, workspace_volume_name
+from mlhub.hub.install import claim_name
 
 from .conftest import WORKSPACE_IMAGE
 from .hubprocess import HubProcess

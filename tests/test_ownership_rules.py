@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlhubspawner.install import InstallError, read_or_create_install_id
-from mlhubspawner.ownership import Verdict, account_created, judge, parse_time, same_account
-from mlhubspawner.settings import SettingsError, read_settings
+from mlhub.core.ownership import Verdict, account_created, judge, parse_time, same_account
+from mlhub.core.settings import SettingsError, read_settings
+from mlhub.hub.install import InstallError, read_or_create_install_id
 
 BASE = {"mlhub.origin": "hub1", "mlhub.user": "alice", "mlhub.server_name": ""}
 

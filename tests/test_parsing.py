@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlhubspawner.parsing import (
+from mlhub.core.parsing import (
     format_memory,
     parse_bool,
     parse_cpu,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mlhubspawner.settings import SettingsError, activity_interval, read_settings
+from mlhub.core.settings import SettingsError, activity_interval, read_settings
 
 from .hubprocess import REPO
 
@@ -141,6 +141,6 @@ def test_login_limits():
 
 def test_every_variable_is_in_the_readme():
     readme = (REPO / "README.md").read_text()
-    from mlhubspawner.settings import VARIABLES
+    from mlhub.core.settings import VARIABLES
 
     assert [name for name in VARIABLES if f"`{name}`" not in readme] == []

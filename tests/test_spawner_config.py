@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from traitlets import TraitError
 
-from mlhubspawner.docker_spawner import MLHubDockerSpawner
+from mlhub.spawners.docker import MLHubDockerSpawner
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from mlhubspawner.hub_client import HubAPIError
-from ssh_gateway.activity import ActivityReporter
-from ssh_gateway.targets import Target
+from mlhub.services.hub_client import HubAPIError
+from mlhub.services.ssh.activity import ActivityReporter
+from mlhub.services.ssh.targets import Target
 
 
 class RecordingHub:

@@ -30,11 +30,11 @@ from tornado import web, websocket
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from ssh_gateway.hub import GatewayHub, Workspace
-from ssh_gateway.keystore import KeyStore
-from ssh_gateway.kube_exec import KubeEngine, exit_status
-from ssh_gateway.server import Gateway
-from ssh_gateway.targets import Target
+from mlhub.services.ssh.hub import GatewayHub, Workspace
+from mlhub.services.ssh.keystore import KeyStore
+from mlhub.services.ssh.kube_exec import KubeEngine, exit_status
+from mlhub.services.ssh.server import Gateway
+from mlhub.services.ssh.targets import Target
 
 from .hubprocess import free_port
 

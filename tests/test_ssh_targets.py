@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ssh_gateway.hub import token_grants_access
-from ssh_gateway.targets import BadLoginName, Target, parse_login
+from mlhub.services.ssh.hub import token_grants_access
+from mlhub.services.ssh.targets import BadLoginName, Target, parse_login
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlhubspawner.summary import has_tools, summarize, time_left, tools_for
+from mlhub.hub.summary import has_tools, summarize, time_left, tools_for
 
 NOW = 1_000_000
 

@@ -13,7 +13,7 @@ import docker
 import pytest
 import requests
 
-from mlhubspawner.names import workspace_volume_name
+from mlhub.core.names import workspace_volume_name
 
 from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
 from .test_docker_spawner import containers_of, objects_of, through_proxy

@@ -1,0 +1,178 @@
+"""Per-user bridge networks and named volumes on the Docker engine.
+
+Each user's workspaces share one bridge network: they reach each other by container name,
+while Docker's bridge isolation keeps other users' workspaces out. Functions take an async
+``docker(method, *args, **kwargs)`` callable (DockerSpawner's executor wrapper), so no
+blocking call runs on the hub's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from docker.errors import APIError, NotFound
+from docker.types import IPAMConfig, IPAMPool
+
+from mlhub.core import labels as L
+
+DockerCall = Callable[..., Awaitable[Any]]
+
+_locks: dict[str, asyncio.Lock] = {}
+
+
+class ForeignObjectError(RuntimeError):
+    """An object with the name MLHub wants exists but was not made by this hub for this user."""
+
+
+def _lock(name: str) -> asyncio.Lock:
+    return _locks.setdefault(name, asyncio.Lock())
+
+
+def _check_owner(kind: str, name: str, found: dict[str, str] | None, wanted: dict[str, str]) -> None:
+    found = found or {}
+    for key, value in wanted.items():
+        if found.get(key) != value:
+            raise ForeignObjectError(
+                f"A Docker {kind} named {name!r} already exists but does not belong to "
+                f"{wanted.get(L.USER)!r} on hub {wanted.get(L.ORIGIN)!r} "
+                f"({key}={found.get(key)!r}); remove or rename it, then start again"
+            )
+
+
+Subnet = ipaddress.IPv4Network
+_subnet_lock = asyncio.Lock()
+
+
+class NoFreeSubnet(RuntimeError):
+    """Every subnet of the pool is taken."""
+
+
+def free_subnet(taken: Iterable[Subnet], pool: Subnet, prefix: int) -> Subnet | None:
+    """The first /prefix subnet of *pool* that overlaps none of *taken*."""
+    taken = [t for t in taken if t.overlaps(pool)]
+    for candidate in pool.subnets(new_prefix=prefix):
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    return None
+
+
+async def _taken_subnets(docker: DockerCall) -> list[Subnet]:
+    subnets = []
+    for network in await docker("networks"):
+        for config in (network.get("IPAM") or {}).get("Config") or []:
+            try:
+                subnet = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            if isinstance(subnet, ipaddress.IPv4Network):
+                subnets.append(subnet)
+    return subnets
+
+
+async def ensure_network(
+    docker: DockerCall,
+    name: str,
+    labels: dict[str, str],
+    pool: Subnet | None = None,
+    prefix: int = 24,
+) -> bool:
+    """Create the user's bridge network unless it exists; return True if it was created.
+
+    With a *pool*, the network gets the first free /prefix subnet of it (Docker's default
+    pools hold only about 30 bridge networks; a /15 pool of /24s holds 512). A network of
+    that name that lacks the owner's hub and user labels is refused, never reused.
+    """
+    async with _lock(name):
+        try:
+            found = await docker("inspect_network", name)
+        except NotFound:
+            found = None
+        if found is not None:
+            # which account and install: judged by the caller (mlhub.core.ownership)
+            _check_owner("network", name, found.get("Labels"), {k: labels[k] for k in (L.ORIGIN, L.USER)})
+            return False
+        if pool is None:
+            await docker("create_network", name, driver="bridge", labels=labels, check_duplicate=True)
+            return True
+        async with _subnet_lock:
+            for _attempt in range(5):
+                subnet = free_subnet(await _taken_subnets(docker), pool, prefix)
+                if subnet is None:
+                    raise NoFreeSubnet(
+                        f"no free /{prefix} subnet left in the network pool {pool} "
+                        "(MLHubDockerSpawner.network_pool); remove unused networks or widen the pool"
+                    )
+                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
+                try:
+                    await docker(
+                        "create_network", name, driver="bridge", labels=labels, ipam=ipam, check_duplicate=True
+                    )
+                    return True
+                except APIError as exc:
+                    if "overlap" not in str(exc):
+                        raise
+                    # another hub took it between our look and our create: look again
+            raise NoFreeSubnet(f"could not get a free subnet in {pool} after 5 attempts")
+
+
+async def connect(docker: DockerCall, network: str, container: str, aliases: list[str] | None = None) -> None:
+    """Connect *container* to *network*; already connected is fine."""
+    try:
+        await docker("connect_container_to_network", container, network, aliases=aliases)
+    except APIError as exc:
+        if "already exists" not in str(exc) and "already attached" not in str(exc):
+            raise
+
+
+async def remove_network_if_unused(docker: DockerCall, name: str, keep: set[str] = frozenset()) -> bool:
+    """Remove *name* if only containers in *keep* (e.g. the hub) remain on it."""
+    async with _lock(name):
+        try:
+            found = await docker("inspect_network", name)
+        except NotFound:
+            return False
+        attached = found.get("Containers") or {}
+        others = [cid for cid, info in attached.items() if cid not in keep and info.get("Name") not in keep]
+        if others:
+            return False
+        for cid in attached:
+            try:
+                await docker("disconnect_container_from_network", cid, name, force=True)
+            except APIError:
+                pass
+        try:
+            await docker("remove_network", name)
+        except NotFound:
+            return False
+        return True
+
+
+async def ensure_volume(
+    docker: DockerCall,
+    name: str,
+    labels: dict[str, str],
+    driver: str = "local",
+    driver_opts: dict[str, str] | None = None,
+) -> bool:
+    """Create the labelled workspace volume unless it exists; return True if created."""
+    try:
+        found = await docker("inspect_volume", name)
+    except NotFound:
+        found = None
+    if found is not None:
+        _check_owner("volume", name, found.get("Labels"), {k: labels[k] for k in (L.ORIGIN, L.USER, L.SERVER_NAME)})
+        return False
+    await docker("create_volume", name=name, driver=driver, driver_opts=driver_opts or None, labels=labels)
+    return True
+
+
+async def remove_volume(docker: DockerCall, name: str) -> bool:
+    """Remove a volume; a missing one is fine."""
+    try:
+        await docker("remove_volume", name)
+    except NotFound:
+        return False
+    return True

@@ -1,0 +1,91 @@
+"""Run the cleanup service (started by the hub as a managed JupyterHub service).
+
+Environment (set by the hub; see the README): JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN,
+JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub), HUB_NAME,
+CLEANUP_INTERVAL_SECONDS (default 3600, -1: no periodic runs), MLHUB_EXECUTION_MODE (docker or
+k8s), MLHUB_NAMESPACE (k8s: the namespace of the hub's objects; default POD_NAMESPACE),
+MLHUB_INSTALL_ID (only objects with this ``mlhub.install`` are removed), MLHUB_DELETED_USER_VOLUMES
+(remove or keep: deleted accounts' volumes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+import time
+from urllib.parse import urlparse
+
+from mlhub.services.cleanup.config import ConfigError, read_config
+from mlhub.services.cleanup.hub_api import HubAPI
+from mlhub.services.cleanup.runner import Cleaner, RunInProgress
+from mlhub.services.hub_client import listen_address
+
+log = logging.getLogger("mlhub.services.cleanup")
+
+
+async def periodic(cleaner: Cleaner, schedule: dict) -> None:
+    interval = schedule["interval"]
+    while True:
+        schedule["next_run_at"] = time.time() + interval
+        await asyncio.sleep(interval)
+        for kind in ("expired", "users"):
+            try:
+                await cleaner.run(kind)
+            except RunInProgress:
+                log.info("Periodic %s cleanup skipped: a run is in progress", kind)
+            except Exception:
+                log.exception("Periodic %s cleanup failed; the next run retries", kind)
+
+
+async def make_backend(config):
+    if config.mode == "k8s":
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio import config as kube_config
+
+        from mlhub.services.cleanup.kube_backend import KubeBackend
+
+        kube_config.load_incluster_config()
+        return KubeBackend(client.ApiClient(), config.namespace)
+    from mlhub.services.cleanup.docker_backend import DockerBackend
+
+    return DockerBackend()
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s cleanup-service] %(message)s")
+    try:
+        config = read_config(os.environ)
+    except ConfigError as exc:
+        sys.exit(f"cleanup-service cannot start:\n{exc}")
+    backend = await make_backend(config)
+    cleaner = Cleaner(
+        config.hub_name,
+        HubAPI(config.api_url, config.api_token),
+        backend,
+        install_id=config.install_id,
+        deleted_user_volumes=config.deleted_user_volumes,
+    )
+    schedule = {"interval": config.interval, "next_run_at": None}
+    from mlhub.services.cleanup.app import make_app
+
+    app = make_app(config.prefix, cleaner, schedule, secrets.token_bytes(32))
+    url = urlparse(config.service_url)
+    app.listen(url.port or 80, listen_address(url.hostname))
+    log.info(
+        "Cleanup service for hub %s (install %s, deleted accounts' volumes: %s) on %s (periodic: %s)",
+        config.hub_name,
+        config.install_id or "none",
+        config.deleted_user_volumes,
+        config.service_url,
+        f"every {config.interval} s" if config.interval > 0 else "off",
+    )
+    if config.interval > 0:
+        asyncio.ensure_future(periodic(cleaner, schedule))
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

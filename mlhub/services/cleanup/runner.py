@@ -1,0 +1,144 @@
+"""Carries out cleanup runs: gather facts, plan (pure), act, report; one run at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mlhub.services.cleanup import planner
+from mlhub.services.cleanup.hub_api import HubAPI, HubAPIError
+from mlhub.services.cleanup.model import Plan, Resource
+
+log = logging.getLogger("mlhub.services.cleanup")
+
+#: A running container whose server the hub calls stopped is a leftover only if it was created
+#: this long before the hub was asked (clock skew between the engine and this service, and a
+#: spawn that began while the run gathered its facts, are never mistaken for one).
+STALE_MARGIN = 30.0
+
+
+class Backend(Protocol):
+    async def list_resources(self, hub_name: str) -> list[Resource]: ...
+
+    async def remove(self, resource: Resource) -> None: ...
+
+
+class RunInProgress(RuntimeError):
+    """Another cleanup run is under way; this one was refused, not queued."""
+
+
+@dataclass
+class RunReport:
+    kind: str
+    dry_run: bool
+    started_at: float
+    finished_at: float = 0.0
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "dry_run": self.dry_run,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "removed": self.removed,
+            "kept": self.kept,
+            "errors": self.errors,
+            "ok": not self.errors,
+        }
+
+
+class Cleaner:
+    """Runs ``users`` (orphans) and ``expired`` cleanups against one hub and one engine."""
+
+    def __init__(
+        self, hub_name: str, hub: HubAPI, backend: Backend, install_id: str = "", deleted_user_volumes: str = "remove"
+    ):
+        self.hub_name = hub_name
+        self.hub = hub
+        self.backend = backend
+        self.install_id = install_id
+        self.deleted_user_volumes = deleted_user_volumes
+        self._lock = asyncio.Lock()
+        self.last: dict[str, RunReport] = {}
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, kind: str, dry_run: bool = False) -> RunReport:
+        if self._lock.locked():
+            raise RunInProgress("a cleanup run is in progress; try again when it has finished")
+        async with self._lock:
+            report = RunReport(kind=kind, dry_run=dry_run, started_at=time.time())
+            try:
+                plan = await self._plan(kind, report.started_at)
+            except (HubAPIError, OSError, RuntimeError) as exc:
+                report.errors.append({"step": "gather", "error": str(exc)})
+                plan = Plan()
+            await self._act(plan, report, dry_run)
+            report.finished_at = time.time()
+            self.last[kind] = report
+            log.info(
+                "Cleanup %s%s for hub %s: removed %d, kept %d, errors %d",
+                kind,
+                " (dry run)" if dry_run else "",
+                self.hub_name,
+                len(report.removed),
+                len(report.kept),
+                len(report.errors),
+            )
+            return report
+
+    async def _plan(self, kind: str, now: float) -> Plan:
+        asked_at = time.time()
+        users = await self.hub.users()
+        servers = self.hub.servers_of(users)
+        resources = await self.backend.list_resources(self.hub_name)
+        if kind == "users":
+            return planner.plan_orphans(
+                self.hub_name,
+                HubAPI.accounts_of(users),
+                servers,
+                resources,
+                stale_before=asked_at - STALE_MARGIN,
+                install_id=self.install_id,
+                deleted_user_volumes=self.deleted_user_volumes,
+            )
+        if kind == "expired":
+            return planner.plan_expired(self.hub_name, servers, resources, now, install_id=self.install_id)
+        raise ValueError(f"unknown cleanup kind {kind!r}")
+
+    async def _act(self, plan: Plan, report: RunReport, dry_run: bool) -> None:
+        report.kept = [a.to_json() for a in plan.keep]
+        for action in plan.remove_servers:
+            if dry_run:
+                report.removed.append(action.to_json())
+                continue
+            try:
+                await self.hub.delete_server(action.user or "", action.server_name or "")
+            except HubAPIError as exc:
+                log.error("Could not delete server %s: %s", action.name, exc)
+                report.errors.append({**action.to_json(), "error": str(exc)})
+                continue
+            log.info("Deleted server %s (%s)", action.name, action.reason)
+            report.removed.append(action.to_json())
+        for resource, action in plan.remove_resources:
+            if dry_run:
+                report.removed.append(action.to_json())
+                continue
+            try:
+                await self.backend.remove(resource)
+            except (RuntimeError, OSError) as exc:
+                # keep going: the next run retries what is left, nothing depends on order
+                # except networks, which are removed last and retried next time
+                log.error("Could not remove %s %s: %s", resource.kind, resource.name, exc)
+                report.errors.append({**action.to_json(), "error": str(exc)})
+                continue
+            log.info("Removed %s %s of %s (%s)", resource.kind, resource.name, action.user, action.reason)
+            report.removed.append(action.to_json())

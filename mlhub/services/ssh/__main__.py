@@ -1,0 +1,100 @@
+"""Run the SSH gateway (started by the hub as the managed JupyterHub service ``ssh``).
+
+Environment (set by jupyterhub_config.py; see the README): JUPYTERHUB_API_URL,
+JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub),
+HUB_NAME, MLHUB_DATA_DIR (host key and key database), MLHUB_SSH_IP, MLHUB_SSH_PORT (default
+2222), MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH, MLHUB_SSH_KEYS_DB_URL, MLHUB_EXECUTION_MODE
+(docker or k8s), MLHUB_NAMESPACE (k8s: the workspaces' namespace), MLHUB_SSH_ACTIVITY_INTERVAL
+(seconds between reports of open sessions' activity to the hub; default 300).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from urllib.parse import urlparse
+
+import asyncssh
+
+from mlhub.services.hub_client import listen_address
+from mlhub.services.ssh.config import ConfigError, GatewayConfig, read_config
+from mlhub.services.ssh.engine import Engine
+from mlhub.services.ssh.hub import GatewayHub
+from mlhub.services.ssh.keystore import KeyStore
+from mlhub.services.ssh.server import Gateway
+from mlhub.services.ssh.web import Context, make_app
+
+log = logging.getLogger("mlhub.services.ssh")
+
+
+def host_key(config: GatewayConfig) -> asyncssh.SSHKey:
+    """The gateway's host key, made once and kept in the data dir (so clients trust it later)."""
+    path = config.host_key_path
+    if not os.path.exists(path):
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.export_private_key())
+        log.info("Generated the SSH host key %s (%s)", path, key.get_fingerprint())
+    return asyncssh.read_private_key(path)
+
+
+async def make_engine(config: GatewayConfig) -> Engine:
+    if config.mode == "k8s":
+        from kubernetes_asyncio import config as kube_config
+
+        from mlhub.services.ssh.kube_exec import KubeEngine
+
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            await kube_config.load_kube_config()
+        return KubeEngine(config.namespace)
+    from mlhub.services.ssh.docker_exec import DockerEngine
+
+    return DockerEngine()
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s ssh-gateway] %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    try:
+        config = read_config(os.environ)
+    except ConfigError as exc:
+        sys.exit(f"ssh gateway cannot start:\n{exc}")
+    keys = KeyStore(config.keys_db_url)
+    hub = GatewayHub(config.api_url, config.api_token)
+    try:
+        engine = await make_engine(config)
+    except Exception as exc:
+        sys.exit(f"ssh gateway cannot reach the {'Kubernetes API' if config.mode == 'k8s' else 'Docker engine'}: {exc}")
+    gateway = Gateway(hub, keys, engine, config.hub_name, config.token_auth,
+                      keys_page_url=f"the hub's {config.prefix} page", activity_interval=config.activity_interval)
+    key = host_key(config)
+    server = await asyncssh.listen(
+        config.ssh_ip or None,
+        config.ssh_port,
+        server_factory=gateway.server_factory,
+        server_host_keys=[key],
+        line_editor=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        keepalive_interval=60,
+        login_timeout=60,
+    )
+    app = make_app(Context(keys, hub, config.prefix, config.ssh_port, config.public_host, config.public_url), secrets.token_bytes(32))
+    url = urlparse(config.service_url)
+    app.listen(url.port or 80, listen_address(url.hostname))
+    log.info(
+        "SSH gateway for hub %s on port %d (host key %s; token logins %s); keys page on %s",
+        config.hub_name, config.ssh_port, key.get_fingerprint(), "on" if config.token_auth else "off", config.service_url,
+    )
+    async with server:
+        await server.wait_closed()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

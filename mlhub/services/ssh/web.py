@@ -1,0 +1,256 @@
+"""The gateway's web side under /services/ssh/: the SSH page, the keys REST API, the setup script.
+
+Browsers come with hub OAuth, scripts with a hub API token. Users manage their own keys;
+admins see and revoke everyone's, and may add a key for a user they hand a workspace to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+
+from mlhub.services.ssh.hub import GatewayHub, NoSuchUser
+from mlhub.services.ssh.keystore import KeyError_, KeyExists, KeyStore
+from mlhub.services.ssh.targets import SEPARATOR, BadLoginName, Target, connection_info, parse_login
+
+log = logging.getLogger("mlhub.services.ssh")
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+)
+
+
+class Context:
+    """What every handler needs."""
+
+    def __init__(
+        self, keys: KeyStore, hub: GatewayHub, prefix: str, ssh_port: int, public_host: str, public_url: str = ""
+    ):
+        self.keys = keys
+        self.hub = hub
+        self.prefix = prefix
+        self.ssh_port = ssh_port
+        self.public_host = public_host
+        #: the hub's public URL (MLHUB_PUBLIC_URL): links and the setup script use its scheme
+        self.public_url = public_url
+
+
+def page_base(ctx: Context, request: Any) -> str:
+    """``scheme://host[:port]`` of the hub as people reach it: the configured public URL (so an
+    HTTPS hub behind a TLS proxy hands out https:// links), else what this request came by."""
+    return ctx.public_url or f"{request.protocol}://{request.host}"
+
+
+def ssh_host(ctx: Context, request_host: str) -> str:
+    """The host users type after '@': configured, else the host they reached the hub by."""
+    if ctx.public_host:
+        return ctx.public_host
+    host = request_host.rsplit(":", 1)[0] if request_host.count(":") == 1 else request_host
+    return host.strip("[]") or "localhost"
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    def initialize(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.current_user and self.current_user.get("admin"))
+
+    def prepare(self) -> None:
+        if self.current_user is None or self.current_user.get("kind") != "user":
+            if "text/html" in self.request.headers.get("Accept", "") and self.request.method == "GET":
+                self.redirect(self.get_login_url())
+                return
+            raise web.HTTPError(403, "log in to the hub (or send a hub API token of a user)")
+
+    def subject_user(self) -> str:
+        """Whose keys: yourself, or (admins only) ``?user=``."""
+        user = self.get_argument("user", "") or self.current_user["name"]
+        if user != self.current_user["name"] and not self.is_admin:
+            raise web.HTTPError(403, "only admins manage other users' keys")
+        return user
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            reason = exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": reason}))
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, indent=1))
+
+
+class KeysHandler(BaseHandler):
+    """GET: list keys (admins: ``?user=`` or ``?all=1``). POST ``{"key", "title"?, "user"?}``: add."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        if self.get_argument("all", "") and self.is_admin:
+            keys = await asyncio.to_thread(self.ctx.keys.list)
+        else:
+            keys = await asyncio.to_thread(self.ctx.keys.list, self.subject_user())
+        self.write_json({"keys": [key.to_json() for key in keys]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "body: must be JSON like {\"key\": \"ssh-ed25519 AAAA... me@laptop\"}") from None
+        if not isinstance(body, dict) or set(body) - {"key", "title", "user"}:
+            raise web.HTTPError(400, "body: allowed fields are key, title and (admins) user")
+        if not isinstance(body.get("key"), str) or not isinstance(body.get("title", ""), str):
+            raise web.HTTPError(400, "key and title: must be strings")
+        user = body.get("user") or self.current_user["name"]
+        if user != self.current_user["name"]:
+            if not self.is_admin:
+                raise web.HTTPError(403, "only admins add keys for other users")
+            try:
+                await self.ctx.hub.user_model(user)
+            except NoSuchUser:
+                raise web.HTTPError(400, f"user: there is no hub user {user!r}") from None
+        try:
+            key = await asyncio.to_thread(
+                self.ctx.keys.add, user, body["key"], body.get("title", ""), self.current_user["name"]
+            )
+        except KeyExists as exc:
+            raise web.HTTPError(409, str(exc)) from None
+        except KeyError_ as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        log.info("SSH key %s added for %s by %s", key.fingerprint, user, self.current_user["name"])
+        self.write_json(key.to_json(), 201)
+
+
+class KeyHandler(BaseHandler):
+    """DELETE /api/keys/<id>: remove (revoke) a key of yours, or any key as an admin."""
+
+    @web.authenticated
+    async def delete(self, key_id: str) -> None:
+        key = await asyncio.to_thread(self.ctx.keys.get, int(key_id))
+        if key is None or (key.user != self.current_user["name"] and not self.is_admin):
+            raise web.HTTPError(404, f"no key {key_id} of yours")
+        await asyncio.to_thread(self.ctx.keys.delete, key.id)
+        log.info("SSH key %s of %s removed by %s", key.fingerprint, key.user, self.current_user["name"])
+        self.set_status(204)
+        self.finish()
+
+
+class PageHandler(BaseHandler):
+    """The SSH page: how to connect to each workspace, and the keys."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        user = self.subject_user()
+        try:
+            model = await self.ctx.hub.user_model(user)
+        except NoSuchUser:
+            raise web.HTTPError(404, f"there is no hub user {user!r}") from None
+        host = ssh_host(self.ctx, self.request.host)
+        servers = []
+        for name, server in sorted((model.get("servers") or {}).items()):
+            info = connection_info(Target(user, name), host, self.ctx.ssh_port)
+            setup = page_base(self.ctx, self.request) + url_path_join(
+                self.ctx.prefix, "setup.sh"
+            ) + "?login=" + quote(info["login"], safe="")
+            info["setup"] = f"curl -fsSL {shlex.quote(setup)} | sh"
+            servers.append({"name": name or "(default)", "ready": bool(server.get("ready")), **info})
+        if not servers:
+            info = connection_info(Target(user, ""), host, self.ctx.ssh_port)
+            servers.append({"name": "(default)", "ready": False, **info, "setup": ""})
+        keys = await asyncio.to_thread(self.ctx.keys.list, user)
+        all_keys = await asyncio.to_thread(self.ctx.keys.list) if self.is_admin else []
+        html = _templates.get_template("ssh.html").render(
+            user=user,
+            me=self.current_user["name"],
+            is_admin=self.is_admin,
+            servers=servers,
+            keys=keys,
+            all_keys=all_keys,
+            prefix=self.ctx.prefix,
+            xsrf_token=self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
+            hub_prefix="/hub/",
+            separator=SEPARATOR,
+        )
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(html)
+
+
+SETUP_SCRIPT = """#!/bin/sh
+# MLHub: set up `ssh {alias}` for {login} on {host}:{port}.
+set -e
+mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh"
+KEY="$HOME/.ssh/mlhub_ed25519"
+if [ ! -f "$KEY" ]; then
+    ssh-keygen -q -t ed25519 -N "" -C "mlhub $(whoami)@$(hostname)" -f "$KEY"
+    echo "Created the key $KEY"
+fi
+CONFIG="$HOME/.ssh/config"
+touch "$CONFIG" && chmod 600 "$CONFIG"
+if grep -q "^Host {alias}\\$" "$CONFIG"; then
+    echo "$CONFIG already has Host {alias}; left as it is"
+else
+    printf '\\nHost {alias}\\n    HostName {host}\\n    Port {port}\\n    User {login}\\n    IdentityFile %s\\n' "$KEY" >> "$CONFIG"
+    echo "Added Host {alias} to $CONFIG"
+fi
+echo
+echo "Now add this public key on the hub's SSH page ({page}):"
+echo
+cat "$KEY.pub"
+echo
+echo "Then connect with:  ssh {alias}"
+"""
+
+
+class SetupScriptHandler(web.RequestHandler):
+    """GET /setup.sh?login=<user>[/<server>]: a shell script that sets up ``ssh mlhub-...``.
+
+    It holds no secret (host, port, login name), so it needs no login: ``curl ... | sh``.
+    """
+
+    def initialize(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def get(self) -> None:
+        try:
+            target = parse_login(self.get_argument("login", ""))
+        except BadLoginName as exc:
+            raise web.HTTPError(400, f"login: {exc}") from None
+        host = ssh_host(self.ctx, self.request.host)
+        info = connection_info(target, host, self.ctx.ssh_port)
+        for value in (info["login"], host):
+            if not all(ch.isalnum() or ch in "._-,@+" for ch in value):
+                raise web.HTTPError(400, "login: only letters, digits and ._-,@+ can go into a script")
+        page = page_base(self.ctx, self.request) + self.ctx.prefix
+        self.set_header("Content-Type", "text/x-shellscript; charset=utf-8")
+        self.finish(SETUP_SCRIPT.format(alias=info["alias"], login=info["login"], host=host, port=self.ctx.ssh_port, page=page))
+
+
+def make_app(ctx: Context, cookie_secret: bytes) -> web.Application:
+    prefix = ctx.prefix
+    args = {"ctx": ctx}
+    return web.Application(
+        [
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            (url_path_join(prefix, "api/keys/?"), KeysHandler, args),
+            (url_path_join(prefix, r"api/keys/(\d+)/?"), KeyHandler, args),
+            (url_path_join(prefix, "setup.sh"), SetupScriptHandler, args),
+            (prefix.rstrip("/") + "/?", PageHandler, args),
+        ],
+        cookie_secret=cookie_secret,
+    )

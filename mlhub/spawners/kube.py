@@ -1,0 +1,208 @@
+"""MLHub's Kubernetes spawner: KubeSpawner plus MLHub's options, limits, labels and isolation.
+
+Entry point ``mlhub-kubernetes``: ``c.JupyterHub.spawner_class = "mlhub-kubernetes"``.
+Options are validated by the same code as on Docker (``MLHubSpawner``); what only Kubernetes
+refuses (GPU device ids, "all" GPUs) is refused right after, still before any API call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Bool, Dict, Float, List, Unicode, default
+
+from mlhub.core.fair_defaults import DEFAULT_CAP_DROP
+from mlhub.core.names import safe_slug, user_network_name, workspace_name, workspace_volume_name
+from mlhub.core.options import WorkspaceOptions
+from mlhub.core.ownership import Verdict, judge, moved_aside_name
+from mlhub.spawners import kube_objects as K
+from mlhub.spawners.base import MLHubSpawner
+
+
+def _escape_braces(value: str) -> str:
+    """KubeSpawner expands ``{username}`` in labels; user-typed braces must stay literal."""
+    return value.replace("{", "{{").replace("}", "}}")
+
+
+class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
+    """One workspace = one pod (plus a PVC for ``/workspace``), with MLHub's labels."""
+
+    allowed_images = List(
+        Unicode(),
+        config=True,
+        help="""Images users may choose in the options form and API (the default image is always
+        allowed). Empty: only the default image (``KubeSpawner.image``).""",
+    )
+    resource_request_ratio = Float(
+        1.0,
+        min=0.01,
+        max=1.0,
+        config=True,
+        help="""Requests as a share of the limits: CPU and memory requests are the workspace's
+        limits times this (1.0: guaranteed, the scheduler reserves the full limit).""",
+    )
+    gpu_node_selector = Dict(
+        {},
+        config=True,
+        help="Node selector added to pods that ask for GPUs, e.g. ``{'accelerator': 'nvidia'}``.",
+    )
+    gpu_tolerations = List(
+        Dict(),
+        config=True,
+        help="""Tolerations added to pods that ask for GPUs, e.g. ``[{'key': 'nvidia.com/gpu',
+        'operator': 'Exists', 'effect': 'NoSchedule'}]``.""",
+    )
+    network_policy_enabled = Bool(
+        True,
+        config=True,
+        help="""Create a NetworkPolicy per user that isolates their pods from other users' pods
+        and private addresses (switch off only on clusters without a policy controller).""",
+    )
+
+    @default("pod_name_template")
+    def _default_pod_name_template(self) -> str:
+        return _escape_braces(workspace_name(self.hub_name, self.user.name, self.name))
+
+    @default("pvc_name_template")
+    def _default_pvc_name_template(self) -> str:
+        return _escape_braces(workspace_volume_name(self.hub_name, self.user.name, self.name))
+
+    @default("delete_pvc")
+    def _default_delete_pvc(self) -> bool:
+        # as on Docker: deleting a server keeps its volume; the cleanup service removes orphans
+        return False
+
+    @default("container_security_context")
+    def _default_container_security_context(self) -> dict[str, Any]:
+        # as on Docker: no new privileges (KubeSpawner's allow_privilege_escalation=False sets
+        # allowPrivilegeEscalation) and the same capabilities dropped; the process limit is
+        # the kubelet's podPidsLimit, outside the pod spec
+        return {"capabilities": {"drop": list(DEFAULT_CAP_DROP)}}
+
+    @default("storage_capacity")
+    def _default_storage_capacity(self) -> str:
+        return "10Gi"
+
+    # --- limits and options -------------------------------------------------------------
+
+    def default_image(self) -> str:
+        return self.image
+
+    def allowed_image_map(self) -> dict[str, str]:
+        images = [self.image, *[i for i in self.allowed_images if i != self.image]]
+        return {image: image for image in images}
+
+    def check_engine_options(self, options: WorkspaceOptions) -> None:
+        try:
+            K.check_options(options)
+        except K.KubeOptionsError as exc:
+            raise web.HTTPError(400, f"Invalid workspace options: {exc}", reason="Invalid options") from None
+
+    def apply_validated_options(self, options: WorkspaceOptions) -> None:
+        add = K.pod_additions(
+            options,
+            self.pvc_name,
+            self.workspace_mount_path,
+            self.resource_request_ratio,
+            self.gpu_node_selector,
+            self.gpu_tolerations,
+        )
+        self.image = options.image
+        self.cpu_limit, self.cpu_guarantee = add.cpu_limit, add.cpu_guarantee
+        self.mem_limit, self.mem_guarantee = add.mem_limit, add.mem_guarantee
+        self.extra_resource_limits = {**self.extra_resource_limits, **add.extra_resource_limits}
+        self.node_selector = {**self.node_selector, **add.node_selector}
+        self.tolerations = [*self._sorted_dict_values(self.tolerations), *add.tolerations]
+        base_volumes = [v for v in self._sorted_dict_values(self.volumes) if v.get("name") not in ("dshm", "workspace")]
+        base_mounts = [m for m in self._sorted_dict_values(self.volume_mounts) if m.get("name") not in ("dshm", "workspace")]
+        self.volumes = [*base_volumes, *add.volumes]
+        self.volume_mounts = [*base_mounts, *add.volume_mounts]
+        self.storage_pvc_ensure = add.pvc
+        meta = {**self.workspace_labels(), K.USER_SLUG: safe_slug(self.user.name)}
+        labels, annotations = K.split_metadata(meta)
+        self.extra_labels = {**self.extra_labels, **{k: _escape_braces(v) for k, v in labels.items()}}
+        self.extra_annotations = {**self.extra_annotations, **{k: _escape_braces(v) for k, v in annotations.items()}}
+        self.storage_extra_labels = {**self.storage_extra_labels, **{k: _escape_braces(v) for k, v in labels.items()}}
+        self.storage_extra_annotations = {
+            **self.storage_extra_annotations,
+            **{k: _escape_braces(v) for k, v in annotations.items()},
+        }
+
+    async def load_user_options(self) -> None:
+        # MLHub's options were applied by apply_user_options; KubeSpawner's profiles are not used.
+        return None
+
+    # --- isolation ----------------------------------------------------------------------
+
+    @property
+    def network_policy_name(self) -> str:
+        return user_network_name(self.hub_name, self.user.name)
+
+    def network_policy_manifest(self) -> dict[str, Any]:
+        return K.network_policy(self.hub_name, self.user.name, self.network_policy_name, self.namespace, self.install_id)
+
+    async def ensure_network_policy(self) -> None:
+        """Create the user's NetworkPolicy if it is not there yet (shared by their servers)."""
+        if not self.network_policy_enabled:
+            return
+        from kubespawner.clients import shared_client
+
+        api = shared_client("NetworkingV1Api")
+        try:
+            await asyncio.wait_for(
+                api.create_namespaced_network_policy(self.namespace, self.network_policy_manifest()),
+                self.k8s_api_request_timeout,
+            )
+            self.log.info("Created NetworkPolicy %s isolating %s's pods", self.network_policy_name, self.user.name)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    # --- ownership ----------------------------------------------------------------------
+
+    async def _read_pvc(self, name: str) -> Any:
+        try:
+            return await asyncio.wait_for(
+                self.api.read_namespaced_persistent_volume_claim(name, self.namespace), self.k8s_api_request_timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _judge_pvc(self, pvc: Any) -> tuple[Verdict, str]:
+        meta = pvc.metadata
+        labels = {**(meta.labels or {}), **(meta.annotations or {})}
+        created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else None
+        return judge(labels, self.hub_name, self.user.name, self.install_id, self.account_created, created, self.name)
+
+    async def resolve_pvc(self) -> None:
+        """As on Docker: when an earlier account with this user name left its PVC under the
+        usual name, this account's PVC is ``<usual>-<account created>``; the old one is never
+        mounted."""
+        created = self.account_created
+        if not self.storage_pvc_ensure or created is None or self.pvc_name.endswith(f"-{created}"):
+            return
+        aside = moved_aside_name(self.pvc_name, created)
+        found = await self._read_pvc(aside)
+        if found is None or self._judge_pvc(found)[0] is not Verdict.MINE:
+            found = await self._read_pvc(self.pvc_name)
+            if found is None:
+                return
+            verdict, why = self._judge_pvc(found)
+            if verdict is not Verdict.EARLIER_ACCOUNT:
+                return
+            self.log.warning("PVC %s was %s; not mounting it for %s: using %s", self.pvc_name, why, self.user.name, aside)
+        self.pvc_name = aside
+        for volume in self.volumes if isinstance(self.volumes, list) else []:
+            if volume.get("name") == "workspace":
+                volume["persistentVolumeClaim"] = {"claimName": aside}
+
+    async def _start(self) -> Any:
+        await self.resolve_pvc()
+        await self.ensure_network_policy()
+        return await super()._start()
