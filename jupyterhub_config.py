@@ -64,7 +64,10 @@ try:
         import docker  # noqa: E402
 
         if claim_hub_name(docker.from_env(timeout=30).api, settings.hub_name, _install_id, _id_file):
-            print(f"MLHub: HUB_NAME {settings.hub_name!r} claimed on this Docker engine by install {_install_id}", file=sys.stderr)
+            print(
+                f"MLHub: HUB_NAME {settings.hub_name!r} claimed on this Docker engine by install {_install_id}",
+                file=sys.stderr,
+            )
 except InstallError as exc:
     print(f"MLHub cannot start:\n{exc}", file=sys.stderr)
     sys.exit(2)
@@ -131,7 +134,9 @@ c.Authenticator.admin_users = {settings.admin_user}
 c.Authenticator.allow_all = True
 c.MLHubNativeAuthenticator.initial_admin_password = settings.admin_password
 # Without MLHUB_ADMIN_PASSWORD the hub generates one there at first start (and logs where).
-c.MLHubNativeAuthenticator.initial_admin_password_file = os.path.join(settings.data_dir, "initial-admin-password")
+c.MLHubNativeAuthenticator.initial_admin_password_file = os.path.join(
+    settings.data_dir, "initial-admin-password"
+)
 # NativeAuthenticator accepts 1-character passwords by default.
 c.NativeAuthenticator.minimum_password_length = MIN_PASSWORD_LENGTH
 # A name is locked for a while after repeated wrong passwords (0: never), and each client
@@ -142,7 +147,11 @@ c.MLHubNativeAuthenticator.login_rate_limit = settings.login_rate_limit
 # MLHub's page templates: resources/templates in the repository, templates/ next to this
 # file in the hub image.
 _templates = next(
-    (p for p in (os.path.join(_here, "resources", "templates"), os.path.join(_here, "templates")) if os.path.isdir(p)),
+    (
+        p
+        for p in (os.path.join(_here, "resources", "templates"), os.path.join(_here, "templates"))
+        if os.path.isdir(p)
+    ),
     os.path.join(_here, "resources", "templates"),
 )
 c.JupyterHub.template_paths = [
@@ -199,7 +208,9 @@ c.Spawner.http_timeout = 60
 
 # Where the proxy reaches the hub's services: on loopback, unless the proxy runs in its own
 # pod (Kubernetes), which reaches them through the hub's Service.
-_service_host = settings.hub_connect_host if (settings.proxy_api_url and settings.hub_connect_host) else "127.0.0.1"
+_service_host = (
+    settings.hub_connect_host if (settings.proxy_api_url and settings.hub_connect_host) else "127.0.0.1"
+)
 
 # Services get a clean environment; these tell them where the engine / API server is.
 _passed_through_env = {

@@ -53,7 +53,9 @@ class Row:
     def ratio(self) -> str:
         if not self.stock or not self.mlhub or self.stock != self.stock or self.mlhub != self.mlhub:
             return "n/a"
-        return f"{self.stock / self.mlhub:.2f}x" if self.better == "lower" else f"{self.mlhub / self.stock:.2f}x"
+        return (
+            f"{self.stock / self.mlhub:.2f}x" if self.better == "lower" else f"{self.mlhub / self.stock:.2f}x"
+        )
 
 
 @dataclass
@@ -90,7 +92,11 @@ class Bench:
                     ready = bool(model.get("ready"))
                     if not ready and not model.get("pending"):
                         raise RuntimeError(f"{self.name} {user}/{server} failed to start: {model}")
-                if ready and requests.get(self.ready_url(user, server), headers=headers, timeout=10).status_code == 200:
+                if (
+                    ready
+                    and requests.get(self.ready_url(user, server), headers=headers, timeout=10).status_code
+                    == 200
+                ):
                     return time.perf_counter() - start
             except requests.RequestException:
                 pass
@@ -143,7 +149,11 @@ def concurrent_spawn(b: Bench, n: int) -> tuple[float, list[float], int, float]:
                 errors += 1
                 print(f"  {b.name}: {exc}")
     all_ready = time.perf_counter() - start
-    b.samples[f"cpu{n}"] = [*spawn_cpu(b, hub_cpu0), machine_busy_seconds() - busy0, engine_cpu_seconds() - engine0]
+    b.samples[f"cpu{n}"] = [
+        *spawn_cpu(b, hub_cpu0),
+        machine_busy_seconds() - busy0,
+        engine_cpu_seconds() - engine0,
+    ]
     start = time.perf_counter()
     with cf.ThreadPoolExecutor(max_workers=min(n, 20)) as pool:
         list(pool.map(lambda u: b.delete(u, "w"), users))
@@ -200,9 +210,16 @@ def cleanup_run(b: Bench, total: int) -> tuple[float, float, int]:
     made = 0
     for i in range(total):
         owner = "keeper" if i < half else f"ghost{i}"
-        labels = {"mlhub.origin": origin, "mlhub.install": b.hub.install_id(), "mlhub.user": owner, "mlhub.server_name": f"x{i}"}
+        labels = {
+            "mlhub.origin": origin,
+            "mlhub.install": b.hub.install_id(),
+            "mlhub.user": owner,
+            "mlhub.server_name": f"x{i}",
+        }
         if i >= half and i % (total // containers) == 0:  # orphaned containers among the orphans
-            b.client.api.create_container("mlhub/workspace:latest", command=["true"], labels=labels, name=f"{origin}-bench-{i}")
+            b.client.api.create_container(
+                "mlhub/workspace:latest", command=["true"], labels=labels, name=f"{origin}-bench-{i}"
+            )
         else:
             b.client.api.create_volume(name=f"{origin}-bench-{i}", labels=labels)
         made += 1
@@ -219,8 +236,18 @@ def cleanup_run(b: Bench, total: int) -> tuple[float, float, int]:
 
 
 SSHD_IMAGE = "mlhub/bench-sshd:latest"
-SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
-            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+SSH_OPTS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+]
 #: A non-root sshd inside the workspace: the "straight to the container" baseline.
 SSHD_SETUP = (
     "mkdir -p /tmp/sshd && ssh-keygen -q -t ed25519 -N '' -f /tmp/sshd/hostkey && "
@@ -235,7 +262,9 @@ def build_sshd_image(client: docker.DockerClient) -> None:
 
     subprocess.run(
         ["docker", "build", "-q", "-t", SSHD_IMAGE, str(REPO / "benchmarks" / "images" / "sshd")],
-        check=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}, stdout=subprocess.DEVNULL,
+        check=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -251,10 +280,16 @@ def ssh_path(b: Bench, size_mb: int, reps: int, connects: int) -> dict[str, list
     key = Path(tempfile.mkdtemp(prefix="mlhub-bench-ssh-")) / "key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     public = key.with_suffix(".pub").read_text()
-    r = requests.post(f"{b.hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {token}"},
-                      json={"key": public}, timeout=30)
+    r = requests.post(
+        f"{b.hub.url}/services/ssh/api/keys",
+        headers={"Authorization": f"token {token}"},
+        json={"key": public},
+        timeout=30,
+    )
     r.raise_for_status()
-    r = b.hub.api("POST", f"/users/{user}/servers/{server}", token=token, json={"image": SSHD_IMAGE}, timeout=DEADLINE_S)
+    r = b.hub.api(
+        "POST", f"/users/{user}/servers/{server}", token=token, json={"image": SSHD_IMAGE}, timeout=DEADLINE_S
+    )
     if r.status_code not in (201, 202):
         raise RuntimeError(f"ssh bench spawn: {r.status_code} {r.text[:200]}")
     b.hub.wait_ready(user, server)
@@ -270,8 +305,14 @@ def ssh_path(b: Bench, size_mb: int, reps: int, connects: int) -> dict[str, list
     data = key.parent / "payload"
     data.write_bytes(os.urandom(size_mb * 1024 * 1024))
     deadline = time.monotonic() + 30
-    while subprocess.run(["ssh", "-p", "2022", *SSH_OPTS, "-i", str(key), f"jovyan@{ip}", "true"],
-                         stdin=subprocess.DEVNULL, capture_output=True).returncode != 0:
+    while (
+        subprocess.run(
+            ["ssh", "-p", "2022", *SSH_OPTS, "-i", str(key), f"jovyan@{ip}", "true"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        ).returncode
+        != 0
+    ):
         if time.monotonic() > deadline:
             raise RuntimeError("the benchmark's sshd in the workspace never answered")
         time.sleep(0.5)
@@ -280,13 +321,21 @@ def ssh_path(b: Bench, size_mb: int, reps: int, connects: int) -> dict[str, list
         copies, connections = [], []
         for _ in range(reps):
             t = time.perf_counter()
-            subprocess.run(["scp", flag, port, *SSH_OPTS, "-i", str(key), str(data), f"{target}:/tmp/payload"],
-                           check=True, stdin=subprocess.DEVNULL, timeout=DEADLINE_S)
+            subprocess.run(
+                ["scp", flag, port, *SSH_OPTS, "-i", str(key), str(data), f"{target}:/tmp/payload"],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                timeout=DEADLINE_S,
+            )
             copies.append(time.perf_counter() - t)
         for _ in range(connects):
             t = time.perf_counter()
-            subprocess.run(["ssh", "-p", port, *SSH_OPTS, "-i", str(key), target, "true"],
-                           check=True, stdin=subprocess.DEVNULL, timeout=60)
+            subprocess.run(
+                ["ssh", "-p", port, *SSH_OPTS, "-i", str(key), target, "true"],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                timeout=60,
+            )
             connections.append(time.perf_counter() - t)
         out[f"{name}-copy"], out[f"{name}-connect"] = copies, connections
     b.delete(user, server)
@@ -294,7 +343,14 @@ def ssh_path(b: Bench, size_mb: int, reps: int, connects: int) -> dict[str, list
     return out
 
 
-ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "docker-proxy")
+ENGINE_PROCESSES = (
+    "dockerd",
+    "containerd",
+    "containerd-shim",
+    "containerd-shim-runc-v2",
+    "runc",
+    "docker-proxy",
+)
 
 
 def engine_cpu_seconds() -> float:
@@ -461,10 +517,16 @@ def main() -> None:
     build_sshd_image(client)
     workdir = Path(tempfile.mkdtemp(prefix="mlhub-bench-"))
     benches = {}
-    for name, config in (("stock", REPO / "benchmarks" / "stock_config.py"), ("mlhub", REPO / "jupyterhub_config.py")):
+    for name, config in (
+        ("stock", REPO / "benchmarks" / "stock_config.py"),
+        ("mlhub", REPO / "jupyterhub_config.py"),
+    ):
         hub_name = claim_hub_name(f"{TEST_HUB_PREFIX}b{secrets.token_hex(2)}")
         (workdir / name).mkdir()
-        env = {"CLEANUP_INTERVAL_SECONDS": "-1", "MLHUB_ALLOWED_IMAGES": f"mlhub/workspace:latest,{SSHD_IMAGE}"}
+        env = {
+            "CLEANUP_INTERVAL_SECONDS": "-1",
+            "MLHUB_ALLOWED_IMAGES": f"mlhub/workspace:latest,{SSHD_IMAGE}",
+        }
         hub = HubProcess(workdir / name, hub_name, env=env, config=config)
         benches[name] = Bench(name, hub.start(), client)
     rows: list[Row] = []
@@ -473,8 +535,22 @@ def main() -> None:
     try:
         print("scenario 1: single spawn")
         single = {name: single_spawn(b, args.reps) for name, b in benches.items()}
-        rows.append(Row(f"1. spawn-to-ready, one server, median of {args.reps}", statistics.median(single["stock"]), statistics.median(single["mlhub"]), "s"))
-        rows.append(Row(f"1. spawn-to-ready, one server, p95 of {args.reps}", pct(single["stock"], 0.95), pct(single["mlhub"], 0.95), "s"))
+        rows.append(
+            Row(
+                f"1. spawn-to-ready, one server, median of {args.reps}",
+                statistics.median(single["stock"]),
+                statistics.median(single["mlhub"]),
+                "s",
+            )
+        )
+        rows.append(
+            Row(
+                f"1. spawn-to-ready, one server, p95 of {args.reps}",
+                pct(single["stock"], 0.95),
+                pct(single["mlhub"], 0.95),
+                "s",
+            )
+        )
         plot(RESULTS / f"{stamp}-single-spawn.png", single, "Spawn to ready (one server)", "seconds")
         facts["single"] = statistics.median(single["mlhub"])
 
@@ -489,55 +565,154 @@ def main() -> None:
                 b.samples[f"n{n}"] = [total, pct(per_server, 0.5), pct(per_server, 0.95), errors, removed]
             s, m = benches["stock"].samples[f"n{n}"], benches["mlhub"].samples[f"n{n}"]
             rows.append(Row(f"2. {n} concurrent spawns: all ready", s[0], m[0], "s"))
-            rows.append(Row(f"2. {n} concurrent spawns: p50 / p95 per server", s[1], m[1], "s", note=f"p95 {s[2]:.2f} / {m[2]:.2f} s"))
+            rows.append(
+                Row(
+                    f"2. {n} concurrent spawns: p50 / p95 per server",
+                    s[1],
+                    m[1],
+                    "s",
+                    note=f"p95 {s[2]:.2f} / {m[2]:.2f} s",
+                )
+            )
             rows.append(Row(f"2. {n} concurrent spawns: errors", s[3], m[3], "count", note="lower is better"))
             rows.append(Row(f"3. stop and delete {n} servers: all containers gone", s[4], m[4], "s"))
             cs, cm = benches["stock"].samples[f"cpu{n}"], benches["mlhub"].samples[f"cpu{n}"]
-            facts.update({f"n{n}_stock": s[0], f"n{n}_mlhub": m[0], f"n{n}_errors": m[3],
-                          f"n{n}_cpu_stock": cs[0] + cs[1], f"n{n}_cpu_mlhub": cm[0] + cm[1], f"n{n}_cpu_ws": cm[0],
-                          f"n{n}_busy_stock": cs[2], f"n{n}_busy_mlhub": cm[2], f"n{n}_engine_mlhub": cm[3]})
+            facts.update(
+                {
+                    f"n{n}_stock": s[0],
+                    f"n{n}_mlhub": m[0],
+                    f"n{n}_errors": m[3],
+                    f"n{n}_cpu_stock": cs[0] + cs[1],
+                    f"n{n}_cpu_mlhub": cm[0] + cm[1],
+                    f"n{n}_cpu_ws": cm[0],
+                    f"n{n}_busy_stock": cs[2],
+                    f"n{n}_busy_mlhub": cm[2],
+                    f"n{n}_engine_mlhub": cm[3],
+                }
+            )
             cores = os.cpu_count() or 1
-            rows.append(Row(f"2. {n} concurrent spawns: CPU seconds in the workspaces + hub/proxy", cs[0] + cs[1], cm[0] + cm[1], "CPU-s",
-                            note=f"workspaces {cs[0]:.1f} / {cm[0]:.1f}, hub+proxy {cs[1]:.1f} / {cm[1]:.1f}, Docker engine {cs[3]:.1f} / {cm[3]:.1f}; whole machine busy "
-                                 f"{cs[2]:.1f} / {cm[2]:.1f} CPU-s = {cs[2] / (cores * s[0]):.0%} / {cm[2] / (cores * m[0]):.0%} of its {cores} cores"))
+            rows.append(
+                Row(
+                    f"2. {n} concurrent spawns: CPU seconds in the workspaces + hub/proxy",
+                    cs[0] + cs[1],
+                    cm[0] + cm[1],
+                    "CPU-s",
+                    note=f"workspaces {cs[0]:.1f} / {cm[0]:.1f}, hub+proxy {cs[1]:.1f} / {cm[1]:.1f}, Docker engine {cs[3]:.1f} / {cm[3]:.1f}; whole machine busy "
+                    f"{cs[2]:.1f} / {cm[2]:.1f} CPU-s = {cs[2] / (cores * s[0]):.0%} / {cm[2] / (cores * m[0]):.0%} of its {cores} cores",
+                )
+            )
         plot_lines(RESULTS / f"{stamp}-concurrent.png", ns, all_ready, "Time until all servers are ready")
-        plot(RESULTS / f"{stamp}-concurrent-per-server.png", last_per_server, f"Per-server spawn time, {ns[-1]} concurrent", "seconds")
+        plot(
+            RESULTS / f"{stamp}-concurrent-per-server.png",
+            last_per_server,
+            f"Per-server spawn time, {ns[-1]} concurrent",
+            "seconds",
+        )
 
         print("scenario 4: proxy path")
         for b in benches.values():
             via, direct = proxy_path(b, args.requests)
-            b.samples["proxy"] = [pct(via, 0.5) * 1000, pct(via, 0.99) * 1000, pct(direct, 0.5) * 1000, pct(direct, 0.99) * 1000, len(via) / sum(via)]
+            b.samples["proxy"] = [
+                pct(via, 0.5) * 1000,
+                pct(via, 0.99) * 1000,
+                pct(direct, 0.5) * 1000,
+                pct(direct, 0.99) * 1000,
+                len(via) / sum(via),
+            ]
         s, m = benches["stock"].samples["proxy"], benches["mlhub"].samples["proxy"]
-        rows.append(Row("4. request through the hub: p50", s[0], m[0], "ms", note=f"direct p50 {s[2]:.2f} / {m[2]:.2f} ms"))
-        rows.append(Row("4. request through the hub: p99", s[1], m[1], "ms", note=f"direct p99 {s[3]:.2f} / {m[3]:.2f} ms"))
+        rows.append(
+            Row(
+                "4. request through the hub: p50",
+                s[0],
+                m[0],
+                "ms",
+                note=f"direct p50 {s[2]:.2f} / {m[2]:.2f} ms",
+            )
+        )
+        rows.append(
+            Row(
+                "4. request through the hub: p99",
+                s[1],
+                m[1],
+                "ms",
+                note=f"direct p99 {s[3]:.2f} / {m[3]:.2f} ms",
+            )
+        )
         rows.append(Row("4. proxy overhead at p50 (hub - direct)", s[0] - s[2], m[0] - m[2], "ms"))
         facts["proxy_overhead"] = m[0] - m[2]
-        rows.append(Row("4. requests per second through the hub (1 client)", s[4], m[4], "req/s", better="higher"))
+        rows.append(
+            Row("4. requests per second through the hub (1 client)", s[4], m[4], "req/s", better="higher")
+        )
 
         print("scenario 5: cleanup")
         dry_s, run_s, removed = cleanup_run(benches["mlhub"], 500)
         facts["cleanup"] = run_s
-        rows.append(Row("5. cleanup /users over 500 objects (250 orphaned): dry run", float("nan"), dry_s, "s", note="stock has no cleanup service"))
-        rows.append(Row(f"5. cleanup /users over 500 objects: run ({removed} removed)", float("nan"), run_s, "s", note="stock has no cleanup service"))
+        rows.append(
+            Row(
+                "5. cleanup /users over 500 objects (250 orphaned): dry run",
+                float("nan"),
+                dry_s,
+                "s",
+                note="stock has no cleanup service",
+            )
+        )
+        rows.append(
+            Row(
+                f"5. cleanup /users over 500 objects: run ({removed} removed)",
+                float("nan"),
+                run_s,
+                "s",
+                note="stock has no cleanup service",
+            )
+        )
 
         print("scenario 6: SSH gateway")
         ssh = ssh_path(benches["mlhub"], args.ssh_mb, 3 if not args.quick else 1, 10 if not args.quick else 2)
         gw, direct = statistics.median(ssh["gateway-copy"]), statistics.median(ssh["direct-copy"])
         facts["ssh_share"] = direct / gw
-        rows.append(Row(f"6. scp {args.ssh_mb} MB: MLHub gateway vs straight to the container's sshd", args.ssh_mb / direct,
-                        args.ssh_mb / gw, "MB/s", better="higher",
-                        note=f"'stock' column: direct sshd; gateway reaches {direct / gw:.0%} of direct (target 70 %)"))
-        rows.append(Row(f"6. ssh connection setup (`ssh host true`), median of {len(ssh['gateway-connect'])}", statistics.median(ssh["direct-connect"]),
-                        statistics.median(ssh["gateway-connect"]), "s", note="'stock' column: direct sshd"))
+        rows.append(
+            Row(
+                f"6. scp {args.ssh_mb} MB: MLHub gateway vs straight to the container's sshd",
+                args.ssh_mb / direct,
+                args.ssh_mb / gw,
+                "MB/s",
+                better="higher",
+                note=f"'stock' column: direct sshd; gateway reaches {direct / gw:.0%} of direct (target 70 %)",
+            )
+        )
+        rows.append(
+            Row(
+                f"6. ssh connection setup (`ssh host true`), median of {len(ssh['gateway-connect'])}",
+                statistics.median(ssh["direct-connect"]),
+                statistics.median(ssh["gateway-connect"]),
+                "s",
+                note="'stock' column: direct sshd",
+            )
+        )
 
         print(f"scenario 7: hub at {args.idle} idle servers")
         for b in benches.values():
             b.samples["idle"] = list(hub_usage(b, args.idle))
         s, m = benches["stock"].samples["idle"], benches["mlhub"].samples["idle"]
-        rows.append(Row(f"7. hub + proxy memory at {args.idle} idle servers", s[0], m[0], "MB", note=f"spawn errors {s[2]:.0f} / {m[2]:.0f}"))
+        rows.append(
+            Row(
+                f"7. hub + proxy memory at {args.idle} idle servers",
+                s[0],
+                m[0],
+                "MB",
+                note=f"spawn errors {s[2]:.0f} / {m[2]:.0f}",
+            )
+        )
         rows.append(Row(f"7. hub + proxy CPU at {args.idle} idle servers", s[1], m[1], "% of a core"))
-        rows.append(Row(f"7. services' memory at {args.idle} idle servers", float("nan"), m[3], "MB",
-                        note="MLHub's cleanup service and SSH gateway; stock has neither"))
+        rows.append(
+            Row(
+                f"7. services' memory at {args.idle} idle servers",
+                float("nan"),
+                m[3],
+                "MB",
+                note="MLHub's cleanup service and SSH gateway; stock has neither",
+            )
+        )
     finally:
         for b in benches.values():
             b.hub.stop()
@@ -550,9 +725,21 @@ def import_profile(image: str = "mlhub/workspace:latest", top: int = 12) -> list
     import subprocess
 
     done = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "python", image, "-X", "importtime", "-c",
-         "import jupyterhub.singleuser, jupyterlab, jupyter_server.serverapp"],
-        capture_output=True, text=True, timeout=120,
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--entrypoint",
+            "python",
+            image,
+            "-X",
+            "importtime",
+            "-c",
+            "import jupyterhub.singleuser, jupyterlab, jupyter_server.serverapp",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     lines = [line for line in done.stderr.splitlines() if line.startswith("import time:") and "|" in line]
     lines = [line for line in lines if line.split("|")[1].strip().isdigit()]
@@ -563,15 +750,32 @@ def import_profile(image: str = "mlhub/workspace:latest", top: int = 12) -> list
 def targets_section(facts: dict[str, float]) -> list[str]:
     """The issue's targets, met or not; each miss says where the time goes and what would move it."""
     nan = float("nan")
-    f = {key: facts.get(key, nan) for key in (
-        "single", "n10_stock", "n10_mlhub", "n50_errors", "proxy_overhead", "cleanup", "ssh_share",
-        "n10_cpu_stock", "n10_cpu_mlhub", "n10_cpu_ws", "n10_busy_stock", "n10_busy_mlhub", "n10_engine_mlhub")}
+    f = {
+        key: facts.get(key, nan)
+        for key in (
+            "single",
+            "n10_stock",
+            "n10_mlhub",
+            "n50_errors",
+            "proxy_overhead",
+            "cleanup",
+            "ssh_share",
+            "n10_cpu_stock",
+            "n10_cpu_mlhub",
+            "n10_cpu_ws",
+            "n10_busy_stock",
+            "n10_busy_mlhub",
+            "n10_engine_mlhub",
+        )
+    }
     cores = os.cpu_count() or 1
     checks = [
         ("single spawn ready in under 2 s (median)", f"{f['single']:.2f} s", f["single"] < 2),
-        ("10 concurrent spawns all ready at least 3x sooner than stock",
-         f"{f['n10_stock']:.1f} s stock / {f['n10_mlhub']:.1f} s MLHub = {f['n10_stock'] / f['n10_mlhub']:.2f}x",
-         f["n10_stock"] / f["n10_mlhub"] >= 3),
+        (
+            "10 concurrent spawns all ready at least 3x sooner than stock",
+            f"{f['n10_stock']:.1f} s stock / {f['n10_mlhub']:.1f} s MLHub = {f['n10_stock'] / f['n10_mlhub']:.2f}x",
+            f["n10_stock"] / f["n10_mlhub"] >= 3,
+        ),
         ("50 concurrent spawns with zero errors", f"{f['n50_errors']:.0f} errors", f["n50_errors"] == 0),
         ("proxy overhead under 2 ms at p50", f"{f['proxy_overhead']:.2f} ms", f["proxy_overhead"] < 2),
         ("cleanup of 500 resources under 5 s", f"{f['cleanup']:.2f} s", f["cleanup"] < 5),
@@ -608,8 +812,9 @@ def targets_section(facts: dict[str, float]) -> list[str]:
     return lines
 
 
-def write_results(path: Path, rows: list[Row], args: argparse.Namespace, facts: dict[str, float],
-                  profile: list[str]) -> None:
+def write_results(
+    path: Path, rows: list[Row], args: argparse.Namespace, facts: dict[str, float], profile: list[str]
+) -> None:
     lines = [
         f"# MLHub vs stock JupyterHub + DockerSpawner + CHP — {path.stem}",
         "",
@@ -622,8 +827,14 @@ def write_results(path: Path, rows: list[Row], args: argparse.Namespace, facts: 
     ]
     for row in rows:
         fmt = (lambda v: "—" if v != v else f"{v:.3g}") if row.unit != "count" else (lambda v: f"{v:.0f}")
-        lines.append(f"| {row.scenario} | {fmt(row.stock)} | {fmt(row.mlhub)} | {row.ratio} | {row.unit} | {row.note} |")
-    lines += ["", f"Plots: `{path.stem}-single-spawn.png`, `{path.stem}-concurrent.png`, `{path.stem}-concurrent-per-server.png`.", ""]
+        lines.append(
+            f"| {row.scenario} | {fmt(row.stock)} | {fmt(row.mlhub)} | {row.ratio} | {row.unit} | {row.note} |"
+        )
+    lines += [
+        "",
+        f"Plots: `{path.stem}-single-spawn.png`, `{path.stem}-concurrent.png`, `{path.stem}-concurrent-per-server.png`.",
+        "",
+    ]
     lines += targets_section(facts)
     lines += [
         "",
@@ -642,4 +853,3 @@ def write_results(path: Path, rows: list[Row], args: argparse.Namespace, facts: 
 
 if __name__ == "__main__":
     main()
-

@@ -118,8 +118,11 @@ def run(args: argparse.Namespace) -> int:
     client = docker.from_env(timeout=120)
     remove_test_objects(client)
     workdir = Path(tempfile.mkdtemp(prefix="mlhub-soak-"))
-    hub = HubProcess(workdir, claim_hub_name(f"{TEST_HUB_PREFIX}s{rng.randrange(16**4):04x}"),
-                     env={"MLHUB_WORKSPACE_IMAGE": IMAGE, "CLEANUP_INTERVAL_SECONDS": "300"}).start()
+    hub = HubProcess(
+        workdir,
+        claim_hub_name(f"{TEST_HUB_PREFIX}s{rng.randrange(16**4):04x}"),
+        env={"MLHUB_WORKSPACE_IMAGE": IMAGE, "CLEANUP_INTERVAL_SECONDS": "300"},
+    ).start()
     proxy = _proxy_pid(hub.proc.pid)  # the same process for the whole run
     users = [f"soak{i:02d}" for i in range(args.users)]
     tokens = {u: hub.ensure_user(u) for u in users}
@@ -137,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
             stop_sampling.wait(15)
 
     def use(user: str) -> None:
-        got = requests.get(hub.at(f"/user/{user}/api/status"), headers={"Authorization": f"token {tokens[user]}"}, timeout=30)
+        got = requests.get(
+            hub.at(f"/user/{user}/api/status"), headers={"Authorization": f"token {tokens[user]}"}, timeout=30
+        )
         if got.status_code != 200:
             tally.error(f"use {user}: {got.status_code}")
         tally.add("uses")
@@ -223,16 +228,28 @@ def run(args: argparse.Namespace) -> int:
     proxy_middle, proxy_late = _middle_and_late(samples, "proxy_rss_mb")
     leaks = []
     if final.containers:
-        leaks.append(f"{final.containers} workspace containers left after every stop ({final.running} running)")
+        leaks.append(
+            f"{final.containers} workspace containers left after every stop ({final.running} running)"
+        )
     if final.volumes > args.users or final.networks > args.users:
-        leaks.append(f"{final.volumes} volumes and {final.networks} networks for {args.users} users (one each)")
+        leaks.append(
+            f"{final.volumes} volumes and {final.networks} networks for {args.users} users (one each)"
+        )
     if proxy_late > proxy_middle * 1.10:
-        leaks.append(f"proxy RSS still growing: {proxy_middle:.1f} MB → {proxy_late:.1f} MB from the middle to the last third")
+        leaks.append(
+            f"proxy RSS still growing: {proxy_middle:.1f} MB → {proxy_late:.1f} MB from the middle to the last third"
+        )
     if final.fds > baseline.fds + 20:
-        leaks.append(f"open fds grew from {baseline.fds} (quiet, after warm-up) to {final.fds} (quiet, at the end)")
+        leaks.append(
+            f"open fds grew from {baseline.fds} (quiet, after warm-up) to {final.fds} (quiet, at the end)"
+        )
     if rss_late > rss_middle * 1.10:
-        leaks.append(f"hub RSS still growing: {rss_middle:.1f} MB → {rss_late:.1f} MB from the middle to the last third")
-    write_report(args, samples, tally, baseline, (rss_middle, rss_late), (proxy_middle, proxy_late), final, leaks)
+        leaks.append(
+            f"hub RSS still growing: {rss_middle:.1f} MB → {rss_late:.1f} MB from the middle to the last third"
+        )
+    write_report(
+        args, samples, tally, baseline, (rss_middle, rss_late), (proxy_middle, proxy_late), final, leaks
+    )
     return 1 if leaks or tally.lost else 0
 
 
@@ -286,11 +303,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30, help="how long workers act (default 30)")
     parser.add_argument("--users", type=int, default=50, help="hub users (default 50)")
-    parser.add_argument("--max-running", type=int, default=10, help="workspaces running at once at most (default 10)")
+    parser.add_argument(
+        "--max-running", type=int, default=10, help="workspaces running at once at most (default 10)"
+    )
     parser.add_argument("--workers", type=int, default=6, help="concurrent clients (default 6)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     args = parser.parse_args()
-    if not (0 < args.minutes <= 240 and 0 < args.users <= 500 and 0 < args.max_running <= 100 and 0 < args.workers <= 50):
+    if not (
+        0 < args.minutes <= 240
+        and 0 < args.users <= 500
+        and 0 < args.max_running <= 100
+        and 0 < args.workers <= 50
+    ):
         parser.error("--minutes 0-240, --users 1-500, --max-running 1-100, --workers 1-50")
     raise SystemExit(run(args))
 

@@ -39,8 +39,10 @@ def _dockerd_pids() -> list[int]:
 
 
 def _systemd_managed() -> bool:
-    return bool(shutil.which("systemctl")) and Path("/run/systemd/system").is_dir() and (
-        subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode == 0
+    return (
+        bool(shutil.which("systemctl"))
+        and Path("/run/systemd/system").is_dir()
+        and (subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode == 0)
     )
 
 

@@ -86,7 +86,7 @@ def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None
     for network in client.networks.list(filters={"label": LABEL_ORIGIN}):
         if mine(network.attrs.get("Labels")):
             network.reload()
-            for cid in (network.attrs.get("Containers") or {}):
+            for cid in network.attrs.get("Containers") or {}:
                 try:
                     network.disconnect(cid, force=True)
                 except docker.errors.APIError:
@@ -106,7 +106,9 @@ def user_origin(hub_url: str, user: str, subdomains: bool = True) -> str:
     if not subdomains:
         return hub_url
     parsed = urlparse(hub_url)
-    return parsed._replace(netloc=f"{subdomain_hook_idna(user, parsed.hostname, 'user')}:{parsed.port}").geturl()
+    return parsed._replace(
+        netloc=f"{subdomain_hook_idna(user, parsed.hostname, 'user')}:{parsed.port}"
+    ).geturl()
 
 
 def address(hub_url: str, path: str, subdomains: bool = True) -> str:
@@ -265,7 +267,14 @@ c.Spawner.start_timeout = 90
         r.raise_for_status()
         return r.json().get("servers", {}).get(server)
 
-    def spawn(self, user: str, server: str = "", options: dict[str, Any] | None = None, token: str | None = None, wait: bool = True) -> requests.Response:
+    def spawn(
+        self,
+        user: str,
+        server: str = "",
+        options: dict[str, Any] | None = None,
+        token: str | None = None,
+        wait: bool = True,
+    ) -> requests.Response:
         """POST the spawn request; on 201/202 wait until the server is ready."""
         path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
         r = self.api("POST", path, token=token, json=options if options is not None else {})
@@ -273,8 +282,14 @@ c.Spawner.start_timeout = 90
             self.wait_ready(user, server)
         return r
 
-    def spawn_refused(self, user: str, server: str = "", options: dict[str, Any] | None = None,
-                      token: str | None = None, status: int = 400) -> str:
+    def spawn_refused(
+        self,
+        user: str,
+        server: str = "",
+        options: dict[str, Any] | None = None,
+        token: str | None = None,
+        status: int = 400,
+    ) -> str:
         """POST a spawn that must fail and return its message: from the response (which must
         have *status*), or, when the failure came after the request returned (202), from the
         hub's log once the server has stopped."""

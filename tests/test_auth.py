@@ -10,7 +10,16 @@ def test_initial_admin_logs_in_and_sees_the_options_form(hub):
     assert reply.status_code == 302, reply.text
     form = session.get(f"{hub.url}/hub/spawn/admin/first", timeout=30)
     assert form.status_code == 200
-    for field in ("image", "cpu_limit", "mem_limit", "gpus", "shm_size", "env", "is_mount_volume", "days_to_live"):
+    for field in (
+        "image",
+        "cpu_limit",
+        "mem_limit",
+        "gpus",
+        "shm_size",
+        "env",
+        "is_mount_volume",
+        "days_to_live",
+    ):
         assert f'name="{field}"' in form.text, field
     # the admin's limits are shown next to the fields
     assert "0.01 to 1 cores" in form.text and "At most 2g" in form.text

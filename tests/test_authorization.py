@@ -43,30 +43,83 @@ def _routes(port: int) -> list[Route]:
     allowed_only = lambda *who, code=200: {c: (code if c in who else DENIED) for c in CALLERS}  # noqa: E731
     return [
         # spawning with options: the owner and admins reach the validator (400 for this body)
-        Route("spawn with options", "POST", "/hub/api/users/alice/servers/probe",
-              allowed_only("alice", "admin", code=400), json={"cpu_limit": -1}),
-        Route("options form for alice's new server", "GET", "/hub/spawn/alice/probe2",
-              allowed_only("alice", "admin"), page=True),
+        Route(
+            "spawn with options",
+            "POST",
+            "/hub/api/users/alice/servers/probe",
+            allowed_only("alice", "admin", code=400),
+            json={"cpu_limit": -1},
+        ),
+        Route(
+            "options form for alice's new server",
+            "GET",
+            "/hub/spawn/alice/probe2",
+            allowed_only("alice", "admin"),
+            page=True,
+        ),
         # MLHub's admin pages
         Route("Workspaces page", "GET", "/hub/workspaces", allowed_only("admin"), page=True),
-        Route("create a user", "POST", "/hub/workspaces/users", allowed_only("admin", code=302),
-              form={"name": "made-by-{caller}", "password": "long-enough-pw"}, page=True),
+        Route(
+            "create a user",
+            "POST",
+            "/hub/workspaces/users",
+            allowed_only("admin", code=302),
+            form={"name": "made-by-{caller}", "password": "long-enough-pw"},
+            page=True,
+        ),
         # cleanup service: admins only
         Route("cleanup status", "GET", "/services/cleanup-service/status", allowed_only("admin")),
-        Route("cleanup of deleted users (dry run)", "GET", "/services/cleanup-service/users?dry_run=1", allowed_only("admin")),
-        Route("cleanup of expired servers (dry run)", "GET", "/services/cleanup-service/expired?dry_run=1", allowed_only("admin")),
+        Route(
+            "cleanup of deleted users (dry run)",
+            "GET",
+            "/services/cleanup-service/users?dry_run=1",
+            allowed_only("admin"),
+        ),
+        Route(
+            "cleanup of expired servers (dry run)",
+            "GET",
+            "/services/cleanup-service/expired?dry_run=1",
+            allowed_only("admin"),
+        ),
         # SSH keys: your own; admins anyone's
         Route("own SSH keys", "GET", "/services/ssh/api/keys", allowed_only("alice", "bob", "admin")),
         Route("alice's SSH keys", "GET", "/services/ssh/api/keys?user=alice", allowed_only("alice", "admin")),
-        Route("every SSH key", "GET", "/services/ssh/api/keys?all=1&user=alice", allowed_only("alice", "admin")),
-        Route("add a key for alice", "POST", "/services/ssh/api/keys", allowed_only("alice", "admin", code=400),
-              json={"user": "alice", "key": "not a key"}),
-        Route("alice's SSH connection page", "GET", "/services/ssh/?user=alice", allowed_only("alice", "admin")),
+        Route(
+            "every SSH key", "GET", "/services/ssh/api/keys?all=1&user=alice", allowed_only("alice", "admin")
+        ),
+        Route(
+            "add a key for alice",
+            "POST",
+            "/services/ssh/api/keys",
+            allowed_only("alice", "admin", code=400),
+            json={"user": "alice", "key": "not a key"},
+        ),
+        Route(
+            "alice's SSH connection page", "GET", "/services/ssh/?user=alice", allowed_only("alice", "admin")
+        ),
         # the workspace: server API, tools, any port
         Route("alice's server API", "GET", "/user/alice/ws/api/status", allowed_only("alice", "admin")),
-        Route("alice's VS Code", "GET", "/user/alice/ws/tools/vscode/", allowed_only("alice", "admin"), tool=True),
-        Route("alice's TensorBoard", "GET", "/user/alice/ws/tools/tensorboard/", allowed_only("alice", "admin"), tool=True),
-        Route("a port in alice's workspace", "GET", f"/user/alice/ws/proxy/{port}/", allowed_only("alice", "admin"), tool=True),
+        Route(
+            "alice's VS Code",
+            "GET",
+            "/user/alice/ws/tools/vscode/",
+            allowed_only("alice", "admin"),
+            tool=True,
+        ),
+        Route(
+            "alice's TensorBoard",
+            "GET",
+            "/user/alice/ws/tools/tensorboard/",
+            allowed_only("alice", "admin"),
+            tool=True,
+        ),
+        Route(
+            "a port in alice's workspace",
+            "GET",
+            f"/user/alice/ws/proxy/{port}/",
+            allowed_only("alice", "admin"),
+            tool=True,
+        ),
     ]
 
 
@@ -82,9 +135,16 @@ c.JupyterHub.load_roles.append({{"name": "narrow", "scopes": ["read:users:name"]
     sessions = {"anonymous": requests.Session(), "admin": login(hub.url, "admin", "initial-Admin-pw")}
     for name in ("alice", "bob"):  # users with passwords, made on the Workspaces page
         xsrf = sessions["admin"].cookies.get("_xsrf", path="/hub/")
-        r = sessions["admin"].post(f"{hub.url}/hub/workspaces/users", data={"name": name, "password": f"{name}-Secret-42", "_xsrf": xsrf},
-                                   allow_redirects=False, timeout=30)
-        assert r.status_code == 302 and "created=" in r.headers["Location"], (r.status_code, r.headers.get("Location"))
+        r = sessions["admin"].post(
+            f"{hub.url}/hub/workspaces/users",
+            data={"name": name, "password": f"{name}-Secret-42", "_xsrf": xsrf},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert r.status_code == 302 and "created=" in r.headers["Location"], (
+            r.status_code,
+            r.headers.get("Location"),
+        )
         sessions[name] = login(hub.url, name, f"{name}-Secret-42")
     tokens = {name: hub.ensure_user(name) for name in ("alice", "bob", "admin")}
     tokens["narrow-service"] = NARROW_TOKEN
@@ -92,7 +152,9 @@ c.JupyterHub.load_roles.append({{"name": "narrow", "scopes": ["read:users:name"]
     assert r.status_code in (201, 202), r.text
     container = docker_client.containers.get(hub.server("alice", "ws")["state"]["object_id"])
     port = 8766
-    container.exec_run(["sh", "-c", f"cd /tmp && nohup python3 -m http.server {port} >/dev/null 2>&1 &"], detach=True)
+    container.exec_run(
+        ["sh", "-c", f"cd /tmp && nohup python3 -m http.server {port} >/dev/null 2>&1 &"], detach=True
+    )
     hub.tokens = tokens
     hub.sessions = sessions
     hub.probe_port = port
@@ -111,8 +173,15 @@ def _call(hub, route: Route, caller: str) -> requests.Response:
         headers["Authorization"] = f"token {hub.tokens[caller]}"
     deadline = time.monotonic() + 90
     while True:
-        r = http.request(route.method, hub.at(route.path), headers=headers, json=route.json,
-                             data=form, allow_redirects=False, timeout=60)
+        r = http.request(
+            route.method,
+            hub.at(route.path),
+            headers=headers,
+            json=route.json,
+            data=form,
+            allow_redirects=False,
+            timeout=60,
+        )
         # tools and the test server may take a moment to start: retry gateway errors
         if r.status_code not in (502, 503, 504) or time.monotonic() > deadline:
             return r
@@ -121,7 +190,9 @@ def _call(hub, route: Route, caller: str) -> requests.Response:
 
 def _ed25519_public_key(comment: str) -> str:
     private = Ed25519PrivateKey.generate()
-    blob = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    blob = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     return f"{blob.decode()} {comment}@test"
 
 
@@ -136,7 +207,9 @@ def _is_denied(r: requests.Response) -> bool:
 
 def _is_allowed(r: requests.Response, want: int, route: Route) -> bool:
     # a tool may redirect inside itself (code-server: to ./?folder=...), never to the login
-    return r.status_code == want or (route.tool and want == 200 and r.status_code in (301, 302) and not _to_login(r))
+    return r.status_code == want or (
+        route.tool and want == 200 and r.status_code in (301, 302) and not _to_login(r)
+    )
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -163,14 +236,21 @@ def test_ssh_key_listings_show_only_what_the_caller_may_see(authz_hub):
     keys = {}
     for name in ("alice", "bob"):
         public = _ed25519_public_key(name)
-        r = requests.post(f"{authz_hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {authz_hub.tokens[name]}"},
-                          json={"key": public}, timeout=30)
+        r = requests.post(
+            f"{authz_hub.url}/services/ssh/api/keys",
+            headers={"Authorization": f"token {authz_hub.tokens[name]}"},
+            json={"key": public},
+            timeout=30,
+        )
         assert r.status_code == 201, r.text
         keys[name] = r.json()["fingerprint"]
 
     def listed(caller: str, query: str) -> set[str]:
-        r = requests.get(f"{authz_hub.url}/services/ssh/api/keys{query}", headers={"Authorization": f"token {authz_hub.tokens[caller]}"},
-                         timeout=30)
+        r = requests.get(
+            f"{authz_hub.url}/services/ssh/api/keys{query}",
+            headers={"Authorization": f"token {authz_hub.tokens[caller]}"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         return {key["fingerprint"] for key in r.json()["keys"]}
 

@@ -32,14 +32,20 @@ PATHS = {
 }
 
 
-def manifest(kind: str, name: str, origin: str, user: str, server: str = "", annotations: dict | None = None) -> dict:
+def manifest(
+    kind: str, name: str, origin: str, user: str, server: str = "", annotations: dict | None = None
+) -> dict:
     return {
         "kind": kind,
         "metadata": {
             "name": name,
             "namespace": NS,
             "uid": f"uid-{name}",
-            "labels": {"mlhub.origin": origin, "mlhub.user": user.replace("@", "-"), "mlhub.server_name": server},
+            "labels": {
+                "mlhub.origin": origin,
+                "mlhub.user": user.replace("@", "-"),
+                "mlhub.server_name": server,
+            },
             "annotations": annotations or {},
         },
     }
@@ -69,7 +75,9 @@ class FakeKubeAPI:
                 policy = self.get_argument("propagationPolicy", None) or body.get("propagationPolicy")
                 fake.requests.append(("DELETE", plural, f"{name} {policy}"))
                 before = len(fake.objects.get(plural, []))
-                fake.objects[plural] = [o for o in fake.objects.get(plural, []) if o["metadata"]["name"] != name]
+                fake.objects[plural] = [
+                    o for o in fake.objects.get(plural, []) if o["metadata"]["name"] != name
+                ]
                 if len(fake.objects[plural]) == before:
                     self.set_status(404)
                     self.write({"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
@@ -94,7 +102,6 @@ class _Hub:
         return [HubServer("alice", "", 0, True)]
 
 
-
 @contextlib.asynccontextmanager
 async def served(fake: FakeKubeAPI) -> AsyncIterator[KubeBackend]:
     """The fake API server on a loopback port, and the cleanup's backend talking to it."""
@@ -108,19 +115,48 @@ async def served(fake: FakeKubeAPI) -> AsyncIterator[KubeBackend]:
     finally:
         server.stop()
 
+
 def test_kube_backend_lists_by_label_and_deletes_only_orphans():
     objects = {
         "pods": [
             manifest("Pod", "hub1-alice", "hub1", "alice"),
-            manifest("Pod", "hub1-bob-example-org-1a2b3c4d", "hub1", "bob@example.org", annotations={"mlhub.user": "bob@example.org"}),
+            manifest(
+                "Pod",
+                "hub1-bob-example-org-1a2b3c4d",
+                "hub1",
+                "bob@example.org",
+                annotations={"mlhub.user": "bob@example.org"},
+            ),
             manifest("Pod", "hub2-bob", "hub2", "bob@example.org"),
         ],
-        "services": [manifest("Service", "hub1-bob-example-org-1a2b3c4d", "hub1", "bob@example.org", annotations={"mlhub.user": "bob@example.org"})],
+        "services": [
+            manifest(
+                "Service",
+                "hub1-bob-example-org-1a2b3c4d",
+                "hub1",
+                "bob@example.org",
+                annotations={"mlhub.user": "bob@example.org"},
+            )
+        ],
         "persistentvolumeclaims": [
             manifest("PersistentVolumeClaim", "hub1-alice-workspace", "hub1", "alice"),
-            manifest("PersistentVolumeClaim", "hub1-bob-workspace", "hub1", "bob@example.org", annotations={"mlhub.user": "bob@example.org"}),
+            manifest(
+                "PersistentVolumeClaim",
+                "hub1-bob-workspace",
+                "hub1",
+                "bob@example.org",
+                annotations={"mlhub.user": "bob@example.org"},
+            ),
         ],
-        "networkpolicies": [manifest("NetworkPolicy", "hub1-bob", "hub1", "bob@example.org", annotations={"mlhub.user": "bob@example.org"})],
+        "networkpolicies": [
+            manifest(
+                "NetworkPolicy",
+                "hub1-bob",
+                "hub1",
+                "bob@example.org",
+                annotations={"mlhub.user": "bob@example.org"},
+            )
+        ],
     }
     fake = FakeKubeAPI(objects)
 
@@ -136,7 +172,11 @@ def test_kube_backend_lists_by_label_and_deletes_only_orphans():
     lists = [r for r in fake.requests if r[0] == "GET"]
     assert {(r[1], r[2]) for r in lists} == {(p, "mlhub.origin=hub1") for p in PATHS}
     assert {r.name for r in resources} == {
-        "hub1-alice", "hub1-bob-example-org-1a2b3c4d", "hub1-alice-workspace", "hub1-bob-workspace", "hub1-bob",
+        "hub1-alice",
+        "hub1-bob-example-org-1a2b3c4d",
+        "hub1-alice-workspace",
+        "hub1-bob-workspace",
+        "hub1-bob",
     }
     # the exact user name comes from the annotation
     assert {r.user for r in resources if "bob" in r.name} == {"bob@example.org"}
@@ -156,6 +196,7 @@ def test_kube_backend_lists_by_label_and_deletes_only_orphans():
 def test_kube_cleanup_leaves_another_installs_objects():
     """Same hub name, another install (``mlhub.install``): its pods and PVCs stay; objects made
     before install ids are reported, not removed; this install's orphans go."""
+
     def labelled(kind, name, install):
         obj = manifest(kind, name, "hub1", "bob")
         if install:
@@ -178,6 +219,10 @@ def test_kube_cleanup_leaves_another_installs_objects():
             return await Cleaner("hub1", _Hub(), backend, install_id="aaaa1111").run("users")
 
     report = asyncio.run(scenario())
-    assert [(r[1], r[2]) for r in fake.requests if r[0] == "DELETE"] == [("persistentvolumeclaims", "hub1-bob-workspace Foreground")]
-    assert {a["name"]: a["reason"] for a in report.kept}["hub1-bob--old-workspace"].startswith("no mlhub.install label")
+    assert [(r[1], r[2]) for r in fake.requests if r[0] == "DELETE"] == [
+        ("persistentvolumeclaims", "hub1-bob-workspace Foreground")
+    ]
+    assert {a["name"]: a["reason"] for a in report.kept}["hub1-bob--old-workspace"].startswith(
+        "no mlhub.install label"
+    )
     assert [o["metadata"]["name"] for o in fake.objects["pods"]] == ["hub1-bob"]

@@ -103,14 +103,22 @@ def test_a_second_run_is_refused_while_one_is_under_way():
 def test_service_config_is_validated():
     from mlhub.services.cleanup.config import ConfigError, read_config
 
-    base = {"JUPYTERHUB_API_URL": "http://h/hub/api", "JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:1"}
+    base = {
+        "JUPYTERHUB_API_URL": "http://h/hub/api",
+        "JUPYTERHUB_API_TOKEN": "t",
+        "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:1",
+    }
     config = read_config({**base, "MLHUB_EXECUTION_MODE": "k8s", "POD_NAMESPACE": "ml"})
     assert config.mode == "k8s" and config.namespace == "ml" and config.interval == 3600
     with pytest.raises(ConfigError) as info:
         read_config({"CLEANUP_INTERVAL_SECONDS": "0", "HUB_NAME": "X", "MLHUB_EXECUTION_MODE": "swarm"})
     assert set(info.value.errors) == {
-        "CLEANUP_INTERVAL_SECONDS", "HUB_NAME", "MLHUB_EXECUTION_MODE",
-        "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL",
+        "CLEANUP_INTERVAL_SECONDS",
+        "HUB_NAME",
+        "MLHUB_EXECUTION_MODE",
+        "JUPYTERHUB_API_URL",
+        "JUPYTERHUB_API_TOKEN",
+        "JUPYTERHUB_SERVICE_URL",
     }
 
 
@@ -127,7 +135,9 @@ def test_running_container_of_a_stopped_server_goes_once_it_predates_the_questio
     resources = [
         container("hub1-alice--stopped", "stopped", created=100),  # left by an interrupted start
         container("hub1-alice--starting", "starting", created=100),  # the hub says it is pending
-        container("hub1-alice--kept", "kept", created=100, active=False),  # exited: kept, as remove=False wants
+        container(
+            "hub1-alice--kept", "kept", created=100, active=False
+        ),  # exited: kept, as remove=False wants
         container("hub1-alice--young", "stopped", created=950),  # may belong to a spawn begun since
     ]
     plan = plan_orphans("hub1", {"alice"}, servers, resources, stale_before=900)
@@ -145,7 +155,9 @@ def test_other_installs_and_earlier_accounts():
     mine = {"mlhub.install": "aaaa1111"}
     resources = [
         res("volume", "hub1-bob-workspace", "bob", **mine, **{"mlhub.user_created": "1000"}),  # earlier bob
-        res("volume", "hub1-bob-workspace-2000", "bob", **mine, **{"mlhub.user_created": "2000"}),  # current bob
+        res(
+            "volume", "hub1-bob-workspace-2000", "bob", **mine, **{"mlhub.user_created": "2000"}
+        ),  # current bob
         res("network", "hub1-bob", "bob", **mine, **{"mlhub.user_created": "2001"}),  # current bob (1 s off)
         res("volume", "hub1-gone-workspace", "gone", **{"mlhub.install": "bbbb2222"}),  # another install's
         res("volume", "hub1-old-workspace", "old"),  # made before install ids
@@ -161,10 +173,14 @@ def test_other_installs_and_earlier_accounts():
     assert "hub1-gone-workspace" not in kept
     keep = plan_orphans("hub1", accounts, [], resources, install_id="aaaa1111", deleted_user_volumes="keep")
     assert keep.remove_resources == []
-    assert {a.name: a.reason for a in keep.keep}["hub1-bob-workspace"].endswith("kept (deleted_user_volumes=keep)")
+    assert {a.name: a.reason for a in keep.keep}["hub1-bob-workspace"].endswith(
+        "kept (deleted_user_volumes=keep)"
+    )
     # expired containers: never another install's
     expired = [
         res("container", "a", "x", expiration_timestamp_seconds="5", **{"mlhub.install": "bbbb2222"}),
         res("container", "b", "x", expiration_timestamp_seconds="5"),
     ]
-    assert [r.name for r, _ in plan_expired("hub1", [], expired, 100, install_id="aaaa1111").remove_resources] == ["b"]
+    assert [
+        r.name for r, _ in plan_expired("hub1", [], expired, 100, install_id="aaaa1111").remove_resources
+    ] == ["b"]

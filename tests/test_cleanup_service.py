@@ -21,7 +21,11 @@ ADMIN_PASSWORD = "cleanup-Admin-pw"
 def cleanup(hub, path: str, token: str | None = None, **params) -> requests.Response:
     headers = {"Authorization": f"token {token}"} if token else {}
     return requests.get(
-        f"{hub.url}/services/cleanup-service/{path}", headers=headers, params=params, timeout=120, allow_redirects=False
+        f"{hub.url}/services/cleanup-service/{path}",
+        headers=headers,
+        params=params,
+        timeout=120,
+        allow_redirects=False,
     )
 
 
@@ -34,15 +38,22 @@ def leftovers(client: docker.DockerClient, origin: str, user: str, install: str 
     net = client.networks.create(f"{origin}-{user}", labels=owner)
     volume = client.volumes.create(f"{origin}-{user}-workspace", labels=labels)
     container = client.containers.run(
-        WORKSPACE_IMAGE, ["sleep", "600"], name=f"{origin}-{user}", labels=labels, network=net.name,
-        volumes={volume.name: {"bind": "/workspace", "mode": "rw"}}, detach=True,
+        WORKSPACE_IMAGE,
+        ["sleep", "600"],
+        name=f"{origin}-{user}",
+        labels=labels,
+        network=net.name,
+        volumes={volume.name: {"bind": "/workspace", "mode": "rw"}},
+        detach=True,
     )
     return {"network": net.name, "volume": volume.name, "container": container.name}
 
 
 def exists(client: docker.DockerClient, kind: str, name: str) -> bool:
     try:
-        {"network": client.networks.get, "volume": client.volumes.get, "container": client.containers.get}[kind](name)
+        {"network": client.networks.get, "volume": client.volumes.get, "container": client.containers.get}[
+            kind
+        ](name)
         return True
     except docker.errors.NotFound:
         return False
@@ -50,7 +61,13 @@ def exists(client: docker.DockerClient, kind: str, name: str) -> bool:
 
 @pytest.fixture(scope="module")
 def chub(hub_factory):
-    return hub_factory(env={"CLEANUP_INTERVAL_SECONDS": "-1", "MLHUB_CULL_IDLE_SECONDS": "3600", "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    return hub_factory(
+        env={
+            "CLEANUP_INTERVAL_SECONDS": "-1",
+            "MLHUB_CULL_IDLE_SECONDS": "3600",
+            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+    )
 
 
 def test_hub_runs_its_services(chub):
@@ -71,7 +88,12 @@ def test_only_admins_get_in(chub):
     narrow = chub.api("POST", "/users/cadmin/tokens", json={"scopes": ["read:users"]}).json()["token"]
     assert cleanup(chub, "users", narrow).status_code == 403
     # a browser without a session is sent to log in
-    browser = requests.get(f"{chub.url}/services/cleanup-service/status", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30)
+    browser = requests.get(
+        f"{chub.url}/services/cleanup-service/status",
+        headers={"Accept": "text/html"},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert browser.status_code == 302
 
 
@@ -97,7 +119,11 @@ def test_users_endpoint_removes_objects_of_deleted_users_only(chub, docker_clien
     dry = dry.json()
     assert dry["dry_run"] is True and dry["ok"]
     planned = {(a["kind"], a["name"]) for a in dry["removed"]}
-    assert {("container", ghost["container"]), ("volume", ghost["volume"]), ("network", ghost["network"])} <= planned
+    assert {
+        ("container", ghost["container"]),
+        ("volume", ghost["volume"]),
+        ("network", ghost["network"]),
+    } <= planned
     assert all(exists(docker_client, kind, name) for kind, name in ghost.items())  # nothing removed
 
     report = cleanup(chub, "users", admin).json()
@@ -133,19 +159,30 @@ def test_users_endpoint_removes_a_container_left_running_for_a_stopped_server(ch
     deadline = time.monotonic() + 30  # the engine removes the stopped container shortly after
     while exists(docker_client, "container", f"{chub.hub_name}-gina--ghost") and time.monotonic() < deadline:
         time.sleep(0.2)
-    labels = {"mlhub.origin": chub.hub_name, "mlhub.user": "gina", "mlhub.server_name": "ghost", "mlhub.install": chub.install_id()}
+    labels = {
+        "mlhub.origin": chub.hub_name,
+        "mlhub.user": "gina",
+        "mlhub.server_name": "ghost",
+        "mlhub.install": chub.install_id(),
+    }
     stale = docker_client.containers.run(
         WORKSPACE_IMAGE, ["sleep", "600"], name=f"{chub.hub_name}-gina--ghost", labels=labels, detach=True
     )
     young = cleanup(chub, "users", admin, dry_run=1).json()
-    assert stale.name not in {a["name"] for a in young["removed"]}, "a container younger than the margin was taken"
+    assert stale.name not in {a["name"] for a in young["removed"]}, (
+        "a container younger than the margin was taken"
+    )
     time.sleep(31)
     report = cleanup(chub, "users", admin).json()
     assert report["ok"], report
     removed = {a["name"]: a["reason"] for a in report["removed"]}
-    assert removed == {stale.name: "runs while its server is stopped in the hub (left by an interrupted start)"}
+    assert removed == {
+        stale.name: "runs while its server is stopped in the hub (left by an interrupted start)"
+    }
     assert not exists(docker_client, "container", stale.name)
-    assert containers_of(docker_client, chub.hub_name, "gina", "", all=False), "the running workspace was removed"
+    assert containers_of(docker_client, chub.hub_name, "gina", "", all=False), (
+        "the running workspace was removed"
+    )
     assert exists(docker_client, "volume", workspace_volume_name(chub.hub_name, "gina", "ghost"))
     chub.stop_server("gina")
 
@@ -177,7 +214,10 @@ def test_a_run_that_fails_halfway_is_finished_by_the_next(chub, docker_client):
     ghost = leftovers(docker_client, chub.hub_name, "ghost2", chub.install_id())
     # something outside MLHub holds the volume: the engine refuses to remove it
     holder = docker_client.containers.run(
-        WORKSPACE_IMAGE, ["sleep", "600"], detach=True, volumes={ghost["volume"]: {"bind": "/data", "mode": "rw"}}
+        WORKSPACE_IMAGE,
+        ["sleep", "600"],
+        detach=True,
+        volumes={ghost["volume"]: {"bind": "/data", "mode": "rw"}},
     )
     try:
         first = cleanup(chub, "users", admin).json()
@@ -198,7 +238,9 @@ def test_periodic_runs(hub_factory, docker_client):
     admin = hub.ensure_user("padmin", admin=True)
     ghost = leftovers(docker_client, hub.hub_name, "ghost3", hub.install_id())
     deadline = time.monotonic() + 30
-    while exists(docker_client, "container", ghost["container"]) or exists(docker_client, "network", ghost["network"]):
+    while exists(docker_client, "container", ghost["container"]) or exists(
+        docker_client, "network", ghost["network"]
+    ):
         assert time.monotonic() < deadline, "periodic cleanup did not run"
         time.sleep(0.5)
     # the run that removed them stores its report when it finishes
@@ -214,8 +256,13 @@ def _browser_session(hub) -> requests.Session:
     """The admin logged in to the hub, then to the service through OAuth (as a browser)."""
     session = login(hub.url, "admin", ADMIN_PASSWORD)
     del session.headers["X-XSRFToken"]  # a browser following a link sends none
-    page = session.get(f"{hub.url}/services/cleanup-service/status", headers={"Accept": "text/html"}, timeout=60)
-    assert page.status_code == 200 and page.url.endswith("/services/cleanup-service/status"), (page.status_code, page.url)
+    page = session.get(
+        f"{hub.url}/services/cleanup-service/status", headers={"Accept": "text/html"}, timeout=60
+    )
+    assert page.status_code == 200 and page.url.endswith("/services/cleanup-service/status"), (
+        page.status_code,
+        page.url,
+    )
     return session
 
 
@@ -230,7 +277,9 @@ def test_a_browser_get_only_previews_and_a_post_with_xsrf_runs(chub, docker_clie
         preview = session.get(url, headers={"Accept": accept}, allow_redirects=False, timeout=120)
         assert preview.status_code == 200, preview.text
         assert ghost["container"] in preview.text
-        assert all(exists(docker_client, kind, name) for kind, name in ghost.items()), f"a GET ({accept}) removed objects"
+        assert all(exists(docker_client, kind, name) for kind, name in ghost.items()), (
+            f"a GET ({accept}) removed objects"
+        )
     assert preview.json()["dry_run"] is True
     page = session.get(url, headers={"Accept": "text/html"}, timeout=120)
     assert "would remove" in page.text

@@ -86,7 +86,10 @@ def csrf_hub(hub_factory) -> HubProcess:
     return hub
 
 
-def test_admin_visiting_an_attackers_page_authorizes_and_removes_no_one(browser, csrf_hub: HubProcess) -> None:  # noqa: F811
+def test_admin_visiting_an_attackers_page_authorizes_and_removes_no_one(
+    browser,  # noqa: F811
+    csrf_hub: HubProcess,
+) -> None:
     hub = csrf_hub
     page = new_page(browser)
     log_in(page, hub, "admin", ADMIN_PASSWORD)
@@ -96,7 +99,10 @@ def test_admin_visiting_an_attackers_page_authorizes_and_removes_no_one(browser,
         # the auto-submitted form reached the hub (answered, whatever the answer)
         page.wait_for_url(re.compile(re.escape(hub.url) + "/hub/"), wait_until="commit", timeout=60_000)
         page.wait_for_load_state()
-    state = {name: login_state(hub.url, name, PASSWORD) for name in ("stranger1", "stranger2", "stranger3", "pending", "victim")}
+    state = {
+        name: login_state(hub.url, name, PASSWORD)
+        for name in ("stranger1", "stranger2", "stranger3", "pending", "victim")
+    }
     state["admin"] = login_state(hub.url, "admin", ADMIN_PASSWORD)
     assert state == {
         "stranger1": "not authorized",
@@ -127,7 +133,9 @@ def test_admin_buttons_authorize_unauthorize_and_discard(browser, csrf_hub: HubP
     assert login_state(hub.url, "clicked", PASSWORD) == "in"
 
     page.locator("tr", has_text="clicked").get_by_role("button", name="Unauthorize").click()
-    expect(page.locator("tr", has_text="clicked").get_by_role("button", name="Authorize", exact=True)).to_be_visible()
+    expect(
+        page.locator("tr", has_text="clicked").get_by_role("button", name="Authorize", exact=True)
+    ).to_be_visible()
     assert login_state(hub.url, "clicked", PASSWORD) == "not authorized"
 
     page.locator("tr", has_text="dropped").get_by_role("button", name="Discard").click()

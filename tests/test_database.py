@@ -17,7 +17,9 @@ from .hubprocess import free_port
 def postgres():
     initdb = shutil.which("initdb")
     if not initdb:
-        pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed; scripts/lib/setup.sh installs it for --test")
+        pytest.fail(
+            "PostgreSQL (initdb, pg_ctl) is not installed; scripts/lib/setup.sh installs it for --test"
+        )
     # pytest's tmp dirs are private to root; the server runs as the postgres user
     data = Path(tempfile.mkdtemp(prefix="mlhub-test-pg-"))
     shutil.chown(data, "postgres")
@@ -30,10 +32,19 @@ def postgres():
 
     as_postgres(initdb, "-D", str(data), "-A", "trust", "-U", "postgres")
     as_postgres(
-        shutil.which("pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w",
-        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start",
+        shutil.which("pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(data / "log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+        "start",
     )
-    as_postgres(shutil.which("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlhub")
+    as_postgres(
+        shutil.which("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlhub"
+    )
     yield f"postgresql://postgres@127.0.0.1:{port}/mlhub"
     as_postgres(shutil.which("pg_ctl"), "-D", str(data), "-m", "fast", "stop")
     shutil.rmtree(data, ignore_errors=True)

@@ -66,7 +66,10 @@ def test_self_service_off_admin_creates_and_user_restarts(strict_hub, docker_cli
 
     # the hub's container joined the user's network, so it can reach the workspace
     fake_hub_container.reload()
-    assert user_network_name(strict_hub.hub_name, "vera") in fake_hub_container.attrs["NetworkSettings"]["Networks"]
+    assert (
+        user_network_name(strict_hub.hub_name, "vera")
+        in fake_hub_container.attrs["NetworkSettings"]["Networks"]
+    )
 
     # the user may (re)start the workspace the admin made, with the admin's options
     strict_hub.stop_server("vera", "given")
@@ -85,7 +88,10 @@ def test_self_service_off_admin_creates_and_user_restarts(strict_hub, docker_cli
         assert time.monotonic() < deadline, "network of deleted server's user not removed"
         time.sleep(0.3)
     fake_hub_container.reload()
-    assert user_network_name(strict_hub.hub_name, "vera") not in fake_hub_container.attrs["NetworkSettings"]["Networks"]
+    assert (
+        user_network_name(strict_hub.hub_name, "vera")
+        not in fake_hub_container.attrs["NetworkSettings"]["Networks"]
+    )
 
 
 def test_gpu_request_on_engine_without_nvidia_is_a_clear_error(strict_hub, docker_client):
@@ -94,7 +100,12 @@ def test_gpu_request_on_engine_without_nvidia_is_a_clear_error(strict_hub, docke
     r = strict_hub.spawn("wendy", "gpu", {"gpus": "1"}, token=admin)
     assert r.status_code == 400, r.text
     assert "gpus: this Docker host cannot give containers GPUs" in r.json()["message"]
-    assert objects_of(docker_client, strict_hub.hub_name, "wendy") == {"containers": [], "networks": [], "volumes": [], "named": []}
+    assert objects_of(docker_client, strict_hub.hub_name, "wendy") == {
+        "containers": [],
+        "networks": [],
+        "volumes": [],
+        "named": [],
+    }
 
 
 @pytest.mark.parametrize(
@@ -107,7 +118,9 @@ def test_gpu_request_on_engine_without_nvidia_is_a_clear_error(strict_hub, docke
 )
 def test_gpu_device_requests_reach_the_engine(docker_client, gpus, expected):
     """What MLHub sends for `gpus` is what `docker inspect` shows (created, not started)."""
-    limits = OptionLimits(images={WORKSPACE_IMAGE: WORKSPACE_IMAGE}, default_image=WORKSPACE_IMAGE, max_gpus=None)
+    limits = OptionLimits(
+        images={WORKSPACE_IMAGE: WORKSPACE_IMAGE}, default_image=WORKSPACE_IMAGE, max_gpus=None
+    )
     options = validate_options({"gpus": gpus, "shm_size": "1g", "cpu_limit": 1.5}, limits)
     settings = container_settings(options, {"mlhub.origin": "mltgpu"}, None, "/workspace")
     api = docker_client.api
@@ -132,14 +145,24 @@ def test_html_form_uses_the_same_validator(strict_hub, docker_client):
     page, xsrf = page_xsrf(session, form_url)
     assert 'name="cpu_limit"' in page.text
 
-    bad = session.post(form_url, data={"_xsrf": xsrf, "cpu_limit": "abc", "mem_limit": "lots", "is_mount_volume": "on"}, timeout=60)
+    bad = session.post(
+        form_url,
+        data={"_xsrf": xsrf, "cpu_limit": "abc", "mem_limit": "lots", "is_mount_volume": "on"},
+        timeout=60,
+    )
     assert "cpu_limit: must be a number of cores" in bad.text
     assert "mem_limit: must be a size" in bad.text
     assert objects_of(docker_client, strict_hub.hub_name, "admin")["containers"] == []
 
     good = session.post(
         form_url,
-        data={"_xsrf": xsrf, "cpu_limit": "0.25", "mem_limit": "700m", "env": "FROM_FORM=yes", "days_to_live": "1"},
+        data={
+            "_xsrf": xsrf,
+            "cpu_limit": "0.25",
+            "mem_limit": "700m",
+            "env": "FROM_FORM=yes",
+            "days_to_live": "1",
+        },
         timeout=60,
     )
     assert good.status_code == 200, good.text

@@ -16,7 +16,9 @@ from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
 MiB = 1024**2
 
 
-def containers_of(client: docker.DockerClient, hub_name: str, user: str, server: str | None = None, all: bool = True):
+def containers_of(
+    client: docker.DockerClient, hub_name: str, user: str, server: str | None = None, all: bool = True
+):
     labels = [f"mlhub.origin={hub_name}", f"mlhub.user={user}"]
     if server is not None:
         labels.append(f"mlhub.server_name={server}")
@@ -29,9 +31,13 @@ def objects_of(client: docker.DockerClient, hub_name: str, user: str) -> dict[st
     net_name = user_network_name(hub_name, user)
     return {
         "containers": [c.name for c in client.containers.list(all=True, filters=label)],
-        "networks": [n.name for n in client.networks.list(filters=label)] + [n.name for n in client.networks.list(names=[net_name])],
+        "networks": [n.name for n in client.networks.list(filters=label)]
+        + [n.name for n in client.networks.list(names=[net_name])],
         "volumes": [v.name for v in client.volumes.list(filters=label)],
-        "named": [c.name for c in client.containers.list(all=True, filters={"name": workspace_name(hub_name, user, "")})],
+        "named": [
+            c.name
+            for c in client.containers.list(all=True, filters={"name": workspace_name(hub_name, user, "")})
+        ],
     }
 
 
@@ -87,7 +93,13 @@ def test_rest_spawn_has_limits_labels_network_and_answers(hub, docker_client):
     }
     # the account's identity: when JupyterHub created it (docs/decisions/ownership.md)
     created = hub.api("GET", "/users/alice").json()["created"]
-    assert abs(int(labels["mlhub.user_created"]) - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()) < 1
+    assert (
+        abs(
+            int(labels["mlhub.user_created"])
+            - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        )
+        < 1
+    )
     assert list(container.attrs["NetworkSettings"]["Networks"]) == [user_network_name(hub.hub_name, "alice")]
     network = docker_client.networks.get(user_network_name(hub.hub_name, "alice"))
     owner = {k: labels[k] for k in ("mlhub.origin", "mlhub.user", "mlhub.install", "mlhub.user_created")}
@@ -107,7 +119,12 @@ def test_rest_spawn_has_limits_labels_network_and_answers(hub, docker_client):
 
 def test_shm_env_and_volume(hub, docker_client):
     token = hub.ensure_user("carol")
-    r = hub.spawn("carol", "", {"shm_size": "128m", "env": "GREETING=hello world\nEMPTY=", "is_mount_volume": True}, token=token)
+    r = hub.spawn(
+        "carol",
+        "",
+        {"shm_size": "128m", "env": "GREETING=hello world\nEMPTY=", "is_mount_volume": True},
+        token=token,
+    )
     assert r.status_code in (201, 202), r.text
     (container,) = containers_of(docker_client, hub.hub_name, "carol", "")
     assert container.attrs["HostConfig"]["ShmSize"] == 128 * MiB
@@ -117,7 +134,10 @@ def test_shm_env_and_volume(hub, docker_client):
     (mount,) = [m for m in container.attrs["Mounts"] if m["Destination"] == "/workspace"]
     assert mount["Type"] == "volume" and mount["Name"] == volume_name
     volume = docker_client.volumes.get(volume_name)
-    assert volume.attrs["Labels"]["mlhub.user"] == "carol" and volume.attrs["Labels"]["mlhub.origin"] == hub.hub_name
+    assert (
+        volume.attrs["Labels"]["mlhub.user"] == "carol"
+        and volume.attrs["Labels"]["mlhub.origin"] == hub.hub_name
+    )
 
     # data in /workspace survives a stop and start; the container itself does not
     assert container.exec_run(["sh", "-c", "echo kept > /workspace/note.txt"]).exit_code == 0
@@ -139,7 +159,10 @@ def test_no_volume_when_not_asked(hub, docker_client):
     hub.spawn("dave", "novol", {"is_mount_volume": False}, token=token)
     (container,) = containers_of(docker_client, hub.hub_name, "dave", "novol")
     assert not [m for m in container.attrs["Mounts"] if m["Destination"] == "/workspace"]
-    assert docker_client.volumes.list(filters={"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=dave"]}) == []
+    assert (
+        docker_client.volumes.list(filters={"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=dave"]})
+        == []
+    )
     hub.stop_server("dave", "novol", remove=True)
 
 
@@ -164,7 +187,12 @@ def test_invalid_options_get_400_and_leave_nothing(hub, docker_client, options, 
     assert r.status_code == 400, r.text
     message = r.json()["message"]
     assert f"{field}:" in message, message
-    assert objects_of(docker_client, hub.hub_name, "mallory") == {"containers": [], "networks": [], "volumes": [], "named": []}
+    assert objects_of(docker_client, hub.hub_name, "mallory") == {
+        "containers": [],
+        "networks": [],
+        "volumes": [],
+        "named": [],
+    }
 
 
 def test_stock_image_works_as_workspace(hub, docker_client):
@@ -242,12 +270,16 @@ def test_stop_and_delete_removes_container_keeps_volume(hub, docker_client):
 
 def test_foreign_container_with_the_workspace_name_is_never_used(hub, docker_client):
     token = hub.ensure_user("henry")
-    squatter = docker_client.containers.create(WORKSPACE_IMAGE, name=workspace_name(hub.hub_name, "henry", ""), command=["sleep", "600"])
+    squatter = docker_client.containers.create(
+        WORKSPACE_IMAGE, name=workspace_name(hub.hub_name, "henry", ""), command=["sleep", "600"]
+    )
     try:
         r = hub.spawn("henry", "", {"is_mount_volume": False}, token=token)
         assert r.status_code == 409, r.text
         message = r.json()["message"]
-        assert f"named {squatter.name!r} already exists" in message and "remove or rename it" in message, message
+        assert f"named {squatter.name!r} already exists" in message and "remove or rename it" in message, (
+            message
+        )
         squatter.reload()
         assert squatter.status == "created"  # untouched
         # nothing half-made: the network this start created went with it
@@ -287,13 +319,21 @@ def test_many_users_each_get_a_network(hub, docker_client):
         created = []
         for i in range(n):
             name = f"{hub.hub_name}-pool{i}"
-            await ensure_network(call, name, {"mlhub.origin": hub.hub_name, "mlhub.user": f"pool{i}"}, IPv4Network("172.30.0.0/15"), 24)
+            await ensure_network(
+                call,
+                name,
+                {"mlhub.origin": hub.hub_name, "mlhub.user": f"pool{i}"},
+                IPv4Network("172.30.0.0/15"),
+                24,
+            )
             created.append(name)
         return created
 
     names = asyncio.run(make(40))
     subnets = [IPv4Network(api.inspect_network(n)["IPAM"]["Config"][0]["Subnet"]) for n in names]
-    assert len(set(subnets)) == 40 and all(s.prefixlen == 24 and s.subnet_of(IPv4Network("172.30.0.0/15")) for s in subnets)
+    assert len(set(subnets)) == 40 and all(
+        s.prefixlen == 24 and s.subnet_of(IPv4Network("172.30.0.0/15")) for s in subnets
+    )
     assert len(asyncio.run(_taken_subnets(call))) >= 40
     for n in names:
         api.remove_network(n)

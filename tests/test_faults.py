@@ -56,7 +56,12 @@ def test_missing_image_is_a_clear_error_and_leaves_nothing(fault_hub, docker_cli
     token = fault_hub.ensure_user("carol")
     message = fault_hub.spawn_refused("carol", "ws", {"image": MISSING_IMAGE}, token=token, status=400)
     assert f"image: '{MISSING_IMAGE}' is not on this Docker host" in message, message[-2000:]
-    assert objects_of(docker_client, fault_hub.hub_name, "carol") == {"containers": [], "networks": [], "volumes": [], "named": []}
+    assert objects_of(docker_client, fault_hub.hub_name, "carol") == {
+        "containers": [],
+        "networks": [],
+        "volumes": [],
+        "named": [],
+    }
     # and the user can start something else right away
     assert fault_hub.spawn("carol", "ws", {"image": STOCK_IMAGE}, token=token).status_code in (201, 202)
 
@@ -105,7 +110,9 @@ def test_volume_out_of_space_is_a_clear_error_and_leaves_nothing(small_disk_hub,
 def _wait_gone(client: docker.DockerClient, container_id: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while client.api.containers(all=True, filters={"id": container_id}):
-        assert time.monotonic() < deadline, f"container {container_id[:12]} still there {timeout}s after its server stopped"
+        assert time.monotonic() < deadline, (
+            f"container {container_id[:12]} still there {timeout}s after its server stopped"
+        )
         time.sleep(0.5)
 
 
@@ -138,7 +145,9 @@ def test_engine_unreachable_keeps_running_workspaces_and_refuses_spawns(hub_fact
         _wait_for_log(hub, "Docker engine does not answer; cannot check rita's workspace")
         assert hub.server("rita")["ready"], "a workspace the hub cannot check was reported stopped"
         message = hub.spawn_refused("sam", token=sam, status=503)
-        assert "The Docker engine does not answer, so sam's workspace was not started" in message, message[-2000:]
+        assert "The Docker engine does not answer, so sam's workspace was not started" in message, message[
+            -2000:
+        ]
         assert "sam had no container to stop" in hub.log_tail(200)  # JupyterHub's cleanup of the failed start
         assert "Failed to cleanup sam's server" not in hub.log_tail(200)  # ... without a traceback
         assert objects_of(docker_client, hub.hub_name, "sam")["containers"] == []

@@ -70,7 +70,10 @@ def test_hub_and_proxy_find_each_other():
     assert hub["EXECUTION_MODE"]["value"] == "k8s" and proxy["EXECUTION_MODE"]["value"] == "k8s"
     assert hub["START_JHUB"]["value"] == "true" and hub["START_CHP"]["value"] == "false"
     assert proxy["START_CHP"]["value"] == "true" and proxy["START_JHUB"]["value"] == "false"
-    assert hub["MLHUB_PROXY_API_URL"]["value"] == f"http://{FULL}-proxy-api:8001" and f"{FULL}-proxy-api" in services
+    assert (
+        hub["MLHUB_PROXY_API_URL"]["value"] == f"http://{FULL}-proxy-api:8001"
+        and f"{FULL}-proxy-api" in services
+    )
     assert proxy["MLHUB_HUB_URL"]["value"] == f"http://{FULL}-hub:8081" and f"{FULL}-hub" in services
     assert hub["MLHUB_HUB_CONNECT_HOST"]["value"] == f"{FULL}-hub"
     assert hub["MLHUB_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
@@ -88,7 +91,8 @@ def _admits(policy: dict, source: dict[str, str], port: int) -> bool:
     for rule in policy["spec"].get("ingress", []):
         peers = rule.get("from")
         from_ok = peers is None or any(
-            set(peer.get("podSelector", {}).get("matchLabels", {}).items()) <= set(source.items()) for peer in peers
+            set(peer.get("podSelector", {}).get("matchLabels", {}).items()) <= set(source.items())
+            for peer in peers
         )
         ports = rule.get("ports")
         if from_ok and (ports is None or any(p.get("port") == port for p in ports)):
@@ -99,7 +103,10 @@ def _admits(policy: dict, source: dict[str, str], port: int) -> bool:
 def test_network_policies_let_workspaces_reach_the_hub_api_only():
     docs = render()
     policies, deployments = by_kind(docs, "NetworkPolicy"), by_kind(docs, "Deployment")
-    pods = {role: deployments[f"{FULL}-{role}"]["spec"]["template"]["metadata"]["labels"] for role in ("hub", "proxy")}
+    pods = {
+        role: deployments[f"{FULL}-{role}"]["spec"]["template"]["metadata"]["labels"]
+        for role in ("hub", "proxy")
+    }
     hub_policy, proxy_policy = policies[f"{FULL}-hub"], policies[f"{FULL}-proxy"]
     for policy, role in ((hub_policy, "hub"), (proxy_policy, "proxy")):
         assert set(policy["spec"]["podSelector"]["matchLabels"].items()) <= set(pods[role].items())
@@ -118,9 +125,18 @@ def test_network_policies_let_workspaces_reach_the_hub_api_only():
 
 def test_role_grants_only_what_the_hub_uses():
     (role,) = by_kind(render(), "Role").values()
-    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
-    allowed = {("", r, v) for r in ("pods", "persistentvolumeclaims", "services") for v in ("get", "list", "watch", "create", "delete")}
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    allowed = {
+        ("", r, v)
+        for r in ("pods", "persistentvolumeclaims", "services")
+        for v in ("get", "list", "watch", "create", "delete")
+    }
     allowed |= {("", "events", v) for v in ("get", "list", "watch")}
     allowed |= {("", "pods/exec", "create"), ("", "pods/exec", "get")}
     allowed |= {("networking.k8s.io", "networkpolicies", v) for v in ("get", "list", "create", "delete")}
@@ -183,7 +199,9 @@ def test_tls_ingress_and_tls_at_the_proxy():
     env = env_of(by_kind(render(), "Deployment")[f"{FULL}-hub"])
     assert env["MLHUB_PUBLIC_URL"]["value"] == "http://localhost:8080"
     # turned off: one host, and the hub is told
-    off = render({**example("tls-ingress"), "userSubdomains": False, "publicUrl": "https://hub.example.org:8443"})
+    off = render(
+        {**example("tls-ingress"), "userSubdomains": False, "publicUrl": "https://hub.example.org:8443"}
+    )
     (ingress,) = by_kind(off, "Ingress").values()
     assert [rule["host"] for rule in ingress["spec"]["rules"]] == ["mlhub.example.org"]
     env = env_of(by_kind(off, "Deployment")[f"{FULL}-hub"])

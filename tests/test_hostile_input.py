@@ -42,10 +42,42 @@ hostile_text = st.one_of(
     st.text(max_size=60),
     st.sampled_from(
         [
-            "", " ", "\x00", "-1", "0", "1e309", "nan", "inf", "-inf", "NaN", "0x10", "1_000", "٣",
-            "$(reboot)", "`id`", "; rm -rf /", "a\nb", "A=1\nB", "=x", "PATH=/tmp", "../../etc/passwd",
-            "<script>alert(1)</script>", "' OR 1=1 --", "\u202e", "9" * 400, "1" * 30 + "g", "4 g", "4gb",
-            "all", "ALL", "0,2", "0,,2", "0,-1", ",", "2,2", "1.5",
+            "",
+            " ",
+            "\x00",
+            "-1",
+            "0",
+            "1e309",
+            "nan",
+            "inf",
+            "-inf",
+            "NaN",
+            "0x10",
+            "1_000",
+            "٣",
+            "$(reboot)",
+            "`id`",
+            "; rm -rf /",
+            "a\nb",
+            "A=1\nB",
+            "=x",
+            "PATH=/tmp",
+            "../../etc/passwd",
+            "<script>alert(1)</script>",
+            "' OR 1=1 --",
+            "\u202e",
+            "9" * 400,
+            "1" * 30 + "g",
+            "4 g",
+            "4gb",
+            "all",
+            "ALL",
+            "0,2",
+            "0,,2",
+            "0,-1",
+            ",",
+            "2,2",
+            "1.5",
         ]
     ),
 )
@@ -191,13 +223,19 @@ def test_workspace_start_variables_refused_by_name(case, value):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.sampled_from(START.THREAD_VARS), hostile_text.filter(lambda v: "\x00" not in v), min_size=1))
+@given(
+    st.dictionaries(
+        st.sampled_from(START.THREAD_VARS), hostile_text.filter(lambda v: "\x00" not in v), min_size=1
+    )
+)
 def test_workspace_env_file_gives_shells_the_values_as_typed(values):
     """What SSH and terminal shells source (``/tmp/.mlhub-env``) exports each value exactly as
     the user typed it, and runs nothing of it: sourced here by the real bash."""
     script = START.export_lines(values) + 'printf "%s\\0" ' + " ".join(f'"${name}"' for name in values)
     # no PATH: were a value ever run as a command, only shell builtins could run
-    done = subprocess.run(["/bin/bash", "--norc", "-c", script], capture_output=True, timeout=30, env={"PATH": "/nonexistent"})
+    done = subprocess.run(
+        ["/bin/bash", "--norc", "-c", script], capture_output=True, timeout=30, env={"PATH": "/nonexistent"}
+    )
     assert done.returncode == 0 and done.stderr == b"", done.stderr
     assert done.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1] == list(values.values())
 

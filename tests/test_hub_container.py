@@ -111,7 +111,9 @@ def test_container_renames_itself_and_keeps_secrets_in_data(hub_container):
     listing = hub_container.container.exec_run(["ls", "-l", "/data"]).output.decode()
     for name in ("jupyterhub.sqlite", "jupyterhub_cookie_secret", "initial-admin-password"):
         assert name in listing
-    perms = hub_container.container.exec_run(["stat", "-c", "%a", "/data/jupyterhub_cookie_secret", "/data/initial-admin-password"])
+    perms = hub_container.container.exec_run(
+        ["stat", "-c", "%a", "/data/jupyterhub_cookie_secret", "/data/initial-admin-password"]
+    )
     assert perms.output.decode().split() == ["600", "600"]
     assert hub_container.read("/data/initial-admin-password") not in hub_container.logs()
 
@@ -121,14 +123,20 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, 
     admin = hub.login("admin", hub.read("/data/initial-admin-password"))
     hub.signup("alice", "Alice-pw-2026")
     _, xsrf = page_xsrf(admin, f"{hub.url}/hub/authorize")
-    authorized = admin.post(f"{hub.url}/hub/authorize/alice", data={"_xsrf": xsrf, "authorized": "1"}, timeout=30)
+    authorized = admin.post(
+        f"{hub.url}/hub/authorize/alice", data={"_xsrf": xsrf, "authorized": "1"}, timeout=30
+    )
     assert authorized.status_code == 200, authorized.text[:300]
     alice = hub.login("alice", "Alice-pw-2026")
 
-    r = alice.post(f"{hub.url}/hub/api/users/alice/server", json={"cpu_limit": 0.5, "mem_limit": "512m"}, timeout=60)
+    r = alice.post(
+        f"{hub.url}/hub/api/users/alice/server", json={"cpu_limit": 0.5, "mem_limit": "512m"}, timeout=60
+    )
     assert r.status_code in (201, 202), r.text
     wait_server(alice, hub.url, "alice")
-    (workspace,) = docker_client.containers.list(filters={"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=alice"]})
+    (workspace,) = docker_client.containers.list(
+        filters={"label": [f"mlhub.origin={hub.hub_name}", "mlhub.user=alice"]}
+    )
     assert workspace.attrs["HostConfig"]["NanoCpus"] == 500_000_000
     # the hub container joined alice's network to reach her workspace
     hub.container.reload()
@@ -142,19 +150,42 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, 
     assert "mlhub-default-workspace" in alice.get(f"{hub.url}/hub/home", timeout=30).text
 
     # the SSH gateway in the hub container reaches the workspace too
-    token = alice.post(f"{hub.url}/hub/api/users/alice/tokens", json={"note": "ssh test"}, timeout=30).json()["token"]
+    token = alice.post(f"{hub.url}/hub/api/users/alice/tokens", json={"note": "ssh test"}, timeout=30).json()[
+        "token"
+    ]
     key = tmp_path / "alice_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    r = requests.post(f"{hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {token}"},
-                      json={"key": key.with_suffix(".pub").read_text()}, timeout=30, verify=False)
+    r = requests.post(
+        f"{hub.url}/services/ssh/api/keys",
+        headers={"Authorization": f"token {token}"},
+        json={"key": key.with_suffix(".pub").read_text()},
+        timeout=30,
+        verify=False,
+    )
     assert r.status_code == 201, r.text
 
     def ssh_hostname() -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["ssh", "-p", str(hub.ssh_port), "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-             "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}", "-o", "StrictHostKeyChecking=accept-new",
-             "alice@127.0.0.1", "hostname"],
-            capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+            [
+                "ssh",
+                "-p",
+                str(hub.ssh_port),
+                "-i",
+                str(key),
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+                "-o",
+                "StrictHostKeyChecking=accept-new",
+                "alice@127.0.0.1",
+                "hostname",
+            ],
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
         )
 
     r = ssh_hostname()
@@ -163,7 +194,9 @@ def test_signup_login_spawn_and_survive_a_restart(hub_container, docker_client, 
 
     # from alice's workspace the hub container answers on its API port only: the cleanup and
     # SSH-keys services and the proxy's API (all running, see above) listen on its loopback
-    assert _can_connect(workspace, hub.hub_name, 8081), "the probe itself is broken: the hub API must be reachable"
+    assert _can_connect(workspace, hub.hub_name, 8081), (
+        "the probe itself is broken: the hub API must be reachable"
+    )
     for name, port in (("cleanup service", 8091), ("SSH keys web", 8092), ("proxy API", 8001)):
         assert _can_connect(hub.container, "127.0.0.1", port), f"{name} not running"
         assert not _can_connect(workspace, hub.hub_name, port), f"{name} reachable from a workspace"
@@ -198,15 +231,27 @@ def test_ssl_with_a_generated_certificate_and_separate_hubs(hub_container, docke
         users = [u["name"] for u in admin.get(f"{hub.url}/hub/api/users", timeout=30).json()]
         assert users == ["admin"]
         # a browser (Accept: text/html) goes through the hub's OAuth to the service: its page
-        page = admin.get(f"{hub.url}/services/cleanup-service/users?dry_run=1", headers={"Accept": "text/html"}, timeout=60)
-        assert page.status_code == 200 and "would remove" in page.text, (page.status_code, page.url, page.text[:500])
-        reply = admin.get(f"{hub.url}/services/cleanup-service/users?dry_run=1", headers={"Accept": "application/json"}, timeout=60)
+        page = admin.get(
+            f"{hub.url}/services/cleanup-service/users?dry_run=1", headers={"Accept": "text/html"}, timeout=60
+        )
+        assert page.status_code == 200 and "would remove" in page.text, (
+            page.status_code,
+            page.url,
+            page.text[:500],
+        )
+        reply = admin.get(
+            f"{hub.url}/services/cleanup-service/users?dry_run=1",
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
         report = reply.json()
         assert report["removed"] == []
         # only this hub's own container and data volume (labelled by the test) and its claim on
         # its name (docs/decisions/ownership.md), nothing of the first hub
         assert {(k["kind"], k["name"]) for k in report["kept"]} == {
-            ("container", hub.hub_name), ("volume", f"{hub.hub_name}-data"), ("volume", f"{hub.hub_name}--install"),
+            ("container", hub.hub_name),
+            ("volume", f"{hub.hub_name}-data"),
+            ("volume", f"{hub.hub_name}--install"),
         }
     finally:
         hub.remove()
@@ -233,7 +278,9 @@ def test_proxy_as_its_own_process(docker_client, hub_image):
     """START_CHP=true: the proxy runs beside the hub (ML Hub's split roles), same result."""
     hub = HubContainer(docker_client, env={"START_CHP": "true"})
     try:
-        processes = hub.container.exec_run(["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]).output.decode()
+        processes = hub.container.exec_run(
+            ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]
+        ).output.decode()
         assert "configurable-http-proxy" in processes and "jupyterhub" in processes
         admin = hub.login("admin", hub.read("/data/initial-admin-password"))
         assert admin.get(f"{hub.url}/hub/api/user", timeout=30).json()["name"] == "admin"

@@ -44,8 +44,8 @@ WORKSPACE = Path(__file__).resolve().parent.parent / "docker" / "workspace"
 # may have been built before them): mounted over the image's copies.
 MOUNT_EXTENSION = f"""
 c.DockerSpawner.volumes = {{
-    "{WORKSPACE / 'mlhub_activity.py'}": {{"bind": "/opt/mlhub/python/mlhub_activity.py", "mode": "ro"}},
-    "{WORKSPACE / 'jupyter_server_config.py'}": {{"bind": "/etc/jupyter/jupyter_server_config.py", "mode": "ro"}},
+    "{WORKSPACE / "mlhub_activity.py"}": {{"bind": "/opt/mlhub/python/mlhub_activity.py", "mode": "ro"}},
+    "{WORKSPACE / "jupyter_server_config.py"}": {{"bind": "/etc/jupyter/jupyter_server_config.py", "mode": "ro"}},
 }}
 """
 
@@ -89,21 +89,44 @@ async def _start_busy_cell(hub, server: str, token: str, code: str) -> str:
     r = requests.post(f"{base}/kernels", headers=auth, json={"name": "python3"}, timeout=60)
     assert r.status_code == 201, r.text
     kernel = r.json()["id"]
-    ws = await websocket_connect(HTTPRequest(f"{base.replace('http://', 'ws://')}/kernels/{kernel}/channels", headers=auth))
+    ws = await websocket_connect(
+        HTTPRequest(f"{base.replace('http://', 'ws://')}/kernels/{kernel}/channels", headers=auth)
+    )
     msg_id = uuid.uuid4().hex
-    ws.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": USER, "session": uuid.uuid4().hex,
-                   "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
-    }))
+    ws.write_message(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "username": USER,
+                    "session": uuid.uuid4().hex,
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "buffers": [],
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                    "stop_on_error": True,
+                },
+            }
+        )
+    )
     while True:
         message = await asyncio.wait_for(ws.read_message(), 60)
         assert message is not None, "the kernel's WebSocket closed"
         reply = json.loads(message)
-        if (reply.get("msg_type") == "status" and reply["parent_header"].get("msg_id") == msg_id
-                and reply["content"]["execution_state"] == "busy"):
+        if (
+            reply.get("msg_type") == "status"
+            and reply["parent_header"].get("msg_id") == msg_id
+            and reply["content"]["execution_state"] == "busy"
+        ):
             break
     ws.close()
     return kernel
@@ -140,12 +163,22 @@ async def _terminal(hub, server: str, token: str, keys: list[str], name: str = "
 
 @pytest.fixture(scope="module")
 def culling(hub_factory, docker_client, tmp_path_factory):
-    hub = hub_factory(env={"MLHUB_CULL_IDLE_SECONDS": str(TIMEOUT), "MLHUB_MAX_CPU_LIMIT": "1",
-                           "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD}, extra_config=MOUNT_EXTENSION)
+    hub = hub_factory(
+        env={
+            "MLHUB_CULL_IDLE_SECONDS": str(TIMEOUT),
+            "MLHUB_MAX_CPU_LIMIT": "1",
+            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        },
+        extra_config=MOUNT_EXTENSION,
+    )
     token = hub.ensure_user(USER)
     key = keygen(tmp_path_factory.mktemp("cull") / "carol_key")
-    r = requests.post(f"{hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {token}"},
-                      json={"key": key.with_suffix(".pub").read_text()}, timeout=30)
+    r = requests.post(
+        f"{hub.url}/services/ssh/api/keys",
+        headers={"Authorization": f"token {token}"},
+        json={"key": key.with_suffix(".pub").read_text()},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     for server in SERVERS:
         # the CPU-bound process gets half a core, so it does not slow the machine's other work
@@ -157,24 +190,47 @@ def culling(hub_factory, docker_client, tmp_path_factory):
 
     # ssh: a session running a loop, through the gateway
     session = subprocess.Popen(
-        ["ssh", "-p", str(hub.ssh_port), *SSH_OPTS, "-i", str(key), f"{USER},ssh@127.0.0.1",
-         "echo started; while true; do sleep 1; done"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            "ssh",
+            "-p",
+            str(hub.ssh_port),
+            *SSH_OPTS,
+            "-i",
+            str(key),
+            f"{USER},ssh@127.0.0.1",
+            "echo started; while true; do sleep 1; done",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert session.stdout.readline() == b"started\n", session.stderr.read() if session.poll() is not None else ""
+    assert session.stdout.readline() == b"started\n", (
+        session.stderr.read() if session.poll() is not None else ""
+    )
     # kernel: a silent computation, no browser attached
     kernel = asyncio.run(_start_busy_cell(hub, "kernel", token, "import time; time.sleep(3600)"))
     # terminal: a command running in a JupyterLab terminal, no browser attached
-    terminal = asyncio.run(_terminal(hub, "terminal", token, ["echo started-$((40+2)); sleep 3600\r"], wait_for="started-42"))
+    terminal = asyncio.run(
+        _terminal(hub, "terminal", token, ["echo started-$((40+2)); sleep 3600\r"], wait_for="started-42")
+    )
     # detached: a CPU-bound process with no terminal, started like `nohup python train.py &`
     detached = docker_client.containers.get(hub.server(USER, "detached")["state"]["object_id"])
-    started = detached.exec_run(["sh", "-c", "nohup python3 -c 'while True: pass' >/dev/null 2>&1 & echo $! > /tmp/busy.pid"])
+    started = detached.exec_run(
+        ["sh", "-c", "nohup python3 -c 'while True: pass' >/dev/null 2>&1 & echo $! > /tmp/busy.pid"]
+    )
     assert started.exit_code == 0, started.output
 
     # Everything is busy from here on: watch for longer than the timeout plus two culler rounds.
     hold_until = time.monotonic() + TIMEOUT + 2 * CULL_EVERY
-    yield {"hub": hub, "token": token, "session": session, "kernel": kernel, "terminal": terminal,
-           "detached": detached, "hold_until": hold_until}
+    yield {
+        "hub": hub,
+        "token": token,
+        "session": session,
+        "kernel": kernel,
+        "terminal": terminal,
+        "detached": detached,
+        "hold_until": hold_until,
+    }
     if session.poll() is None:
         session.terminate()
         session.wait(timeout=30)
@@ -223,8 +279,16 @@ def test_a_command_in_a_terminal_keeps_its_workspace_until_it_ends(culling):
     hub, token = culling["hub"], culling["token"]
     hold(hub, ("terminal",), culling["hold_until"])
     # Ctrl-C, then a command that shows the shell is back at its prompt
-    asyncio.run(_terminal(hub, "terminal", token, ["\x03", "echo back-$((40+2))\r"], name=culling["terminal"],
-                          wait_for="back-42"))
+    asyncio.run(
+        _terminal(
+            hub,
+            "terminal",
+            token,
+            ["\x03", "echo back-$((40+2))\r"],
+            name=culling["terminal"],
+            wait_for="back-42",
+        )
+    )
     wait_culled(hub, "terminal")
 
 

@@ -27,12 +27,14 @@ PROBE = "import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], in
 @pytest.fixture(scope="module")
 def iso_hub(hub_factory, docker_client):
     cleanup_port, ssh_web_port = free_port(), free_port()
-    hub = hub_factory(env={
-        "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE,
-        "MLHUB_CLEANUP_PORT": str(cleanup_port),
-        "MLHUB_SSH_SERVICE_PORT": str(ssh_web_port),
-    })
+    hub = hub_factory(
+        env={
+            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE,
+            "MLHUB_CLEANUP_PORT": str(cleanup_port),
+            "MLHUB_SSH_SERVICE_PORT": str(ssh_web_port),
+        }
+    )
     hub.cleanup_port, hub.ssh_web_port = cleanup_port, ssh_web_port
     token = hub.ensure_user("alice")
     r = hub.spawn("alice", "", {"image": STOCK_IMAGE}, token=token)
@@ -44,7 +46,11 @@ def iso_hub(hub_factory, docker_client):
 def _openssh_lines(path: Path) -> dict[str, str]:
     """The key-specific lines of an OpenSSH private key file (its first base64 line is a header
     every unencrypted ed25519 key shares, its last may be short)."""
-    return {f"SSH host key (file line {i})": line for i, line in enumerate(path.read_text().splitlines()) if 2 <= i < 5}
+    return {
+        f"SSH host key (file line {i})": line
+        for i, line in enumerate(path.read_text().splitlines())
+        if 2 <= i < 5
+    }
 
 
 def _env(container) -> dict[str, str]:
@@ -69,12 +75,19 @@ def test_workspace_mounts_nothing_of_the_host(iso_hub):
 def test_workspace_reaches_the_hub_api_but_not_the_services_or_the_database(iso_hub):
     api = _env(iso_hub.alice)["JUPYTERHUB_API_URL"]  # http://<host address>:<port>/hub/api
     host, port = api.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    assert _can_connect(iso_hub.alice, host, int(port)), "the probe itself is broken: the hub API must be reachable"
-    for name, service_port in (("cleanup service", iso_hub.cleanup_port), ("SSH keys web", iso_hub.ssh_web_port),
-                               ("proxy API", iso_hub.proxy_api_port)):
+    assert _can_connect(iso_hub.alice, host, int(port)), (
+        "the probe itself is broken: the hub API must be reachable"
+    )
+    for name, service_port in (
+        ("cleanup service", iso_hub.cleanup_port),
+        ("SSH keys web", iso_hub.ssh_web_port),
+        ("proxy API", iso_hub.proxy_api_port),
+    ):
         with socket.create_connection(("127.0.0.1", service_port), timeout=3):
             pass  # it runs (on the host's loopback) ...
-        assert not _can_connect(iso_hub.alice, host, service_port), f"{name} reachable from a workspace"  # ... out of reach
+        assert not _can_connect(iso_hub.alice, host, service_port), (
+            f"{name} reachable from a workspace"
+        )  # ... out of reach
 
 
 def test_secrets_are_private_and_never_logged(iso_hub):
@@ -87,11 +100,18 @@ def test_secrets_are_private_and_never_logged(iso_hub):
     log = Path(iso_hub.log_path).read_text(errors="replace")
     cookie_secret = (data / "jupyterhub_cookie_secret").read_text().strip()
     host_key = serialization.load_ssh_private_key((data / "ssh_host_ed25519_key").read_bytes(), password=None)
-    raw = host_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    never = {"cookie secret": cookie_secret, "admin password": ADMIN_PASSWORD,
-             "alice's token": iso_hub.ensure_user("alice"), "service token": iso_hub.token,
-             "SSH host key (hex)": raw.hex(), "SSH host key (base64)": base64.b64encode(raw).decode().rstrip("="),
-             **_openssh_lines(data / "ssh_host_ed25519_key")}
+    raw = host_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    never = {
+        "cookie secret": cookie_secret,
+        "admin password": ADMIN_PASSWORD,
+        "alice's token": iso_hub.ensure_user("alice"),
+        "service token": iso_hub.token,
+        "SSH host key (hex)": raw.hex(),
+        "SSH host key (base64)": base64.b64encode(raw).decode().rstrip("="),
+        **_openssh_lines(data / "ssh_host_ed25519_key"),
+    }
     for what, value in never.items():
         assert value and value not in log, f"{what} appears in the hub's log"
 
@@ -115,7 +135,9 @@ def test_engine_socket_sources(volume_binds, mounts, host_config, found):
 
 
 def test_engine_socket_under_docker_host_is_found():
-    assert engine_socket_sources({"/srv/engine/api.sock": {}}, [], {}, "unix:///srv/engine/api.sock") == ["/srv/engine/api.sock"]
+    assert engine_socket_sources({"/srv/engine/api.sock": {}}, [], {}, "unix:///srv/engine/api.sock") == [
+        "/srv/engine/api.sock"
+    ]
     assert engine_socket_sources({"/srv/engine/api.sock": {}}, [], {}, "tcp://10.0.0.1:2376") == []
 
 
@@ -130,4 +152,9 @@ def test_a_config_that_mounts_the_docker_socket_starts_no_workspace(hub_factory,
     message = hub.spawn_refused("mallory", token=token, status=500)
     assert "mounts the Docker engine's socket into it (/var/run/docker.sock)" in message, message[-2000:]
     assert "allow_engine_socket" in message
-    assert objects_of(docker_client, hub.hub_name, "mallory") == {"containers": [], "networks": [], "volumes": [], "named": []}
+    assert objects_of(docker_client, hub.hub_name, "mallory") == {
+        "containers": [],
+        "networks": [],
+        "volumes": [],
+        "named": [],
+    }

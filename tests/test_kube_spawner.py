@@ -46,7 +46,9 @@ class FakeKubeAPI:
                 name = (body.get("metadata") or {}).get("name", "")
                 if method == "POST" and name in fake.existing:
                     self.set_status(409)
-                    self.write({"kind": "Status", "status": "Failure", "reason": "AlreadyExists", "code": 409})
+                    self.write(
+                        {"kind": "Status", "status": "Failure", "reason": "AlreadyExists", "code": 409}
+                    )
                     return
                 fake.existing.add(name)
                 self.set_status(201 if method == "POST" else 200)
@@ -79,12 +81,20 @@ def fake_api(tmp_path_factory, monkeypatch_module):
     sockets = bind_sockets(0, "127.0.0.1")
     port = sockets[0].getsockname()[1]
     kubeconfig = tmp_path_factory.mktemp("kube") / "config"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": NS}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+                "contexts": [
+                    {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": NS}}
+                ],
+            }
+        )
+    )
     # kubernetes_asyncio reads $KUBECONFIG once, at import
     monkeypatch_module.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
     monkeypatch_module.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -122,7 +132,10 @@ def make_spawner(user_name: str = "alice", server: str = "gpu", **config):
     c.MLHubSpawner.max_days_to_live = 30
     c.KubeSpawner.namespace = NS
     c.KubeSpawner.image = "mlhub/workspace:latest"
-    c.MLHubKubeSpawner.allowed_images = ["mlhub/workspace:latest", "quay.io/jupyter/scipy-notebook:2025-01-01"]
+    c.MLHubKubeSpawner.allowed_images = [
+        "mlhub/workspace:latest",
+        "quay.io/jupyter/scipy-notebook:2025-01-01",
+    ]
     c.MLHubKubeSpawner.gpu_node_selector = {"accelerator": "nvidia"}
     c.MLHubKubeSpawner.gpu_tolerations = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
     c.MLHubKubeSpawner.max_cpu_limit = 8
@@ -130,8 +143,12 @@ def make_spawner(user_name: str = "alice", server: str = "gpu", **config):
     c.MLHubKubeSpawner.max_gpus = 4
     for key, value in config.items():
         setattr(c.MLHubKubeSpawner, key, value)
-    user = SimpleNamespace(name=user_name, admin=False, url=f"/user/{user_name}/", id=1, escaped_name=user_name)
-    hub = SimpleNamespace(public_host="", url="http://hub:8081/hub/", base_url="/hub/", api_url="http://hub:8081/hub/api")
+    user = SimpleNamespace(
+        name=user_name, admin=False, url=f"/user/{user_name}/", id=1, escaped_name=user_name
+    )
+    hub = SimpleNamespace(
+        public_host="", url="http://hub:8081/hub/", base_url="/hub/", api_url="http://hub:8081/hub/api"
+    )
     orm_spawner = SimpleNamespace(name=server, user_options={}, display_name=None, server=None)
     spawner = MLHubKubeSpawner(_mock=True, user=user, hub=hub, orm_spawner=orm_spawner, config=c)
     return spawner
@@ -162,8 +179,16 @@ def container(pod: dict) -> dict:
 
 
 def test_every_option_lands_in_a_valid_pod(fake_api):
-    options = {"image": "quay.io/jupyter/scipy-notebook:2025-01-01", "cpu_limit": 1.5, "mem_limit": "2g",
-               "gpus": "2", "shm_size": "1g", "env": "PROJECT=x", "is_mount_volume": True, "days_to_live": 2}
+    options = {
+        "image": "quay.io/jupyter/scipy-notebook:2025-01-01",
+        "cpu_limit": 1.5,
+        "mem_limit": "2g",
+        "gpus": "2",
+        "shm_size": "1g",
+        "env": "PROJECT=x",
+        "is_mount_volume": True,
+        "days_to_live": 2,
+    }
     before = time.time()
     spawner, pod, pvc = manifests(fake_api, options=options)
     validate(pod)
@@ -176,7 +201,11 @@ def test_every_option_lands_in_a_valid_pod(fake_api):
     assert {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"} in pod["spec"]["tolerations"]
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
-    assert volumes["workspace"]["persistentVolumeClaim"]["claimName"] == spawner.pvc_name == pvc["metadata"]["name"]
+    assert (
+        volumes["workspace"]["persistentVolumeClaim"]["claimName"]
+        == spawner.pvc_name
+        == pvc["metadata"]["name"]
+    )
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     assert mounts["dshm"] == "/dev/shm" and mounts["workspace"] == "/workspace"
     assert pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"
@@ -294,9 +323,16 @@ def test_an_earlier_accounts_pvc_is_never_mounted(fake_api):
 
     usual = "kubehub-carl-workspace"
     path = f"/api/v1/namespaces/{NS}/persistentvolumeclaims/"
-    labels = {"mlhub.origin": "kubehub", "mlhub.user": "carl", "mlhub.server_name": "", "mlhub.user_created": "1000"}
+    labels = {
+        "mlhub.origin": "kubehub",
+        "mlhub.user": "carl",
+        "mlhub.server_name": "",
+        "mlhub.user_created": "1000",
+    }
     fake_api.objects[path + usual] = {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": usual, "namespace": NS, "labels": labels},
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": usual, "namespace": NS, "labels": labels},
     }
     fake_api.missing.add(path + usual + "-2000")
 
@@ -305,12 +341,20 @@ def test_an_earlier_accounts_pvc_is_never_mounted(fake_api):
         spawner.user.created = datetime.fromtimestamp(created, timezone.utc)
         await spawner.mlhub_apply_user_options({})
         await spawner.resolve_pvc()
-        return spawner.pvc_name, serialize(await spawner.get_pod_manifest()), serialize(spawner.get_pvc_manifest())
+        return (
+            spawner.pvc_name,
+            serialize(await spawner.get_pod_manifest()),
+            serialize(spawner.get_pvc_manifest()),
+        )
 
     name, pod, pvc = run_with_api(fake_api, lambda: resolve(2000))
     assert name == usual + "-2000" and pvc["metadata"]["name"] == name
     validate(pvc)
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
     assert claims == [name]
     for manifest in (pod, pvc):
         assert manifest["metadata"]["labels"]["mlhub.install"] == "abcd1234"

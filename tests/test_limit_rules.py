@@ -45,19 +45,25 @@ def test_memory_above_the_maximum_names_the_range():
 def test_shm_is_at_most_the_workspace_memory():
     with pytest.raises(OptionsError) as info:
         validate_options({"mem_limit": "512m", "shm_size": "1g"}, LIMITS)
-    assert info.value.errors == {"shm_size": "must be at most the memory limit 512m (allowed: 6m to 512m; got 1g)"}
+    assert info.value.errors == {
+        "shm_size": "must be at most the memory limit 512m (allowed: 6m to 512m; got 1g)"
+    }
     # the default memory (1g) bounds it too, and the admin's maximum when memory is unbounded
     with pytest.raises(OptionsError, match="shm_size"):
         validate_options({"shm_size": "2g"}, LIMITS)
     assert validate_options({"mem_limit": "512m", "shm_size": "512m"}, LIMITS).shm_size == 512 * MiB
     # an admin's default shm bigger than the memory shrinks to it
-    bigger_shm = OptionLimits(images={"a": "a"}, default_image="a", default_mem_limit=GiB, default_shm_size=2 * GiB)
+    bigger_shm = OptionLimits(
+        images={"a": "a"}, default_image="a", default_mem_limit=GiB, default_shm_size=2 * GiB
+    )
     assert validate_options({}, bigger_shm).shm_size == GiB
 
 
 def test_hardening_reaches_the_host_config():
     options = validate_options({}, LIMITS)
-    host = container_settings(options, {}, None, "/workspace", hardening=Hardening(pids_limit=1024)).host_config
+    host = container_settings(
+        options, {}, None, "/workspace", hardening=Hardening(pids_limit=1024)
+    ).host_config
     assert host["pids_limit"] == 1024
     assert host["security_opt"] == ["no-new-privileges:true"]
     assert host["cap_drop"] == list(DEFAULT_CAP_DROP)
@@ -77,9 +83,15 @@ def test_admins_own_security_options_are_kept():
 
 def test_settings_defaults_and_bad_values():
     settings = read_settings({}, default_data_dir="/d")
-    assert (settings.pids_limit, settings.workspace_disk_limit, settings.named_server_limit) == (1024, 10 * GiB, 5)
+    assert (settings.pids_limit, settings.workspace_disk_limit, settings.named_server_limit) == (
+        1024,
+        10 * GiB,
+        5,
+    )
     assert settings.no_new_privileges is True
-    off = read_settings({"MLHUB_WORKSPACE_DISK_LIMIT": "0", "MLHUB_PIDS_LIMIT": "0", "MLHUB_NAMED_SERVER_LIMIT": "0"}, "/d")
+    off = read_settings(
+        {"MLHUB_WORKSPACE_DISK_LIMIT": "0", "MLHUB_PIDS_LIMIT": "0", "MLHUB_NAMED_SERVER_LIMIT": "0"}, "/d"
+    )
     assert (off.pids_limit, off.workspace_disk_limit, off.named_server_limit) == (0, 0, 0)
     for name, value, fragment in (
         ("MLHUB_WORKSPACE_DISK_LIMIT", "huge", "at least 16m"),
@@ -113,7 +125,12 @@ def test_pages_show_processes_and_disk():
 
     row = SimpleNamespace(
         name="ws",
-        state={"mlhub": {"options": {"cpu_limit": 0.5, "mem_limit": "2g"}, "bounds": {"pids": 1024, "disk": 10 * GiB}}},
+        state={
+            "mlhub": {
+                "options": {"cpu_limit": 0.5, "mem_limit": "2g"},
+                "bounds": {"pids": 1024, "disk": 10 * GiB},
+            }
+        },
     )
     owner = SimpleNamespace(name="a", server_url=lambda s: f"/user/a/{s}/")
     assert summarize(row, owner, []).resources == "0.5 CPU, 2g memory, 1024 processes, 10g disk"

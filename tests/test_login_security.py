@@ -22,7 +22,9 @@ def test_nobody_signs_up_as_the_admin_when_no_password_is_set(hub_factory) -> No
     hub: HubProcess = hub_factory(env={"MLHUB_ADMIN_PASSWORD": ""})
     reply = signup(hub.url, "admin", STRANGER_PASSWORD)
     assert reply.status_code == 200
-    assert "The name 'admin' belongs to this hub's admin and cannot be signed up for" in html.unescape(reply.text)
+    assert "The name 'admin' belongs to this hub's admin and cannot be signed up for" in html.unescape(
+        reply.text
+    )
     assert login_state(hub.url, "admin", STRANGER_PASSWORD) == "invalid"
 
     path = hub.workdir / "data" / "initial-admin-password"
@@ -41,7 +43,9 @@ def test_nobody_signs_up_as_the_admin_when_no_password_is_set(hub_factory) -> No
 
 def test_admin_name_is_refused_at_sign_up_with_a_password_set(hub: HubProcess) -> None:
     reply = signup(hub.url, "admin", STRANGER_PASSWORD)
-    assert "The name 'admin' belongs to this hub's admin and cannot be signed up for" in html.unescape(reply.text)
+    assert "The name 'admin' belongs to this hub's admin and cannot be signed up for" in html.unescape(
+        reply.text
+    )
     assert login_state(hub.url, "admin", "initial-Admin-pw") == "in"
 
 
@@ -62,7 +66,9 @@ def test_repeated_wrong_passwords_lock_the_name(hub_factory) -> None:
 
 
 def test_login_and_signup_posts_are_rate_limited_per_address(hub_factory) -> None:
-    hub: HubProcess = hub_factory(env={"MLHUB_ADMIN_PASSWORD": "initial-Admin-pw", "MLHUB_LOGIN_RATE_LIMIT": "4"})
+    hub: HubProcess = hub_factory(
+        env={"MLHUB_ADMIN_PASSWORD": "initial-Admin-pw", "MLHUB_LOGIN_RATE_LIMIT": "4"}
+    )
     for i in range(4):
         assert login_state(hub.url, f"nobody{i}", "wrong-password") == "invalid"
     _, reply = post_login(hub.url, "nobody9", "wrong-password")
@@ -96,8 +102,13 @@ def test_a_burst_of_logins_does_not_stall_the_hub(hub_factory) -> None:
     API: the API keeps answering while the logins are pending — several answers come before
     the first login's. (Before, each password check blocked the hub's event loop, so every
     API request waited for the check in front of it: the issue measured 4 ms -> 7 s.)"""
-    hub: HubProcess = hub_factory(env={"MLHUB_ADMIN_PASSWORD": "initial-Admin-pw", "MLHUB_LOGIN_MAX_FAILURES": "0",
-                                       "MLHUB_LOGIN_RATE_LIMIT": "0"})
+    hub: HubProcess = hub_factory(
+        env={
+            "MLHUB_ADMIN_PASSWORD": "initial-Admin-pw",
+            "MLHUB_LOGIN_MAX_FAILURES": "0",
+            "MLHUB_LOGIN_RATE_LIMIT": "0",
+        }
+    )
     admin = login(hub.url, "admin", "initial-Admin-pw")
     create_user(admin, hub.url, "busy", "Busy-pw-42")
     raw_logins = [_raw_login_request(hub, "busy", f"wrong-{i}") for i in range(20)]
@@ -135,7 +146,9 @@ def test_a_burst_of_logins_does_not_stall_the_hub(hub_factory) -> None:
     assert all(status.startswith("HTTP/1.1 200") for status in statuses), statuses[:3]
     assert all(event in ("api", "login") for event in events), events
     before_first_login = events[: events.index("login")].count("api")
-    assert before_first_login >= 5, f"only {before_first_login} API answers before the first login's: {events[:30]}"
+    assert before_first_login >= 5, (
+        f"only {before_first_login} API answers before the first login's: {events[:30]}"
+    )
 
 
 def test_rate_limiter_counts_per_key_and_bounds_its_memory() -> None:

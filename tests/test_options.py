@@ -56,8 +56,13 @@ def test_full_options():
 
 
 def test_normalized_options_validate_to_the_same():
-    options = validate_options({"mem_limit": "1536m", "gpus": "all", "days_to_live": 1}, LIMITS.__class__(**{**LIMITS.__dict__, "max_gpus": None}))
-    again = validate_options(options.to_user_options(), LIMITS.__class__(**{**LIMITS.__dict__, "max_gpus": None}))
+    options = validate_options(
+        {"mem_limit": "1536m", "gpus": "all", "days_to_live": 1},
+        LIMITS.__class__(**{**LIMITS.__dict__, "max_gpus": None}),
+    )
+    again = validate_options(
+        options.to_user_options(), LIMITS.__class__(**{**LIMITS.__dict__, "max_gpus": None})
+    )
     assert again == options
 
 
@@ -107,7 +112,10 @@ def test_no_gpus_on_hub():
 
 def test_custom_image_only_when_allowed():
     limits = OptionLimits(images={"a": "a"}, default_image="a", allow_custom_image=True)
-    assert validate_options({"image": "jupyter/base-notebook:2024"}, limits).image == "jupyter/base-notebook:2024"
+    assert (
+        validate_options({"image": "jupyter/base-notebook:2024"}, limits).image
+        == "jupyter/base-notebook:2024"
+    )
     with pytest.raises(OptionsError, match="image"):
         validate_options({"image": "Not An Image;rm -rf"}, limits)
 

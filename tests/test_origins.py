@@ -133,7 +133,9 @@ def _follow(url: str, token: str) -> requests.Response:
     """GET *url* as mallory, following redirects to other hosts with her token (requests drops
     it there); the last answer."""
     for _ in range(10):
-        reply = requests.get(url, headers={"Authorization": f"token {token}"}, allow_redirects=False, timeout=30)
+        reply = requests.get(
+            url, headers={"Authorization": f"token {token}"}, allow_redirects=False, timeout=30
+        )
         if reply.status_code not in (301, 302, 303, 307, 308):
             return reply
         url = requests.compat.urljoin(url, reply.headers["Location"])
@@ -201,9 +203,15 @@ def attack(hub_factory, docker_client) -> Iterator[dict]:
 
     # the links mallory sends: her workspace's address as the hub gives it out, and the same
     # path on the hub's own host
-    paths = {"job": ("job", "anything"), "config": ("cfg", "tree"), "proxy": ("port", f"proxy/{EVIL_PORT}/cats.html")}
+    paths = {
+        "job": ("job", "anything"),
+        "config": ("cfg", "tree"),
+        "proxy": ("port", f"proxy/{EVIL_PORT}/cats.html"),
+    }
     urls = {
-        route: list(dict.fromkeys([hub.user_url("mallory", server, path), f"{hub.url}/user/mallory/{server}/{path}"]))
+        route: list(
+            dict.fromkeys([hub.user_url("mallory", server, path), f"{hub.url}/user/mallory/{server}/{path}"])
+        )
         for route, (server, path) in paths.items()
     }
     # each route really serves the hostile page
@@ -315,7 +323,10 @@ def test_a_workspace_page_cannot_log_a_visitor_in_as_its_owner(attack, browser, 
 
 TLS_DOMAIN = loopback.TEST_DOMAIN
 #: Chromium resolves the test domain like *.localhost: to loopback.
-TLS_FLAGS = [*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP {TLS_DOMAIN} 127.0.0.1, MAP *.{TLS_DOMAIN} 127.0.0.1"]
+TLS_FLAGS = [
+    *CHROMIUM_FLAGS,
+    f"--host-resolver-rules=MAP {TLS_DOMAIN} 127.0.0.1, MAP *.{TLS_DOMAIN} 127.0.0.1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -323,10 +334,16 @@ def tls_attack(hub_factory, docker_client, tmp_path_factory) -> Iterator[dict]:
     """A hub at https://mlhub.test:<port> with the self-signed certificate MLHub generates
     (the hub container's code), mallory's job serving the page on https://mallory.mlhub.test."""
     cert, key = ensure_certificate(tmp_path_factory.mktemp("tls"), TLS_DOMAIN)
-    hub = hub_factory(env={
-        "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLHUB_WORKSPACE_IMAGE": WORKSPACE_IMAGE,
-        "SSL_ENABLED": "true", "MLHUB_SSL_CERT": cert, "MLHUB_SSL_KEY": key, "MLHUB_TEST_HOST": TLS_DOMAIN,
-    })
+    hub = hub_factory(
+        env={
+            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MLHUB_WORKSPACE_IMAGE": WORKSPACE_IMAGE,
+            "SSL_ENABLED": "true",
+            "MLHUB_SSL_CERT": cert,
+            "MLHUB_SSL_KEY": key,
+            "MLHUB_TEST_HOST": TLS_DOMAIN,
+        }
+    )
     admin = login(hub.url, "admin", ADMIN_PASSWORD, verify=False)
     _create_user(admin, hub, "victim", VICTIM_PASSWORD)
     _create_user(admin, hub, "mallory", MALLORY_PASSWORD)
@@ -339,7 +356,9 @@ def tls_attack(hub_factory, docker_client, tmp_path_factory) -> Iterator[dict]:
 def test_the_generated_certificate_covers_every_users_origin(tls_attack):
     hub: HubProcess = tls_attack["hub"]
     served = x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", hub.port)).encode())
-    names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    )
     assert names == [TLS_DOMAIN, f"*.{TLS_DOMAIN}"]
 
 
@@ -381,8 +400,12 @@ def test_hub_pages_answer_on_the_hubs_own_host_only(attack):
     assert reply.status_code == 302 and reply.headers["Location"] == f"{hub.url}/hub/login"
     posted = requests.post(on_her_host, data={"username": "victim", "password": VICTIM_PASSWORD}, timeout=30)
     assert posted.status_code == 403 and "own address" in posted.text
-    api = requests.get(hub.user_origin("mallory") + "/hub/api/users", headers={"Authorization": f"token {hub.token}"},
-                       allow_redirects=False, timeout=30)
+    api = requests.get(
+        hub.user_origin("mallory") + "/hub/api/users",
+        headers={"Authorization": f"token {hub.token}"},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert api.status_code == 302  # not answered there, even with a valid token
     # the hub's own host and the services are unaffected
     assert requests.get(f"{hub.url}/hub/login", timeout=30).status_code == 200

@@ -46,8 +46,12 @@ def volume_with_file(client: docker.DockerClient, name: str, labels: dict[str, s
     """A volume made by hand (as an older MLHub made it), holding old.txt."""
     client.volumes.create(name, labels=labels)
     client.containers.run(
-        WORKSPACE_IMAGE, ["sh", "-c", f"echo {text} > /v/old.txt"], user="root", remove=True,
-        volumes={name: {"bind": "/v", "mode": "rw"}}, labels={"mlhub.origin": labels["mlhub.origin"]},
+        WORKSPACE_IMAGE,
+        ["sh", "-c", f"echo {text} > /v/old.txt"],
+        user="root",
+        remove=True,
+        volumes={name: {"bind": "/v", "mode": "rw"}},
+        labels={"mlhub.origin": labels["mlhub.origin"]},
     )
 
 
@@ -91,7 +95,12 @@ def test_a_volume_of_an_older_account_made_before_account_labels_is_not_adopted(
     account of that name and is not mounted."""
     base = {"mlhub.origin": hub.hub_name, "mlhub.server_name": ""}
     # an earlier account "prior" left a volume; then a new account "prior" is created
-    volume_with_file(docker_client, workspace_volume_name(hub.hub_name, "prior", ""), {**base, "mlhub.user": "prior"}, SECRET)
+    volume_with_file(
+        docker_client,
+        workspace_volume_name(hub.hub_name, "prior", ""),
+        {**base, "mlhub.user": "prior"},
+        SECRET,
+    )
     # times within a second count as one account (databases round); real successors come later
     time.sleep(3)
     prior = hub.ensure_user("prior")
@@ -100,7 +109,12 @@ def test_a_volume_of_an_older_account_made_before_account_labels_is_not_adopted(
     hub.stop_server("prior")
     # an account's own volume from before the upgrade is used as before
     legacy = hub.ensure_user("legacy")
-    volume_with_file(docker_client, workspace_volume_name(hub.hub_name, "legacy", ""), {**base, "mlhub.user": "legacy"}, "mine")
+    volume_with_file(
+        docker_client,
+        workspace_volume_name(hub.hub_name, "legacy", ""),
+        {**base, "mlhub.user": "legacy"},
+        "mine",
+    )
     hub.spawn("legacy", "", {}, token=legacy)
     assert "mine" in workspace_files(docker_client, hub.hub_name, "legacy")
     hub.stop_server("legacy")
@@ -111,9 +125,18 @@ def test_a_second_hub_with_the_same_name_is_refused_and_touches_nothing(hub_fact
     token = first.ensure_user("owner")
     first.spawn("owner", "", {}, token=token)
     before = {
-        "containers": {c.id for c in docker_client.containers.list(all=True, filters={"label": f"mlhub.origin={first.hub_name}"})},
-        "volumes": {v.name for v in docker_client.volumes.list(filters={"label": f"mlhub.origin={first.hub_name}"})},
-        "networks": {n.id for n in docker_client.networks.list(filters={"label": f"mlhub.origin={first.hub_name}"})},
+        "containers": {
+            c.id
+            for c in docker_client.containers.list(
+                all=True, filters={"label": f"mlhub.origin={first.hub_name}"}
+            )
+        },
+        "volumes": {
+            v.name for v in docker_client.volumes.list(filters={"label": f"mlhub.origin={first.hub_name}"})
+        },
+        "networks": {
+            n.id for n in docker_client.networks.list(filters={"label": f"mlhub.origin={first.hub_name}"})
+        },
     }
     second = HubProcess(tmp_path, first.hub_name)
     try:
@@ -123,12 +146,24 @@ def test_a_second_hub_with_the_same_name_is_refused_and_touches_nothing(hub_fact
         second.stop()
     assert "hub exited with 2" in str(info.value), info.value
     message = second.log_path.read_text()
-    assert f"HUB_NAME {first.hub_name!r} is already used on this Docker engine by another MLHub install" in message
+    assert (
+        f"HUB_NAME {first.hub_name!r} is already used on this Docker engine by another MLHub install"
+        in message
+    )
     assert "choose another HUB_NAME" in message
     after = {
-        "containers": {c.id for c in docker_client.containers.list(all=True, filters={"label": f"mlhub.origin={first.hub_name}"})},
-        "volumes": {v.name for v in docker_client.volumes.list(filters={"label": f"mlhub.origin={first.hub_name}"})},
-        "networks": {n.id for n in docker_client.networks.list(filters={"label": f"mlhub.origin={first.hub_name}"})},
+        "containers": {
+            c.id
+            for c in docker_client.containers.list(
+                all=True, filters={"label": f"mlhub.origin={first.hub_name}"}
+            )
+        },
+        "volumes": {
+            v.name for v in docker_client.volumes.list(filters={"label": f"mlhub.origin={first.hub_name}"})
+        },
+        "networks": {
+            n.id for n in docker_client.networks.list(filters={"label": f"mlhub.origin={first.hub_name}"})
+        },
     }
     assert after == before
     assert first.server("owner")["ready"]
@@ -155,7 +190,9 @@ def test_cleanup_never_removes_objects_of_another_install_with_the_same_name(hub
     report = cleanup(hub, "users", admin).json()
     assert report["ok"], report
     for user in ("theirs", "older"):
-        assert exists(docker_client, "volume", workspace_volume_name(hub.hub_name, user, "")), report["removed"]
+        assert exists(docker_client, "volume", workspace_volume_name(hub.hub_name, user, "")), report[
+            "removed"
+        ]
         assert exists(docker_client, "network", user_network_name(hub.hub_name, user)), report["removed"]
     assert report["removed"] == []
     kept = {a["name"]: a["reason"] for a in report["kept"]}
@@ -165,13 +202,22 @@ def test_cleanup_never_removes_objects_of_another_install_with_the_same_name(hub
     make("mine", hub.install_id())
     report = cleanup(hub, "users", admin).json()
     assert {a["name"] for a in report["removed"]} == {
-        workspace_volume_name(hub.hub_name, "mine", ""), user_network_name(hub.hub_name, "mine")
+        workspace_volume_name(hub.hub_name, "mine", ""),
+        user_network_name(hub.hub_name, "mine"),
     }
     # a volume of an earlier account named like a current user goes; the current account's stays
-    created = int(datetime.fromisoformat(hub.api("GET", "/users/iadmin").json()["created"].replace("Z", "+00:00")).timestamp())
+    created = int(
+        datetime.fromisoformat(
+            hub.api("GET", "/users/iadmin").json()["created"].replace("Z", "+00:00")
+        ).timestamp()
+    )
     labels = {"mlhub.origin": hub.hub_name, "mlhub.user": "iadmin", "mlhub.install": hub.install_id()}
-    earlier = docker_client.volumes.create(f"{hub.hub_name}-iadmin--old-workspace", labels={**labels, "mlhub.user_created": "1000"})
-    current = docker_client.volumes.create(f"{hub.hub_name}-iadmin--new-workspace", labels={**labels, "mlhub.user_created": str(created)})
+    earlier = docker_client.volumes.create(
+        f"{hub.hub_name}-iadmin--old-workspace", labels={**labels, "mlhub.user_created": "1000"}
+    )
+    current = docker_client.volumes.create(
+        f"{hub.hub_name}-iadmin--new-workspace", labels={**labels, "mlhub.user_created": str(created)}
+    )
     report = cleanup(hub, "users", admin).json()
     assert {a["name"]: a["reason"] for a in report["removed"]} == {
         earlier.name: "its account was deleted (a newer account has this user name)"

@@ -40,7 +40,9 @@ def test_judge():
 def test_times():
     assert parse_time("2026-11-30T15:20:00Z") == parse_time("2026-11-30T16:20:00+01:00") == 1796052000.0
     assert parse_time("2026-11-30T15:20:00.123456789Z") == pytest.approx(1796052000.123456)
-    assert parse_time("0001-01-01T00:00:00Z") is None and parse_time("") is None and parse_time("junk") is None
+    assert (
+        parse_time("0001-01-01T00:00:00Z") is None and parse_time("") is None and parse_time("junk") is None
+    )
     assert account_created(SimpleNamespace(created=datetime(2026, 11, 30, 15, 20, 0, 700000))) == 1796052000
     assert account_created(SimpleNamespace()) is None
     assert same_account("1796052001", 1796052000) and not same_account("1796051000", 1796052000)
@@ -56,7 +58,9 @@ def test_install_id_is_generated_once_mode_600(tmp_path):
 
 
 def test_ownership_settings_are_validated(tmp_path):
-    settings = read_settings({"MLHUB_DELETED_USER_VOLUMES": "keep", "MLHUB_INSTALL_ID": "abcd1234"}, str(tmp_path))
+    settings = read_settings(
+        {"MLHUB_DELETED_USER_VOLUMES": "keep", "MLHUB_INSTALL_ID": "abcd1234"}, str(tmp_path)
+    )
     assert settings.deleted_user_volumes == "keep" and settings.install_id == "abcd1234"
     assert read_settings({}, str(tmp_path)).deleted_user_volumes == "remove"
     with pytest.raises(SettingsError) as info:

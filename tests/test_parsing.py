@@ -40,7 +40,10 @@ def test_parse_memory(text, expected):
     assert parse_memory(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lots", "", "-1g", "0", "4x", "1e9", "g", None, [], True, float("nan"), "inf", -1.6742321987285427e+299])
+@pytest.mark.parametrize(
+    "text",
+    ["lots", "", "-1g", "0", "4x", "1e9", "g", None, [], True, float("nan"), "inf", -1.6742321987285427e299],
+)
 def test_parse_memory_refuses(text):
     with pytest.raises(ValueError):
         parse_memory(text)
@@ -61,7 +64,15 @@ def test_parse_cpu():
 
 @pytest.mark.parametrize(
     "value, count, ids",
-    [("", 0, ()), (None, 0, ()), ("all", -1, ()), ("2", 2, ()), (2, 2, ()), ("0,2", 0, ("0", "2")), ([1, 3], 0, ("1", "3"))],
+    [
+        ("", 0, ()),
+        (None, 0, ()),
+        ("all", -1, ()),
+        ("2", 2, ()),
+        (2, 2, ()),
+        ("0,2", 0, ("0", "2")),
+        ([1, 3], 0, ("1", "3")),
+    ],
 )
 def test_parse_gpus(value, count, ids):
     request = parse_gpus(value)

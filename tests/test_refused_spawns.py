@@ -33,7 +33,9 @@ def settled_server_names(hub: HubProcess, user: str, want: set[str]) -> set[str]
     ("variable", "value"),
     [("PATH", "/nowhere"), ("PYTHONHOME", "/nowhere")],
 )
-def test_env_that_would_break_the_start_is_refused_and_leaves_nothing(hub: HubProcess, docker_client, variable: str, value: str) -> None:
+def test_env_that_would_break_the_start_is_refused_and_leaves_nothing(
+    hub: HubProcess, docker_client, variable: str, value: str
+) -> None:
     user = f"env-{variable.lower().replace('_', '')}"
     token = hub.ensure_user(user)
     message = hub.spawn_refused(user, "ws", {"image": STOCK_IMAGE, "env": f"{variable}={value}"}, token=token)

@@ -43,7 +43,9 @@ def _running_containers(client, hub, user: str) -> list:
 
 def _answers(hub, user: str, token: str) -> bool:
     try:
-        r = requests.get(hub.at(f"/user/{user}/api/status"), headers={"Authorization": f"token {token}"}, timeout=10)
+        r = requests.get(
+            hub.at(f"/user/{user}/api/status"), headers={"Authorization": f"token {token}"}, timeout=10
+        )
     except requests.RequestException:
         return False
     return r.status_code == 200
@@ -64,7 +66,9 @@ def settled(hub, client, user: str, token: str, timeout: float) -> str:
         if not model.get("ready") and not model.get("pending") and not running:
             return "stopped"
         time.sleep(0.5)
-    raise AssertionError(f"{user}: hub and engine did not agree within {timeout}s (ready, pending, running): {seen}\n{hub.log_tail(80)}")
+    raise AssertionError(
+        f"{user}: hub and engine did not agree within {timeout}s (ready, pending, running): {seen}\n{hub.log_tail(80)}"
+    )
 
 
 def _start_and_restart_while_pending(hub, client, user: str, token: str) -> None:
@@ -74,7 +78,9 @@ def _start_and_restart_while_pending(hub, client, user: str, token: str) -> None
     while not _running_containers(client, hub, user):
         assert time.monotonic() < deadline, f"{user}'s container never appeared\n{hub.log_tail(40)}"
         time.sleep(0.1)
-    assert hub.server(user)["pending"] == "spawn", "the spawn finished before the restart; nothing was in flight"
+    assert hub.server(user)["pending"] == "spawn", (
+        "the spawn finished before the restart; nothing was in flight"
+    )
     hub.restart()
 
 
@@ -95,7 +101,9 @@ def test_spawn_in_flight_during_hub_restart_that_never_comes_up_is_cleanly_faile
     _start_and_restart_while_pending(hub, docker_client, "hang1", token)
     assert settled(hub, docker_client, "hang1", token, timeout=HTTP_TIMEOUT + 60) == "stopped"
     labels = [f"mlhub.origin={hub.hub_name}", "mlhub.user=hang1"]
-    assert docker_client.containers.list(all=True, filters={"label": labels}) == [], "a stopped container was left"
+    assert docker_client.containers.list(all=True, filters={"label": labels}) == [], (
+        "a stopped container was left"
+    )
     # the user is not stuck: a new spawn request is accepted
     r = hub.api("POST", "/users/hang1/server", token=token, json={})
     assert r.status_code == 202, r.text
@@ -107,21 +115,28 @@ def test_docker_engine_restart_hub_reports_stopped_and_recovers(hub_factory, doc
     """The engine stops (and with it every container) and comes back. Meanwhile the hub keeps
     answering and refuses a spawn with a clear 503; afterwards it reports the workspace as
     stopped, and both users start workspaces again on the same hub process."""
-    hub = hub_factory(env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE}, extra_config="c.Spawner.poll_interval = 2\n")
+    hub = hub_factory(
+        env={"MLHUB_WORKSPACE_IMAGE": STOCK_IMAGE}, extra_config="c.Spawner.poll_interval = 2\n"
+    )
     rita, sam = hub.ensure_user("rita"), hub.ensure_user("sam")
     assert hub.spawn("rita", token=rita).status_code in (201, 202)
     hub_pid = hub.proc.pid
     with engine_stopped():
         assert hub.api("GET", "/").status_code == 200
         message = hub.spawn_refused("sam", token=sam, status=503)
-        assert "The Docker engine does not answer, so sam's workspace was not started" in message, message[-2000:]
+        assert "The Docker engine does not answer, so sam's workspace was not started" in message, message[
+            -2000:
+        ]
         time.sleep(5)  # a few polls while the engine is down: logged, not crashed
         # dockerd closes its listener first but answers connections already open until it exits,
         # so a poll made during its shutdown may have seen rita's container stop (the server is
         # then reported stopped already); otherwise each poll since could not reach it and says so
         rita_model = hub.server("rita") or {}
         log = hub.log_tail(400)
-        assert not rita_model.get("ready") or "Docker engine does not answer; cannot check rita's workspace" in log, log[-3000:]
+        assert (
+            not rita_model.get("ready")
+            or "Docker engine does not answer; cannot check rita's workspace" in log
+        ), log[-3000:]
     hub.wait_stopped("rita", timeout=60)
     assert hub.proc.pid == hub_pid and hub.proc.poll() is None, "the hub process did not survive"
     for user, token in (("rita", rita), ("sam", sam)):

@@ -81,13 +81,25 @@ def test_bad_values_name_the_variable(name, value, fragment):
 
 def test_public_url_defaults_to_localhost_so_per_user_origins_work_without_dns():
     assert read_settings({}, default_data_dir="/d").public_url == "http://localhost:8080"
-    assert read_settings({"MLHUB_PORT": "443", "SSL_ENABLED": "true", "MLHUB_SSL_CERT": __file__,
-                          "MLHUB_SSL_KEY": __file__}, default_data_dir="/d").public_url == "https://localhost"
+    assert (
+        read_settings(
+            {
+                "MLHUB_PORT": "443",
+                "SSL_ENABLED": "true",
+                "MLHUB_SSL_CERT": __file__,
+                "MLHUB_SSL_KEY": __file__,
+            },
+            default_data_dir="/d",
+        ).public_url
+        == "https://localhost"
+    )
     settings = read_settings({"MLHUB_PUBLIC_URL": "https://hub.example.org/"}, default_data_dir="/d")
     assert settings.public_url == "https://hub.example.org" and settings.public_host == "hub.example.org"
     assert settings.user_subdomains is True and settings.public_https is True
     # an IP address is fine once per-user origins are off
-    off = read_settings({"MLHUB_PUBLIC_URL": "http://10.0.0.5:8080", "MLHUB_USER_SUBDOMAINS": "false"}, default_data_dir="/d")
+    off = read_settings(
+        {"MLHUB_PUBLIC_URL": "http://10.0.0.5:8080", "MLHUB_USER_SUBDOMAINS": "false"}, default_data_dir="/d"
+    )
     assert off.public_url == "http://10.0.0.5:8080" and off.user_subdomains is False
 
 
@@ -109,7 +121,12 @@ def test_hub_refuses_to_start_with_a_bad_variable(tmp_path):
     jupyterhub = str(__import__("pathlib").Path(sys.executable).with_name("jupyterhub"))
     result = subprocess.run(
         [jupyterhub, "-f", str(REPO / "jupyterhub_config.py")],
-        env={"PATH": "/usr/bin:/bin", "HUB_NAME": "Bad_Name", "MLHUB_PORT": "0", "MLHUB_DATA_DIR": str(tmp_path)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HUB_NAME": "Bad_Name",
+            "MLHUB_PORT": "0",
+            "MLHUB_DATA_DIR": str(tmp_path),
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -124,14 +141,28 @@ def test_hub_refuses_to_start_with_a_bad_variable(tmp_path):
 
 def test_login_limits():
     settings = read_settings({}, default_data_dir="/data")
-    assert (settings.login_max_failures, settings.login_lockout_seconds, settings.login_rate_limit) == (5, 600, 60)
-    settings = read_settings(
-        {"MLHUB_LOGIN_MAX_FAILURES": "0", "MLHUB_LOGIN_LOCKOUT_SECONDS": "30", "MLHUB_LOGIN_RATE_LIMIT": "0"}, default_data_dir="/d"
+    assert (settings.login_max_failures, settings.login_lockout_seconds, settings.login_rate_limit) == (
+        5,
+        600,
+        60,
     )
-    assert (settings.login_max_failures, settings.login_lockout_seconds, settings.login_rate_limit) == (0, 30, 0)
+    settings = read_settings(
+        {"MLHUB_LOGIN_MAX_FAILURES": "0", "MLHUB_LOGIN_LOCKOUT_SECONDS": "30", "MLHUB_LOGIN_RATE_LIMIT": "0"},
+        default_data_dir="/d",
+    )
+    assert (settings.login_max_failures, settings.login_lockout_seconds, settings.login_rate_limit) == (
+        0,
+        30,
+        0,
+    )
     with pytest.raises(SettingsError) as info:
         read_settings(
-            {"MLHUB_LOGIN_MAX_FAILURES": "-1", "MLHUB_LOGIN_LOCKOUT_SECONDS": "0", "MLHUB_LOGIN_RATE_LIMIT": "many"}, default_data_dir="/d"
+            {
+                "MLHUB_LOGIN_MAX_FAILURES": "-1",
+                "MLHUB_LOGIN_LOCKOUT_SECONDS": "0",
+                "MLHUB_LOGIN_RATE_LIMIT": "many",
+            },
+            default_data_dir="/d",
         )
     text = str(info.value)
     assert "MLHUB_LOGIN_MAX_FAILURES: must be between 0 and 1000" in text

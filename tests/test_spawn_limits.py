@@ -45,14 +45,18 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0, "spawn_throttle_retry
 
 
 def _containers(client, hub, user: str) -> list:
-    return client.containers.list(all=True, filters={"label": [f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}"]})
+    return client.containers.list(
+        all=True, filters={"label": [f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}"]}
+    )
 
 
 def _post_spawn(hub, user: str, token: str):
     return hub.api("POST", f"/users/{user}/server", token=token, json={})
 
 
-def test_burst_beyond_the_limit_is_refused_with_429_and_hanging_spawns_time_out_cleanly(limited_hub, docker_client):
+def test_burst_beyond_the_limit_is_refused_with_429_and_hanging_spawns_time_out_cleanly(
+    limited_hub, docker_client
+):
     hub = limited_hub
     hangers = ["hang0", "hang1"]
     tokens = {u: hub.ensure_user(u) for u in [*hangers, "late0", "late1", "late2"]}
@@ -107,7 +111,9 @@ def test_burst_of_users_all_get_their_workspace_by_honouring_retry_after(limited
         running = [c for c in _containers(docker_client, hub, user) if c.status == "running"]
         assert len(running) == 1, (user, running)
         assert hub.server(user)["ready"]
-    assert any(429 in codes for codes in outcomes.values()), f"six spawns at once never hit the limit of {LIMIT}: {outcomes}"
+    assert any(429 in codes for codes in outcomes.values()), (
+        f"six spawns at once never hit the limit of {LIMIT}: {outcomes}"
+    )
     for user in users:
         hub.stop_server(user)
 

@@ -18,16 +18,23 @@ from .web import login as browser_login
 
 ADMIN_PASSWORD = "ssh-Admin-pw-1"
 SSH_OPTS = [
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "IdentitiesOnly=yes",
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=20",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=20",
 ]
 
 
 def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True
+    )
     return path
 
 
@@ -37,21 +44,43 @@ class SSH:
         self.port = str(hub.ssh_port)
         self.tmp = tmp
 
-    def ssh(self, login: str, command: str | None, key: Path, *extra: str, input: bytes | None = None,
-            timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+    def ssh(
+        self,
+        login: str,
+        command: str | None,
+        key: Path,
+        *extra: str,
+        input: bytes | None = None,
+        timeout: float = 60,
+        env: dict | None = None,
+    ) -> subprocess.CompletedProcess:
         args = ["ssh", "-p", self.port, *SSH_OPTS, "-i", str(key), *extra, f"{login}@127.0.0.1"]
         if command is not None:
             args.append(command)
-        return subprocess.run(args, input=input, capture_output=True, timeout=timeout,
-                              env={**os.environ, **(env or {})}, stdin=None if input is not None else subprocess.DEVNULL)
+        return subprocess.run(
+            args,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
 
     def scp(self, key: Path, *paths: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["scp", "-P", self.port, *SSH_OPTS, "-i", str(key), *paths],
-                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["scp", "-P", self.port, *SSH_OPTS, "-i", str(key), *paths],
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
 
     def add_key(self, user: str, key: Path, token: str) -> requests.Response:
-        return requests.post(f"{self.hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {token}"},
-                             json={"key": key.with_suffix(".pub").read_text()}, timeout=30)
+        return requests.post(
+            f"{self.hub.url}/services/ssh/api/keys",
+            headers={"Authorization": f"token {token}"},
+            json={"key": key.with_suffix(".pub").read_text()},
+            timeout=30,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +101,10 @@ def env(hub_factory, docker_client, tmp_path_factory):
         assert r.status_code == 201, r.text
     # alice: default server on the plain test image (no sftp-server, no bash), named one on ours
     assert hub.spawn("alice", "", {"image": STOCK_IMAGE}, token=s.tokens["alice"]).status_code in (201, 202)
-    assert hub.spawn("alice", "ws", {"image": WORKSPACE_IMAGE}, token=s.tokens["alice"]).status_code in (201, 202)
+    assert hub.spawn("alice", "ws", {"image": WORKSPACE_IMAGE}, token=s.tokens["alice"]).status_code in (
+        201,
+        202,
+    )
     s.containers = {
         server: docker_client.containers.get(hub.server("alice", server)["state"]["object_id"])
         for server in ("", "ws")
@@ -124,21 +156,34 @@ def test_rsync_and_legacy_scp_with_the_workspace_image(env, tmp_path):
     for i in range(20):
         (tree / "src" / f"f{i}.txt").write_text(f"file {i}\n" * 100)
     ssh_cmd = " ".join(["ssh", "-p", env.port, *SSH_OPTS, "-i", str(env.keys["alice"])])
-    r = subprocess.run(["rsync", "-a", "-e", ssh_cmd, f"{tree}/", "alice,ws@127.0.0.1:project/"],
-                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        ["rsync", "-a", "-e", ssh_cmd, f"{tree}/", "alice,ws@127.0.0.1:project/"],
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stderr
-    listing = env.ssh("alice,ws", "cd project && find . -type f | sort | xargs cat | sha256sum", env.keys["alice"])
-    local = subprocess.run("find . -type f | sort | xargs cat | sha256sum", shell=True, cwd=tree, capture_output=True)
+    listing = env.ssh(
+        "alice,ws", "cd project && find . -type f | sort | xargs cat | sha256sum", env.keys["alice"]
+    )
+    local = subprocess.run(
+        "find . -type f | sort | xargs cat | sha256sum", shell=True, cwd=tree, capture_output=True
+    )
     assert listing.stdout.split()[0] == local.stdout.split()[0]
     r = env.scp(env.keys["alice"], "-O", str(tree / "src" / "f1.txt"), "alice,ws@127.0.0.1:legacy.txt")
     assert r.returncode == 0, r.stderr
-    assert env.ssh("alice,ws", "cat legacy.txt", env.keys["alice"]).stdout == (tree / "src" / "f1.txt").read_bytes()
+    assert (
+        env.ssh("alice,ws", "cat legacy.txt", env.keys["alice"]).stdout
+        == (tree / "src" / "f1.txt").read_bytes()
+    )
 
 
 def test_sftp_batch(env, tmp_path):
     r = subprocess.run(
         ["sftp", "-P", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "-b", "-", "alice,ws@127.0.0.1"],
-        input=b"mkdir sftp-dir\ncd sftp-dir\npwd\n", capture_output=True, timeout=60,
+        input=b"mkdir sftp-dir\ncd sftp-dir\npwd\n",
+        capture_output=True,
+        timeout=60,
     )
     assert r.returncode == 0, r.stderr
     assert b"sftp-dir" in r.stdout
@@ -172,7 +217,17 @@ def test_local_port_forwarding_reaches_servers_inside(env):
     ports = {8700: _free_port(), 8701: _free_port(), 8799: _free_port()}
     forwards = [arg for remote, local in ports.items() for arg in ("-L", f"{local}:localhost:{remote}")]
     tunnel = subprocess.Popen(
-        ["ssh", "-p", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "-N", *forwards, "alice,ws@127.0.0.1"],
+        [
+            "ssh",
+            "-p",
+            env.port,
+            *SSH_OPTS,
+            "-i",
+            str(env.keys["alice"]),
+            "-N",
+            *forwards,
+            "alice,ws@127.0.0.1",
+        ],
         stderr=subprocess.PIPE,
     )
     try:
@@ -196,8 +251,18 @@ def test_local_port_forwarding_reaches_servers_inside(env):
 def test_tunnels_only_to_the_workspace_itself(env):
     port = _free_port()
     tunnel = subprocess.Popen(
-        ["ssh", "-p", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "-N", "-L", f"{port}:example.org:80",
-         "alice,ws@127.0.0.1"],
+        [
+            "ssh",
+            "-p",
+            env.port,
+            *SSH_OPTS,
+            "-i",
+            str(env.keys["alice"]),
+            "-N",
+            "-L",
+            f"{port}:example.org:80",
+            "alice,ws@127.0.0.1",
+        ],
         stderr=subprocess.PIPE,
     )
     try:
@@ -239,8 +304,11 @@ def test_revoked_key_is_refused(env, tmp_path):
     r = env.add_key("alice", key, env.tokens["alice"])
     assert r.status_code == 201
     assert env.ssh("alice", "true", key).returncode == 0
-    gone = requests.delete(f"{env.hub.url}/services/ssh/api/keys/{r.json()['id']}",
-                           headers={"Authorization": f"token {env.tokens['alice']}"}, timeout=30)
+    gone = requests.delete(
+        f"{env.hub.url}/services/ssh/api/keys/{r.json()['id']}",
+        headers={"Authorization": f"token {env.tokens['alice']}"},
+        timeout=30,
+    )
     assert gone.status_code == 204
     r = env.ssh("alice", "true", key)
     assert r.returncode == 255 and b"is not registered" in r.stderr
@@ -253,12 +321,33 @@ def test_hub_token_as_password(env, tmp_path):
 
     def with_password(login: str, password: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["ssh", "-p", env.port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password",
-             "-o", "NumberOfPasswordPrompts=1", f"{login}@127.0.0.1", "hostname"],
-            env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
-                 "MLHUB_TEST_PASSWORD": password, "DISPLAY": ":0"},
-            capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+            [
+                "ssh",
+                "-p",
+                env.port,
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "PreferredAuthentications=password",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                f"{login}@127.0.0.1",
+                "hostname",
+            ],
+            env={
+                **os.environ,
+                "SSH_ASKPASS": str(askpass),
+                "SSH_ASKPASS_REQUIRE": "force",
+                "MLHUB_TEST_PASSWORD": password,
+                "DISPLAY": ":0",
+            },
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
         )
 
     r = with_password("alice", env.tokens["alice"])
@@ -283,7 +372,9 @@ def test_disconnect_hangs_up_the_remote_processes(env):
     container = env.containers["ws"]
     client = subprocess.Popen(
         ["ssh", "-p", env.port, *SSH_OPTS, "-i", str(env.keys["alice"]), "alice,ws@127.0.0.1", "sleep 4242"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
     def sleeping() -> bool:
@@ -305,26 +396,49 @@ def test_disconnect_hangs_up_the_remote_processes(env):
 
 
 def keys_api(env, method: str, token: str, path: str = "", **kwargs) -> requests.Response:
-    return requests.request(method, f"{env.hub.url}/services/ssh/api/keys{path}",
-                            headers={"Authorization": f"token {token}"}, timeout=30, **kwargs)
+    return requests.request(
+        method,
+        f"{env.hub.url}/services/ssh/api/keys{path}",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+        **kwargs,
+    )
 
 
 def test_keys_api_refuses_bad_input_and_changes_nothing(env, tmp_path):
     token = env.tokens["bob"]
     before = keys_api(env, "GET", token).json()["keys"]
     private = keygen(tmp_path / "private").read_text()
-    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "1024", "-N", "", "-f", str(tmp_path / "weak")], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "rsa", "-b", "1024", "-N", "", "-f", str(tmp_path / "weak")], check=True
+    )
     cases = [
         ({"data": "not json"}, 400, "body: must be JSON"),
         ({"json": {"key": "ssh-ed25519 AAAA"}}, 400, "key: not an OpenSSH public key"),
         ({"json": {"key": ""}}, 400, "key: paste one public key"),
         ({"json": {"key": private}}, 400, "PRIVATE key"),
-        ({"json": {"key": (tmp_path / "weak.pub").read_text()}}, 400, "key: RSA keys need at least 2048 bits"),
-        ({"json": {"key": env.keys["bob"].with_suffix(".pub").read_text()}}, 409, "already registered for bob"),
-        ({"json": {"key": env.keys["stranger"].with_suffix(".pub").read_text(), "title": "x" * 101}}, 400, "title: at most 100"),
+        (
+            {"json": {"key": (tmp_path / "weak.pub").read_text()}},
+            400,
+            "key: RSA keys need at least 2048 bits",
+        ),
+        (
+            {"json": {"key": env.keys["bob"].with_suffix(".pub").read_text()}},
+            409,
+            "already registered for bob",
+        ),
+        (
+            {"json": {"key": env.keys["stranger"].with_suffix(".pub").read_text(), "title": "x" * 101}},
+            400,
+            "title: at most 100",
+        ),
         ({"json": {"key": 5}}, 400, "key and title: must be strings"),
         ({"json": {"key": "x", "owner": "me"}}, 400, "allowed fields are key, title"),
-        ({"json": {"key": env.keys["stranger"].with_suffix(".pub").read_text(), "user": "alice"}}, 403, "only admins"),
+        (
+            {"json": {"key": env.keys["stranger"].with_suffix(".pub").read_text(), "user": "alice"}},
+            403,
+            "only admins",
+        ),
     ]
     for kwargs, status, message in cases:
         r = keys_api(env, "POST", token, **kwargs)
@@ -343,9 +457,19 @@ def test_admin_sees_adds_and_revokes_keys(env, tmp_path):
     everything = keys_api(env, "GET", admin, params={"all": "1"}).json()["keys"]
     assert {"alice", "bob"} <= {key["user"] for key in everything}
     handed = keygen(tmp_path / "handed")
-    r = keys_api(env, "POST", admin, json={"key": handed.with_suffix(".pub").read_text(), "user": "bob", "title": "from admin"})
+    r = keys_api(
+        env,
+        "POST",
+        admin,
+        json={"key": handed.with_suffix(".pub").read_text(), "user": "bob", "title": "from admin"},
+    )
     assert r.status_code == 201 and r.json()["added_by"] == "admin" and r.json()["user"] == "bob"
-    assert keys_api(env, "POST", admin, json={"key": handed.with_suffix(".pub").read_text(), "user": "nobody"}).status_code == 400
+    assert (
+        keys_api(
+            env, "POST", admin, json={"key": handed.with_suffix(".pub").read_text(), "user": "nobody"}
+        ).status_code
+        == 400
+    )
     listed = keys_api(env, "GET", admin, params={"user": "bob"}).json()["keys"]
     assert r.json()["id"] in [key["id"] for key in listed]
     assert keys_api(env, "DELETE", admin, f"/{r.json()['id']}").status_code == 204
@@ -360,13 +484,17 @@ def test_ssh_page_shows_commands_and_keys(env):
     assert f"ssh -p {env.port} alice,ws@localhost" in page.text
     assert f"ssh -p {env.port} alice@localhost" in page.text
     # the setup line follows the hub's public URL
-    assert f"curl -fsSL '{env.hub.url}/services/ssh/setup.sh?login=alice%2Cws' | sh" in html.unescape(page.text)
+    assert f"curl -fsSL '{env.hub.url}/services/ssh/setup.sh?login=alice%2Cws' | sh" in html.unescape(
+        page.text
+    )
     assert "Host mlhub-alice-ws" in page.text and "User alice,ws" in page.text
     assert "setup.sh?login=alice%2Cws" in page.text
     assert "alice_key" in page.text  # the key's title (its comment)
     assert 'id="all-key-table"' in page.text  # the admin's revocation table
     # the page is not for anonymous visitors
-    anonymous = requests.get(f"{env.hub.url}/services/ssh/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30)
+    anonymous = requests.get(
+        f"{env.hub.url}/services/ssh/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30
+    )
     assert anonymous.status_code == 302 and "/hub/api/oauth2/authorize" in anonymous.headers["Location"]
 
 
@@ -376,19 +504,40 @@ def test_setup_script_configures_a_working_ssh_alias(env, tmp_path):
     assert script.status_code == 200
     home = tmp_path / "home"
     home.mkdir()
-    run = subprocess.run(["sh", "-c", script.text], env={**os.environ, "HOME": str(home)}, capture_output=True, timeout=60)
+    run = subprocess.run(
+        ["sh", "-c", script.text], env={**os.environ, "HOME": str(home)}, capture_output=True, timeout=60
+    )
     assert run.returncode == 0, run.stderr
     public = (home / ".ssh" / "mlhub_ed25519.pub").read_text()
     assert public.strip() in run.stdout.decode()
-    r = requests.post(f"{env.hub.url}/services/ssh/api/keys", headers={"Authorization": f"token {env.tokens['alice']}"},
-                      json={"key": public}, timeout=30)
+    r = requests.post(
+        f"{env.hub.url}/services/ssh/api/keys",
+        headers={"Authorization": f"token {env.tokens['alice']}"},
+        json={"key": public},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
-    again = subprocess.run(["sh", "-c", script.text], env={**os.environ, "HOME": str(home)}, capture_output=True, timeout=60)
+    again = subprocess.run(
+        ["sh", "-c", script.text], env={**os.environ, "HOME": str(home)}, capture_output=True, timeout=60
+    )
     assert b"already has Host mlhub-alice-ws" in again.stdout
     r = subprocess.run(
-        ["ssh", "-F", str(home / ".ssh" / "config"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "BatchMode=yes", "mlhub-alice-ws", "hostname"],
-        capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        [
+            "ssh",
+            "-F",
+            str(home / ".ssh" / "config"),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "mlhub-alice-ws",
+            "hostname",
+        ],
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode().strip() == env.containers["ws"].attrs["Config"]["Hostname"]

@@ -41,7 +41,9 @@ def test_open_sessions_are_reported_until_the_last_one_closes():
 
     calls = asyncio.run(scenario())
     assert all(method == "POST" and path == "/users/alice/activity" for method, path, _ in calls)
-    assert all(set(body["servers"]) == {"gpu"} and body["last_activity"].endswith("Z") for _, _, body in calls)
+    assert all(
+        set(body["servers"]) == {"gpu"} and body["last_activity"].endswith("Z") for _, _, body in calls
+    )
     # at the start, at least twice while open, once at the end; nothing after the end
     assert len(calls) >= 4
     settled = len(calls)

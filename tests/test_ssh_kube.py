@@ -40,8 +40,10 @@ from .hubprocess import free_port
 
 NS = "mlhub-test"
 HUB = "kubehub"
-PODS = {"kubehub-alice": {"mlhub.origin": HUB, "mlhub.user": "alice"},
-        "kubehub-bob": {"mlhub.origin": HUB, "mlhub.user": "bob"}}
+PODS = {
+    "kubehub-alice": {"mlhub.origin": HUB, "mlhub.user": "alice"},
+    "kubehub-bob": {"mlhub.origin": HUB, "mlhub.user": "bob"},
+}
 
 
 class FakeKubeAPI:
@@ -61,12 +63,19 @@ class FakeKubeAPI:
                     self.set_status(404)
                     self.write({"kind": "Status", "code": 404, "reason": "NotFound"})
                     return
-                self.write({
-                    "apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": name, "namespace": ns, "labels": {"mlhub.origin": HUB},
-                                 "annotations": PODS[name]},
-                    "status": {"phase": "Running", "podIP": "127.0.0.1"},
-                })
+                self.write(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {
+                            "name": name,
+                            "namespace": ns,
+                            "labels": {"mlhub.origin": HUB},
+                            "annotations": PODS[name],
+                        },
+                        "status": {"phase": "Running", "podIP": "127.0.0.1"},
+                    }
+                )
 
         class Exec(websocket.WebSocketHandler):
             def select_subprotocol(self, subprotocols):
@@ -80,15 +89,28 @@ class FakeKubeAPI:
                 if self.tty:
                     self.master, slave = os.openpty()
                     self.proc = await asyncio.create_subprocess_exec(
-                        *command, stdin=slave, stdout=slave, stderr=slave, cwd=fake.root, start_new_session=True)
+                        *command,
+                        stdin=slave,
+                        stdout=slave,
+                        stderr=slave,
+                        cwd=fake.root,
+                        start_new_session=True,
+                    )
                     os.close(slave)
                     self.pumps = [asyncio.ensure_future(self._pump_pty(loop))]
                 else:
                     self.proc = await asyncio.create_subprocess_exec(
-                        *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        cwd=fake.root, start_new_session=True)
-                    self.pumps = [asyncio.ensure_future(self._pump(self.proc.stdout, 1)),
-                                  asyncio.ensure_future(self._pump(self.proc.stderr, 2))]
+                        *command,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        cwd=fake.root,
+                        start_new_session=True,
+                    )
+                    self.pumps = [
+                        asyncio.ensure_future(self._pump(self.proc.stdout, 1)),
+                        asyncio.ensure_future(self._pump(self.proc.stderr, 2)),
+                    ]
                 asyncio.ensure_future(self._finish())
 
             async def _pump(self, stream, channel: int) -> None:
@@ -108,9 +130,15 @@ class FakeKubeAPI:
             async def _finish(self) -> None:
                 code = await self.proc.wait()
                 await asyncio.wait(self.pumps, timeout=5)
-                status = {"status": "Success"} if code == 0 else {
-                    "status": "Failure", "reason": "NonZeroExitCode",
-                    "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+                status = (
+                    {"status": "Success"}
+                    if code == 0
+                    else {
+                        "status": "Failure",
+                        "reason": "NonZeroExitCode",
+                        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+                    }
+                )
                 try:
                     await self.write_message(bytes([3]) + json.dumps(status).encode(), binary=True)
                 except websocket.WebSocketClosedError:
@@ -128,16 +156,22 @@ class FakeKubeAPI:
                     self.proc.stdin.close()
                 elif channel == 4 and self.tty:
                     size = json.loads(payload)
-                    fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", size["Height"], size["Width"], 0, 0))
+                    fcntl.ioctl(
+                        self.master,
+                        termios.TIOCSWINSZ,
+                        struct.pack("HHHH", size["Height"], size["Width"], 0, 0),
+                    )
 
             def on_close(self) -> None:
                 if self.proc.returncode is None:
                     self.proc.kill()
 
-        return web.Application([
-            (r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec", Exec),
-            (r"/api/v1/namespaces/([^/]+)/pods/([^/]+)", Pod),
-        ])
+        return web.Application(
+            [
+                (r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec", Exec),
+                (r"/api/v1/namespaces/([^/]+)/pods/([^/]+)", Pod),
+            ]
+        )
 
 
 class FixedHub(GatewayHub):
@@ -165,12 +199,20 @@ class GatewayOnKube:
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.kubeconfig = tmp / "kubeconfig"
-        self.kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{self.api_port}"}}],
-            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        }))
+        self.kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [
+                        {"name": "fake", "cluster": {"server": f"http://127.0.0.1:{self.api_port}"}}
+                    ],
+                    "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                }
+            )
+        )
         threading.Thread(target=self._run, daemon=True).start()
         assert self.ready.wait(20), "gateway did not start"
 
@@ -184,10 +226,16 @@ class GatewayOnKube:
         server = HTTPServer(self.fake.app())
         server.add_sockets(bind_sockets(self.api_port, "127.0.0.1"))
         await kube_config.load_kube_config(config_file=str(self.kubeconfig))
-        gateway = Gateway(FixedHub(), self.keys, KubeEngine(NS), HUB, token_auth=False, keys_page_url="(test)")
+        gateway = Gateway(
+            FixedHub(), self.keys, KubeEngine(NS), HUB, token_auth=False, keys_page_url="(test)"
+        )
         self.server = await asyncssh.listen(
-            "127.0.0.1", self.ssh_port, server_factory=gateway.server_factory,
-            server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")], line_editor=False)
+            "127.0.0.1",
+            self.ssh_port,
+            server_factory=gateway.server_factory,
+            server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+            line_editor=False,
+        )
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.server.close)
@@ -195,7 +243,9 @@ class GatewayOnKube:
 
 @pytest.fixture(scope="module", params=["v5", "v4"])
 def kube_gw(request, tmp_path_factory):
-    protocols = ("v5.channel.k8s.io", "v4.channel.k8s.io") if request.param == "v5" else ("v4.channel.k8s.io",)
+    protocols = (
+        ("v5.channel.k8s.io", "v4.channel.k8s.io") if request.param == "v5" else ("v4.channel.k8s.io",)
+    )
     tmp = tmp_path_factory.mktemp(f"kube-ssh-{request.param}")
     gw = GatewayOnKube(tmp, protocols)
     key = tmp / "alice_key"
@@ -208,9 +258,26 @@ def kube_gw(request, tmp_path_factory):
 
 def ssh(gw, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["ssh", "-p", str(gw.ssh_port), "-i", str(gw.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", *args],
-        input=input, capture_output=True, timeout=60, stdin=None if input is not None else subprocess.DEVNULL,
+        [
+            "ssh",
+            "-p",
+            str(gw.ssh_port),
+            "-i",
+            str(gw.key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            *args,
+        ],
+        input=input,
+        capture_output=True,
+        timeout=60,
+        stdin=None if input is not None else subprocess.DEVNULL,
     )
 
 
@@ -246,26 +313,70 @@ def test_stdin_reaches_the_process(kube_gw):
 def test_scp_through_sftp_server_in_the_pod(kube_gw, tmp_path):
     data = os.urandom(3 * 1024 * 1024)
     (tmp_path / "in.bin").write_bytes(data)
-    common = ["-P", str(kube_gw.ssh_port), "-i", str(kube_gw.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
-    r = subprocess.run(["scp", *common, str(tmp_path / "in.bin"), "alice@127.0.0.1:copied.bin"],
-                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    common = [
+        "-P",
+        str(kube_gw.ssh_port),
+        "-i",
+        str(kube_gw.key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+    ]
+    r = subprocess.run(
+        ["scp", *common, str(tmp_path / "in.bin"), "alice@127.0.0.1:copied.bin"],
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stderr
-    assert hashlib.sha256((kube_gw.root / "copied.bin").read_bytes()).digest() == hashlib.sha256(data).digest()
-    r = subprocess.run(["scp", *common, "alice@127.0.0.1:copied.bin", str(tmp_path / "out.bin")],
-                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (
+        hashlib.sha256((kube_gw.root / "copied.bin").read_bytes()).digest() == hashlib.sha256(data).digest()
+    )
+    r = subprocess.run(
+        ["scp", *common, "alice@127.0.0.1:copied.bin", str(tmp_path / "out.bin")],
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out.bin").read_bytes() == data
 
 
 def test_tunnel_to_the_pods_address(kube_gw):
     port, local = free_port(), free_port()
-    server = subprocess.Popen(["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                              cwd=kube_gw.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=kube_gw.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     tunnel = subprocess.Popen(
-        ["ssh", "-p", str(kube_gw.ssh_port), "-i", str(kube_gw.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-N",
-         "-L", f"{local}:localhost:{port}", "alice@127.0.0.1"], stderr=subprocess.DEVNULL)
+        [
+            "ssh",
+            "-p",
+            str(kube_gw.ssh_port),
+            "-i",
+            str(kube_gw.key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-N",
+            "-L",
+            f"{local}:localhost:{port}",
+            "alice@127.0.0.1",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -290,6 +401,14 @@ def test_another_users_pod_is_never_reached(kube_gw):
 
 def test_exit_status_messages():
     assert exit_status({"status": "Success"}) == 0
-    assert exit_status({"status": "Failure", "reason": "NonZeroExitCode",
-                        "details": {"causes": [{"reason": "ExitCode", "message": "42"}]}}) == 42
+    assert (
+        exit_status(
+            {
+                "status": "Failure",
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": "42"}]},
+            }
+        )
+        == 42
+    )
     assert exit_status({"status": "Failure", "reason": "InternalError", "message": "boom"}) is None

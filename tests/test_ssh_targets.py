@@ -53,7 +53,11 @@ def test_bad_logins(login, why):
 
 
 @given(
-    user=st.text(st.characters(blacklist_characters=",/", blacklist_categories=("Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=40),
+    user=st.text(
+        st.characters(blacklist_characters=",/", blacklist_categories=("Cc", "Zs", "Zl", "Zp")),
+        min_size=1,
+        max_size=40,
+    ),
     server=st.from_regex(r"\A[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,20}\Z"),
 )
 def test_every_valid_pair_round_trips(user, server):
@@ -63,9 +67,17 @@ def test_every_valid_pair_round_trips(user, server):
 
 def test_tokens_only_open_their_owners_servers():
     alice = Target("alice", "gpu")
-    assert token_grants_access({"kind": "user", "name": "alice", "scopes": ["access:servers!user=alice"]}, alice)
-    assert token_grants_access({"kind": "user", "name": "alice", "scopes": ["access:servers!server=alice/gpu"]}, alice)
-    assert not token_grants_access({"kind": "user", "name": "alice", "scopes": ["access:servers!server=alice/x"]}, alice)
-    assert not token_grants_access({"kind": "user", "name": "alice", "scopes": ["read:users!user=alice"]}, alice)
+    assert token_grants_access(
+        {"kind": "user", "name": "alice", "scopes": ["access:servers!user=alice"]}, alice
+    )
+    assert token_grants_access(
+        {"kind": "user", "name": "alice", "scopes": ["access:servers!server=alice/gpu"]}, alice
+    )
+    assert not token_grants_access(
+        {"kind": "user", "name": "alice", "scopes": ["access:servers!server=alice/x"]}, alice
+    )
+    assert not token_grants_access(
+        {"kind": "user", "name": "alice", "scopes": ["read:users!user=alice"]}, alice
+    )
     assert not token_grants_access({"kind": "user", "name": "admin", "scopes": ["access:servers"]}, alice)
     assert not token_grants_access({"kind": "service", "name": "alice", "scopes": ["access:servers"]}, alice)

@@ -49,22 +49,45 @@ def test_tools_only_for_the_workspace_image_and_desktop_only_in_full():
 
 
 def _owner(name="alice"):
-    return SimpleNamespace(name=name, server_url=lambda server: f"/user/{name}/" + (f"{server}/" if server else ""))
+    return SimpleNamespace(
+        name=name, server_url=lambda server: f"/user/{name}/" + (f"{server}/" if server else "")
+    )
 
 
 def test_stopped_server_row_from_the_database_keeps_creator_and_expiry():
     """JupyterHub hands out ORM rows for stopped servers: no ready/mlhub_meta, only state."""
     row = SimpleNamespace(
         name="ws",
-        state={"mlhub": {"created_by": "admin", "expiration_timestamp": NOW + 86400,
-                         "options": {"image": "mlhub/workspace:latest", "cpu_limit": 0.5, "mem_limit": "1g", "gpus": "none"}}},
+        state={
+            "mlhub": {
+                "created_by": "admin",
+                "expiration_timestamp": NOW + 86400,
+                "options": {
+                    "image": "mlhub/workspace:latest",
+                    "cpu_limit": 0.5,
+                    "mem_limit": "1g",
+                    "gpus": "none",
+                },
+            }
+        },
     )
     w = summarize(row, _owner(), ["mlhub/workspace"], now=NOW)
-    assert (w.status, w.created_by, w.time_left, w.resources) == ("stopped", "admin", "1 day left", "0.5 CPU, 1g memory")
+    assert (w.status, w.created_by, w.time_left, w.resources) == (
+        "stopped",
+        "admin",
+        "1 day left",
+        "0.5 CPU, 1g memory",
+    )
     assert w.tools == () and w.url == "/user/alice/ws/"
 
 
 def test_running_server_of_any_spawner():
     spawner = SimpleNamespace(name="", ready=True, pending=None, image="jupyter/base-notebook", state=None)
     w = summarize(spawner, _owner(), ["mlhub/workspace"], now=NOW)
-    assert (w.status, w.image, w.resources, w.time_left, w.label) == ("running", "jupyter/base-notebook", "hub defaults", "never expires", "default")
+    assert (w.status, w.image, w.resources, w.time_left, w.label) == (
+        "running",
+        "jupyter/base-notebook",
+        "hub defaults",
+        "never expires",
+        "default",
+    )

@@ -90,7 +90,9 @@ def authorize(admin_page, hub: HubProcess, name: str) -> None:
     expect(admin_page.locator("tr", has_text=name).get_by_role("button", name="Unauthorize")).to_be_visible()
 
 
-def fill_options(page, *, image: str | None = None, cpu: str = "", mem: str = "", days: str = "", env: str = "") -> None:
+def fill_options(
+    page, *, image: str | None = None, cpu: str = "", mem: str = "", days: str = "", env: str = ""
+) -> None:
     if image:
         page.select_option("#mlhub-image", image)
     page.fill("#mlhub-cpu", cpu)
@@ -182,7 +184,9 @@ def test_scenario_admin_distributes_workspaces(browser, managed_hub: HubProcess)
     row.get_by_role("button", name="SSH access").click()
     command = admin.locator("#mlhub-ssh-command")
     expect(command).to_have_text(f"ssh -p {hub.ssh_port} carla,analysis@localhost")
-    expect(admin.locator("#mlhub-ssh-keys-link")).to_have_attribute("href", re.compile(r"/services/ssh/\?user=carla$"))
+    expect(admin.locator("#mlhub-ssh-keys-link")).to_have_attribute(
+        "href", re.compile(r"/services/ssh/\?user=carla$")
+    )
     shot(admin, "ssh-access")
     admin.locator("#mlhub-ssh-dialog .modal-footer").get_by_role("button", name="Close").click()
     expect(admin.locator("#mlhub-ssh-dialog")).to_be_hidden()
@@ -204,7 +208,9 @@ def test_scenario_admin_distributes_workspaces(browser, managed_hub: HubProcess)
     # the admin stops and deletes it
     admin.goto(f"{hub.url}/hub/workspaces")
     workspaces_row(admin, "carla", "analysis").get_by_role("button", name="stop").click()
-    expect(workspaces_row(admin, "carla", "analysis").locator(".mlhub-status")).to_have_text("stopped", timeout=TIMEOUT_MS)
+    expect(workspaces_row(admin, "carla", "analysis").locator(".mlhub-status")).to_have_text(
+        "stopped", timeout=TIMEOUT_MS
+    )
     admin.once("dialog", lambda dialog: dialog.accept())
     workspaces_row(admin, "carla", "analysis").get_by_role("button", name="delete").click()
     expect(workspaces_row(admin, "carla", "analysis")).to_have_count(0, timeout=TIMEOUT_MS)
@@ -263,7 +269,9 @@ def test_scenario_self_service(browser, self_service_hub: HubProcess) -> None:
 
     # CPU over the admin's limit: refused at the field, typed values kept, nothing created
     fill_options(user, cpu="64", mem="1g", days="2", env="A=1")
-    user.evaluate("document.getElementById('mlhub-cpu').removeAttribute('max')")  # past the browser's own check
+    user.evaluate(
+        "document.getElementById('mlhub-cpu').removeAttribute('max')"
+    )  # past the browser's own check
     submit_options(user)
     error = user.locator("#mlhub-error-cpu_limit")
     expect(error).to_be_visible()
@@ -355,9 +363,15 @@ def test_pages_fit_a_narrow_screen(browser, self_service_hub: HubProcess) -> Non
     hub = self_service_hub
     page = new_page(browser, width=390, height=800)
     log_in(page, hub, "admin", ADMIN_PASSWORD)
-    for path, name in (("/hub/home", "home-narrow"), ("/hub/workspaces", None), ("/hub/spawn/admin/narrow", None)):
+    for path, name in (
+        ("/hub/home", "home-narrow"),
+        ("/hub/workspaces", None),
+        ("/hub/spawn/admin/narrow", None),
+    ):
         page.goto(f"{hub.url}{path}")
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
         if name:
             shot(page, name)

@@ -27,7 +27,12 @@ NOTHING = {"containers": [], "networks": [], "volumes": [], "named": []}
 @pytest.fixture(scope="module")
 def default_hub(hub_factory):
     """No CPU, memory, process, disk or named-server variable set: only the defaults."""
-    return hub_factory(env={"MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}", "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    return hub_factory(
+        env={
+            "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}",
+            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+    )
 
 
 def _inspect(docker_client, hub, user: str, server: str) -> dict:
@@ -50,7 +55,9 @@ def test_every_workspace_is_bounded_by_default(default_hub, docker_client, image
         assert host["NanoCpus"] > 0, "no CPU limit by default"
         assert host["PidsLimit"] == 1024, f"process limit: {host['PidsLimit']}"
         assert any(o.startswith("no-new-privileges") for o in host["SecurityOpt"] or []), host["SecurityOpt"]
-        assert {"NET_RAW", "MKNOD", "SETFCAP", "SETPCAP", "AUDIT_WRITE", "SYS_CHROOT"} <= set(host["CapDrop"] or []), host["CapDrop"]
+        assert {"NET_RAW", "MKNOD", "SETFCAP", "SETPCAP", "AUDIT_WRITE", "SYS_CHROOT"} <= set(
+            host["CapDrop"] or []
+        ), host["CapDrop"]
         assert through_proxy(hub, user, "", token).status_code == 200
         (container,) = containers_of(docker_client, hub.hub_name, user, "", all=False)
         status = container.exec_run(["grep", "NoNewPrivs", "/proc/self/status"]).output.decode()
@@ -112,7 +119,9 @@ def test_named_servers_are_limited_by_default(default_hub, docker_client):
         for name in names:
             r = hub.spawn("hoarder", name, {"image": STOCK_IMAGE, "is_mount_volume": False}, token=token)
             assert r.status_code in (201, 202), r.text
-        r = hub.spawn("hoarder", "n5", {"image": STOCK_IMAGE, "is_mount_volume": False}, token=token, wait=False)
+        r = hub.spawn(
+            "hoarder", "n5", {"image": STOCK_IMAGE, "is_mount_volume": False}, token=token, wait=False
+        )
         assert r.status_code == 400, r.text
         assert "already has the maximum of 5 named servers" in r.json()["message"]
         assert not containers_of(docker_client, hub.hub_name, "hoarder", "n5")
@@ -220,7 +229,10 @@ def test_form_and_workspaces_page_show_the_limits(default_hub, docker_client):
     assert "at most the memory limit" in form
 
     token = hub.ensure_user("shown")
-    assert hub.spawn("shown", "ws", {"cpu_limit": "0.5", "mem_limit": "1g"}, token=token).status_code in (201, 202)
+    assert hub.spawn("shown", "ws", {"cpu_limit": "0.5", "mem_limit": "1g"}, token=token).status_code in (
+        201,
+        202,
+    )
     try:
         page = session.get(f"{hub.url}/hub/workspaces", timeout=60).text
         assert "0.5 CPU, 1g memory, 1024 processes, 10g disk" in page, page

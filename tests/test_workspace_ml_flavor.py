@@ -50,8 +50,12 @@ def ml_hub(hub_factory, docker_client):
     try:
         docker_client.images.get(ML_IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.skip(f"{ML_IMAGE} is not built (several GB, not built by CI): bash docker/build-images.sh --flavor ml")
-    hub = hub_factory(env={"MLHUB_MAX_CPU_LIMIT": "2", "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{ML_IMAGE}"})
+        pytest.skip(
+            f"{ML_IMAGE} is not built (several GB, not built by CI): bash docker/build-images.sh --flavor ml"
+        )
+    hub = hub_factory(
+        env={"MLHUB_MAX_CPU_LIMIT": "2", "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{ML_IMAGE}"}
+    )
     hub.carol_token = hub.ensure_user("carol")
     r = hub.spawn("carol", "", {"cpu_limit": 2, "image": ML_IMAGE}, token=hub.carol_token)
     assert r.status_code in (201, 202), r.text
@@ -75,7 +79,7 @@ def test_a_tiny_model_trains_and_its_logs_show_in_tensorboard(ml_hub):
     words = out.split()
     first, last = float(words[words.index("first") + 1]), float(words[words.index("last") + 1])
     assert last < first / 10, out  # it learned
-    scores = [float(s) for s in words[words.index("scores") + 1:words.index("cuda")]]
+    scores = [float(s) for s in words[words.index("scores") + 1 : words.index("cuda")]]
     assert all(score > 0.8 for score in scores), out
 
     deadline = time.monotonic() + 90

@@ -20,7 +20,9 @@ FULL_IMAGE = os.environ.get("MLHUB_TEST_FULL_IMAGE", "mlhub/workspace:full")
 
 @pytest.fixture(scope="module")
 def tools_hub(hub_factory, docker_client):
-    hub = hub_factory(env={"MLHUB_MAX_CPU_LIMIT": "2", "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{FULL_IMAGE}"})
+    hub = hub_factory(
+        env={"MLHUB_MAX_CPU_LIMIT": "2", "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{FULL_IMAGE}"}
+    )
     tokens = {name: hub.ensure_user(name) for name in ("alice", "bob")}
     r = hub.spawn("alice", "", {"cpu_limit": 1, "image": WORKSPACE_IMAGE}, token=tokens["alice"])
     assert r.status_code in (201, 202), r.text
@@ -55,7 +57,9 @@ def test_each_tool_answers_its_owner_and_refuses_others(tools_hub, tool):
 
 def test_any_port_at_proxy(tools_hub):
     container = tools_hub.container()
-    container.exec_run(["sh", "-c", "cd /tmp && nohup python3 -m http.server 8765 >/dev/null 2>&1 &"], detach=True)
+    container.exec_run(
+        ["sh", "-c", "cd /tmp && nohup python3 -m http.server 8765 >/dev/null 2>&1 &"], detach=True
+    )
     deadline = time.monotonic() + 20
     while b":223D " not in container.exec_run(["cat", "/proc/net/tcp"]).output.upper():  # port 8765 listening
         assert time.monotonic() < deadline, "the test server in the workspace never listened"
@@ -82,7 +86,9 @@ def test_lab_and_terminal(tools_hub):
     headers = {"Authorization": f"token {tools_hub.tokens['alice']}"}
     r = requests.post(tools_hub.at("/user/alice/api/terminals"), headers=headers, timeout=30)
     assert r.status_code == 200, r.text
-    requests.delete(tools_hub.at(f"/user/alice/api/terminals/{r.json()['name']}"), headers=headers, timeout=30)
+    requests.delete(
+        tools_hub.at(f"/user/alice/api/terminals/{r.json()['name']}"), headers=headers, timeout=30
+    )
 
 
 def _server_env(container) -> dict[str, str]:
@@ -104,11 +110,15 @@ def test_settings_in_workspace_survive_stop_and_start(tools_hub):
     assert done.exit_code == 0, done.output
     container.exec_run(["sh", "-c", "mkdir -p ~/.ssh && echo kept > ~/.ssh/known_hosts"])
     tools_hub.stop_server("alice")
-    r = tools_hub.spawn("alice", "", {"cpu_limit": 1, "image": WORKSPACE_IMAGE}, token=tools_hub.tokens["alice"])
+    r = tools_hub.spawn(
+        "alice", "", {"cpu_limit": 1, "image": WORKSPACE_IMAGE}, token=tools_hub.tokens["alice"]
+    )
     assert r.status_code in (201, 202)
     fresh = tools_hub.container()
     assert fresh.id != container.id
-    assert fresh.exec_run(["git", "config", "--global", "user.name"]).output.decode().strip() == "Alice Example"
+    assert (
+        fresh.exec_run(["git", "config", "--global", "user.name"]).output.decode().strip() == "Alice Example"
+    )
     assert fresh.exec_run(["cat", "/home/jovyan/.ssh/known_hosts"]).output.decode().strip() == "kept"
 
 
@@ -122,8 +132,11 @@ def test_execute_code_runs_a_job_with_its_exit_code(docker_client, tmp_path):
     )
     job.chmod(0o755)
     container = docker_client.containers.run(
-        WORKSPACE_IMAGE, environment={"EXECUTE_CODE": "/job", "MAX_NUM_THREADS": "3", "INCLUDE_TUTORIALS": "false"},
-        volumes={str(job): {"bind": "/job", "mode": "ro"}}, labels={"mlhub.origin": "mlt-job"}, detach=True,
+        WORKSPACE_IMAGE,
+        environment={"EXECUTE_CODE": "/job", "MAX_NUM_THREADS": "3", "INCLUDE_TUTORIALS": "false"},
+        volumes={str(job): {"bind": "/job", "mode": "ro"}},
+        labels={"mlhub.origin": "mlt-job"},
+        detach=True,
     )
     try:
         assert container.wait(timeout=120)["StatusCode"] == 7
@@ -135,28 +148,50 @@ def test_execute_code_runs_a_job_with_its_exit_code(docker_client, tmp_path):
 def test_shells_get_typed_values_and_run_none_of_them(docker_client):
     """Values from the form's environment block reach a login shell (as SSH and terminals start
     one) exactly as typed; none of them runs as a command."""
-    typed = {"OMP_NUM_THREADS": "1; touch /tmp/ran-1", "MKL_NUM_THREADS": "$(touch /tmp/ran-2)", "NUMBA_NUM_THREADS": "`touch /tmp/ran-3` 'q\""}
+    typed = {
+        "OMP_NUM_THREADS": "1; touch /tmp/ran-1",
+        "MKL_NUM_THREADS": "$(touch /tmp/ran-2)",
+        "NUMBA_NUM_THREADS": "`touch /tmp/ran-3` 'q\"",
+    }
     shown = (
         'printf "%s\\n" "$OMP_NUM_THREADS" "$MKL_NUM_THREADS" "$NUMBA_NUM_THREADS"; '
         'for f in /tmp/ran-1 /tmp/ran-2 /tmp/ran-3; do [ -e "$f" ] && echo "RAN $f"; done; true'
     )
     output = docker_client.containers.run(
-        WORKSPACE_IMAGE, ["bash", "-ic", shown], environment={**typed, "INCLUDE_TUTORIALS": "false"},
-        labels={"mlhub.origin": "mlt-job"}, remove=True, stdout=True, stderr=False,
+        WORKSPACE_IMAGE,
+        ["bash", "-ic", shown],
+        environment={**typed, "INCLUDE_TUTORIALS": "false"},
+        labels={"mlhub.origin": "mlt-job"},
+        remove=True,
+        stdout=True,
+        stderr=False,
     ).decode()
     assert output.splitlines() == list(typed.values()), output  # and no "RAN ..." line
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("MAX_NUM_THREADS", "lots"), ("SHUTDOWN_INACTIVE_KERNELS", "soon"), ("CONFIG_BACKUP_ENABLED", "maybe"),
-     ("VNC_RESOLUTION", "big"), ("VNC_PW", "abc"), ("NOTEBOOK_ARGS", "--a='unbalanced"), ("NOTEBOOK_ARGS", "rm -rf /"),
-     ("EXECUTE_CODE", "git+ext::sh -c id")],
+    [
+        ("MAX_NUM_THREADS", "lots"),
+        ("SHUTDOWN_INACTIVE_KERNELS", "soon"),
+        ("CONFIG_BACKUP_ENABLED", "maybe"),
+        ("VNC_RESOLUTION", "big"),
+        ("VNC_PW", "abc"),
+        ("NOTEBOOK_ARGS", "--a='unbalanced"),
+        ("NOTEBOOK_ARGS", "rm -rf /"),
+        ("EXECUTE_CODE", "git+ext::sh -c id"),
+    ],
 )
 def test_bad_variables_stop_the_workspace_naming_them(docker_client, name, value):
     try:
-        output = docker_client.containers.run(WORKSPACE_IMAGE, environment={name: value}, remove=True,
-                                              labels={"mlhub.origin": "mlt-job"}, stderr=True, stdout=True)
+        output = docker_client.containers.run(
+            WORKSPACE_IMAGE,
+            environment={name: value},
+            remove=True,
+            labels={"mlhub.origin": "mlt-job"},
+            stderr=True,
+            stdout=True,
+        )
         raise AssertionError(f"started with {name}={value}: {output[:200]}")
     except docker.errors.ContainerError as exc:
         assert exc.exit_status == 2
@@ -201,8 +236,11 @@ def test_pip_install_as_the_user_lasts_across_stop_and_start(tools_hub, tmp_path
     """No sudo, no network: wheels handed in; pip from a login shell, from a plain shell and as a
     notebook's %pip runs it (the kernel's python -m pip); all still importable in a new container."""
     container = tools_hub.container()
-    wheels = [make_wheel(tmp_path, "mlhubtinyone", script="tinyone-hello"), make_wheel(tmp_path, "mlhubtinytwo"),
-              make_wheel(tmp_path, "mlhubtinythree")]
+    wheels = [
+        make_wheel(tmp_path, "mlhubtinyone", script="tinyone-hello"),
+        make_wheel(tmp_path, "mlhubtinytwo"),
+        make_wheel(tmp_path, "mlhubtinythree"),
+    ]
     assert container.put_archive("/tmp", tar_of(*wheels))
     code, out = sh(container, "id -u; command -v pip python; sudo -n true 2>&1 || echo no-sudo")
     assert out.split()[:3] == ["1000", "/opt/venv/bin/pip", "/opt/venv/bin/python"], out  # not Debian's pip
@@ -211,13 +249,17 @@ def test_pip_install_as_the_user_lasts_across_stop_and_start(tools_hub, tmp_path
     assert code == 0, out
     code, out = sh(container, "pip install --no-index /tmp/mlhubtinytwo-1.0-py3-none-any.whl", login=False)
     assert code == 0, out
-    code, out = sh(container, "python -m pip install --no-index /tmp/mlhubtinythree-1.0-py3-none-any.whl", login=False)
+    code, out = sh(
+        container, "python -m pip install --no-index /tmp/mlhubtinythree-1.0-py3-none-any.whl", login=False
+    )
     assert code == 0, out
     code, out = sh(container, "tinyone-hello")  # its console script is on PATH
     assert (code, out.strip()) == (0, "mlhubtinyone 1.0"), out
 
     tools_hub.stop_server("alice")
-    r = tools_hub.spawn("alice", "", {"cpu_limit": 1, "image": WORKSPACE_IMAGE}, token=tools_hub.tokens["alice"])
+    r = tools_hub.spawn(
+        "alice", "", {"cpu_limit": 1, "image": WORKSPACE_IMAGE}, token=tools_hub.tokens["alice"]
+    )
     assert r.status_code in (201, 202), r.text
     fresh = tools_hub.container()
     assert fresh.id != container.id
@@ -228,20 +270,28 @@ def test_pip_install_as_the_user_lasts_across_stop_and_start(tools_hub, tmp_path
     # the kernel's environment (the server's): the same Python and user site
     env = _server_env(fresh)
     assert env["PYTHONUSERBASE"] == "/workspace/.workspace/python" and env["PIP_USER"] == "1"
-    assert env["TENSORBOARD_PROXY_URL"] == "/user/alice/proxy/%PORT%/"  # %tensorboard's frame, through the hub
+    assert (
+        env["TENSORBOARD_PROXY_URL"] == "/user/alice/proxy/%PORT%/"
+    )  # %tensorboard's frame, through the hub
 
     # the escape hatch for an install that breaks the server: PYTHONNOUSERSITE=1 ignores the folder
     code, out = sh(fresh, "PYTHONNOUSERSITE=1 python -c 'import mlhubtinyone' 2>&1")
     assert code != 0 and "No module named 'mlhubtinyone'" in out, out
     # starting clean, as the README says: remove the folder; the image's packages stay
-    code, out = sh(fresh, "rm -rf /workspace/.workspace/python && python -c 'import mlhubtinyone' 2>&1; python -c 'import jupyterlab'")
+    code, out = sh(
+        fresh,
+        "rm -rf /workspace/.workspace/python && python -c 'import mlhubtinyone' 2>&1; python -c 'import jupyterlab'",
+    )
     assert code == 0 and "No module named 'mlhubtinyone'" in out, out
 
 
 def test_jupyterlab_git_nbdime_and_jupytext_load(tools_hub):
     code, out = sh(tools_hub.container(), "jupyter server extension list 2>&1")
     for extension in ("jupyterlab_git", "nbdime", "jupyterlab_jupytext"):
-        assert any(line.strip().startswith(extension) and "enabled" in line for line in out.splitlines()), (extension, out)
+        assert any(line.strip().startswith(extension) and "enabled" in line for line in out.splitlines()), (
+            extension,
+            out,
+        )
     assert "X " not in out  # no extension failed to load
     git = get(tools_hub, "/user/alice/git/settings", "alice")
     assert git.status_code == 200 and "gitVersion" in git.json(), git.text[:300]
@@ -252,7 +302,9 @@ def test_jupyterlab_git_nbdime_and_jupytext_load(tools_hub):
 
 def test_ml_workspace_tool_paths_reach_the_tools(tools_hub):
     container = tools_hub.container()
-    container.exec_run(["sh", "-c", "cd /tmp && nohup python3 -m http.server 8766 >/dev/null 2>&1 &"], detach=True)
+    container.exec_run(
+        ["sh", "-c", "cd /tmp && nohup python3 -m http.server 8766 >/dev/null 2>&1 &"], detach=True
+    )
     deadline = time.monotonic() + 20
     while b":223E " not in container.exec_run(["cat", "/proc/net/tcp"]).output.upper():  # port 8766 listening
         assert time.monotonic() < deadline, "the test server in the workspace never listened"
@@ -271,12 +323,18 @@ def test_ml_workspace_tool_paths_reach_the_tools(tools_hub):
 
 
 def test_desktop_variables_and_vnc_alias_in_the_full_flavor(tools_hub):
-    r = tools_hub.spawn("alice", "vnc", {"image": FULL_IMAGE, "env": {"VNC_PW": "s3cretpw", "VNC_RESOLUTION": "1024x768"}},
-                        token=tools_hub.tokens["alice"])
+    r = tools_hub.spawn(
+        "alice",
+        "vnc",
+        {"image": FULL_IMAGE, "env": {"VNC_PW": "s3cretpw", "VNC_RESOLUTION": "1024x768"}},
+        token=tools_hub.tokens["alice"],
+    )
     assert r.status_code in (201, 202), r.text
     page = get(tools_hub, "/user/alice/vnc/tools/vnc/?password=s3cretpw", "alice")
     assert page.status_code == 200 and "noVNC" in page.text, page.text[:200]
-    assert "/user/alice/vnc/tools/desktop/vnc.html?autoconnect=true" in page.url and page.url.endswith("&password=s3cretpw")
+    assert "/user/alice/vnc/tools/desktop/vnc.html?autoconnect=true" in page.url and page.url.endswith(
+        "&password=s3cretpw"
+    )
     container = docker.from_env().containers.get(tools_hub.server("alice", "vnc")["state"]["object_id"])
     code, out = sh(container, "ps -o args= -C Xvnc")
     assert "-geometry 1024x768" in out and "VncAuth" in out, out
@@ -290,9 +348,13 @@ def test_tensorboard_magic_frame_loads_through_the_hub(tools_hub):
     %PORT% filled in: that address answers through the hub (and not for another user)."""
     container = tools_hub.container()
     template = _server_env(container)["TENSORBOARD_PROXY_URL"]
-    container.exec_run(["sh", "-c", "nohup tensorboard --logdir /tmp --port 6011 >/dev/null 2>&1 &"], detach=True)
+    container.exec_run(
+        ["sh", "-c", "nohup tensorboard --logdir /tmp --port 6011 >/dev/null 2>&1 &"], detach=True
+    )
     deadline = time.monotonic() + 60
-    while b":177B " not in container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"]).output.upper():  # 6011
+    while (
+        b":177B " not in container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"]).output.upper()
+    ):  # 6011
         assert time.monotonic() < deadline, "TensorBoard in the workspace never listened"
         time.sleep(0.5)
     frame = template.replace("%PORT%", "6011")

@@ -17,13 +17,19 @@ class BrowserCookiePolicy(DefaultCookiePolicy):
 
     def set_ok_domain(self, cookie, request) -> bool:  # type: ignore[no-untyped-def]
         if cookie.domain.lstrip(".") == "localhost" and request.host.split(":")[0] == "localhost":
-            cookie.domain, cookie.domain_specified, cookie.domain_initial_dot = "localhost.local", False, False
+            cookie.domain, cookie.domain_specified, cookie.domain_initial_dot = (
+                "localhost.local",
+                False,
+                False,
+            )
             return True
         return super().set_ok_domain(cookie, request)
 
 
 def _xsrf(page: requests.Response) -> str:
-    match = re.search(r'name="_xsrf" value="([^"]+)"', page.text) or re.search(r'xsrf_token: "([^"]+)"', page.text)
+    match = re.search(r'name="_xsrf" value="([^"]+)"', page.text) or re.search(
+        r'xsrf_token: "([^"]+)"', page.text
+    )
     assert match, f"no XSRF token on {page.url}"
     return match.group(1)
 
@@ -37,7 +43,9 @@ def new_session(verify: bool = True) -> requests.Session:
     return session
 
 
-def post_login(url: str, username: str, password: str, verify: bool = True) -> tuple[requests.Session, requests.Response]:
+def post_login(
+    url: str, username: str, password: str, verify: bool = True
+) -> tuple[requests.Session, requests.Response]:
     """POST the login form; the reply is 302 on success, the login page with a message otherwise."""
     session = new_session(verify)
     xsrf = _xsrf(session.get(f"{url}/hub/login", timeout=30))
@@ -63,7 +71,12 @@ def signup(url: str, username: str, password: str, verify: bool = True) -> reque
     xsrf = _xsrf(session.get(f"{url}/hub/signup", timeout=30))
     return session.post(
         f"{url}/hub/signup",
-        data={"_xsrf": xsrf, "username": username, "signup_password": password, "signup_password_confirmation": password},
+        data={
+            "_xsrf": xsrf,
+            "username": username,
+            "signup_password": password,
+            "signup_password_confirmation": password,
+        },
         timeout=30,
     )
 
@@ -76,9 +89,16 @@ def page_xsrf(session: requests.Session, url: str) -> tuple[requests.Response, s
 def create_user(admin: requests.Session, url: str, name: str, password: str) -> None:
     """Create an authorized user with a password on the Workspaces page (as an admin)."""
     xsrf = admin.cookies.get("_xsrf", path="/hub/") or ""
-    reply = admin.post(f"{url}/hub/workspaces/users", data={"name": name, "password": password, "_xsrf": xsrf},
-                       allow_redirects=False, timeout=30)
-    assert reply.status_code == 302 and "created=" in reply.headers["Location"], (reply.status_code, reply.headers.get("Location"))
+    reply = admin.post(
+        f"{url}/hub/workspaces/users",
+        data={"name": name, "password": password, "_xsrf": xsrf},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert reply.status_code == 302 and "created=" in reply.headers["Location"], (
+        reply.status_code,
+        reply.headers.get("Location"),
+    )
 
 
 def login_state(url: str, name: str, password: str) -> str:

@@ -140,8 +140,7 @@ def _check_cpu(value: Any, limits: OptionLimits) -> float | None:
         raise ValueError("must be at least 0.01 cores")
     if limits.max_cpu_limit is not None and cpu > limits.max_cpu_limit:
         raise ValueError(
-            f"must be between 0.01 and {_fmt_number(limits.max_cpu_limit)} cores "
-            f"(got {_fmt_number(cpu)})"
+            f"must be between 0.01 and {_fmt_number(limits.max_cpu_limit)} cores (got {_fmt_number(cpu)})"
         )
     return cpu
 

@@ -110,9 +110,19 @@ def judge(
     if label:
         if same_account(label, user_created):
             return Verdict.MINE, "same account"
-        return Verdict.EARLIER_ACCOUNT, f"made for an earlier account named {user_name!r} ({L.USER_CREATED}={label})"
-    if object_created is not None and user_created is not None and object_created < user_created - SAME_ACCOUNT_SECONDS:
-        return Verdict.EARLIER_ACCOUNT, f"made before the account {user_name!r} was created, so for an earlier one"
+        return (
+            Verdict.EARLIER_ACCOUNT,
+            f"made for an earlier account named {user_name!r} ({L.USER_CREATED}={label})",
+        )
+    if (
+        object_created is not None
+        and user_created is not None
+        and object_created < user_created - SAME_ACCOUNT_SECONDS
+    ):
+        return (
+            Verdict.EARLIER_ACCOUNT,
+            f"made before the account {user_name!r} was created, so for an earlier one",
+        )
     return Verdict.MINE, "made before account labels; adopted"
 
 

@@ -50,8 +50,7 @@ def parse_memory(value: Any) -> int:
         match = _MEMORY.match(value)
         if not match:
             raise ValueError(
-                "must be a size such as 512m, 4g or 1.5G (units b, k, m, g, t), "
-                "or a bare number of GB"
+                "must be a size such as 512m, 4g or 1.5G (units b, k, m, g, t), or a bare number of GB"
             )
         number = float(match.group(1))
         unit = match.group(2).lower()
@@ -190,9 +189,7 @@ def parse_env(value: Any) -> dict[str, str]:
                 "(letters, digits and _, not starting with a digit)"
             )
         if "\x00" in val or len(val) > MAX_ENV_VALUE_LENGTH:
-            raise ValueError(
-                f"value of {key} must be at most {MAX_ENV_VALUE_LENGTH} characters, without NUL"
-            )
+            raise ValueError(f"value of {key} must be at most {MAX_ENV_VALUE_LENGTH} characters, without NUL")
         if key in env:
             raise ValueError(f"{key} is set twice")
         env[key] = val

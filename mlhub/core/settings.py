@@ -245,7 +245,13 @@ def _public_url(text: str) -> str:
         parsed.port  # noqa: B018  (raises on a bad port)
     except ValueError:
         raise ValueError(message) from None
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path or parsed.query or parsed.fragment:
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or parsed.path
+        or parsed.query
+        or parsed.fragment
+    ):
         raise ValueError(message)
     if parsed.username or parsed.password:
         raise ValueError(message)
@@ -273,7 +279,9 @@ def _json_labels(text: str) -> tuple[tuple[str, str], ...]:
         value = json.loads(text)
     except ValueError:
         raise ValueError('must be a JSON object of strings, e.g. {"accelerator": "nvidia"}') from None
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
         raise ValueError('must be a JSON object of strings, e.g. {"accelerator": "nvidia"}')
     return tuple(sorted(value.items()))
 
@@ -295,7 +303,9 @@ def _json_tolerations(text: str) -> tuple[tuple[tuple[str, Any], ...], ...]:
 def _install_id(text: str) -> str:
     text = text.strip()
     if not is_valid_install_id(text):
-        raise ValueError("must be 8-40 lowercase letters or digits (this install's id; empty: generated into MLHUB_DATA_DIR)")
+        raise ValueError(
+            "must be 8-40 lowercase letters or digits (this install's id; empty: generated into MLHUB_DATA_DIR)"
+        )
     return text
 
 
@@ -312,7 +322,9 @@ MIN_PASSWORD_LENGTH = 8
 
 def _password(text: str) -> str:
     if text and len(text) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"must be empty (a password is generated) or at least {MIN_PASSWORD_LENGTH} characters")
+        raise ValueError(
+            f"must be empty (a password is generated) or at least {MIN_PASSWORD_LENGTH} characters"
+        )
     return text
 
 
@@ -405,18 +417,34 @@ def read_settings(environ: Mapping[str, str], default_data_dir: str) -> HubSetti
         except ValueError as exc:
             errors[name] = f"{exc} (got {raw[:60]!r})"
     settings = HubSettings(**values)
-    if settings.max_cpu_limit and settings.default_cpu_limit and settings.default_cpu_limit > settings.max_cpu_limit:
+    if (
+        settings.max_cpu_limit
+        and settings.default_cpu_limit
+        and settings.default_cpu_limit > settings.max_cpu_limit
+    ):
         errors["MLHUB_DEFAULT_CPU_LIMIT"] = "must not be more than MLHUB_MAX_CPU_LIMIT"
-    if settings.max_mem_limit and settings.default_mem_limit and settings.default_mem_limit > settings.max_mem_limit:
+    if (
+        settings.max_mem_limit
+        and settings.default_mem_limit
+        and settings.default_mem_limit > settings.max_mem_limit
+    ):
         errors["MLHUB_DEFAULT_MEM_LIMIT"] = "must not be more than MLHUB_MAX_MEM_LIMIT"
     if settings.max_days_to_live and settings.default_days_to_live > settings.max_days_to_live:
         errors["MLHUB_DEFAULT_DAYS_TO_LIVE"] = "must not be more than MLHUB_MAX_DAYS_TO_LIVE"
-    if settings.ssl_enabled and not (settings.ssl_cert and settings.ssl_key) and "MLHUB_SSL_CERT" not in errors:
+    if (
+        settings.ssl_enabled
+        and not (settings.ssl_cert and settings.ssl_key)
+        and "MLHUB_SSL_CERT" not in errors
+    ):
         errors["SSL_ENABLED"] = (
             "needs MLHUB_SSL_CERT and MLHUB_SSL_KEY (the hub container sets them: a mounted "
             "/resources/ssl/cert.crt and cert.key, or a generated certificate)"
         )
-    if settings.user_subdomains and settings.public_url and _is_ip(urlparse(settings.public_url).hostname or ""):
+    if (
+        settings.user_subdomains
+        and settings.public_url
+        and _is_ip(urlparse(settings.public_url).hostname or "")
+    ):
         errors["MLHUB_PUBLIC_URL"] = (
             "per-user origins need a host name with wildcard DNS (an IP address has no subdomains); "
             "use a name such as localhost or hub.example.org, or set MLHUB_USER_SUBDOMAINS=false"
@@ -428,4 +456,6 @@ def read_settings(environ: Mapping[str, str], default_data_dir: str) -> HubSetti
     data_dir = settings.data_dir or default_data_dir
     db_url = settings.db_url or "sqlite:///" + os.path.join(data_dir, "jupyterhub.sqlite")
     public_url = settings.public_url or default_public_url(settings.port, settings.ssl_enabled)
-    return HubSettings(**{**settings.__dict__, "data_dir": data_dir, "db_url": db_url, "public_url": public_url})
+    return HubSettings(
+        **{**settings.__dict__, "data_dir": data_dir, "db_url": db_url, "public_url": public_url}
+    )

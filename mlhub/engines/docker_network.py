@@ -108,7 +108,12 @@ async def ensure_network(
                 ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
                 try:
                     await docker(
-                        "create_network", name, driver="bridge", labels=labels, ipam=ipam, check_duplicate=True
+                        "create_network",
+                        name,
+                        driver="bridge",
+                        labels=labels,
+                        ipam=ipam,
+                        check_duplicate=True,
                     )
                     return True
                 except APIError as exc:
@@ -163,7 +168,9 @@ async def ensure_volume(
     except NotFound:
         found = None
     if found is not None:
-        _check_owner("volume", name, found.get("Labels"), {k: labels[k] for k in (L.ORIGIN, L.USER, L.SERVER_NAME)})
+        _check_owner(
+            "volume", name, found.get("Labels"), {k: labels[k] for k in (L.ORIGIN, L.USER, L.SERVER_NAME)}
+        )
         return False
     await docker("create_volume", name=name, driver=driver, driver_opts=driver_opts or None, labels=labels)
     return True

@@ -32,10 +32,7 @@ class DiskError(RuntimeError):
 def unsupported_reason(in_container: bool = False, euid: int | None = None) -> str | None:
     """Why this hub cannot cap workspace disks (None: it can)."""
     if in_container:
-        return (
-            "the hub runs in a container, and loop mounts made there are not visible to the "
-            "Docker engine"
-        )
+        return "the hub runs in a container, and loop mounts made there are not visible to the Docker engine"
     if (os.geteuid() if euid is None else euid) != 0:
         return "the hub does not run as root (loop-mounting disk images needs root)"
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
@@ -94,8 +91,16 @@ class WorkspaceDisk:
             # no blocks reserved for root: the user gets the whole size; lazy init leaves the
             # journal and inode tables unwritten, so a new 10G image takes about 4 MB
             _run(
-                "mkfs.ext4", "-q", "-F", "-m", "0", "-L", "mlhub-ws",
-                "-E", "lazy_itable_init=1,lazy_journal_init=1", str(self.image),
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-m",
+                "0",
+                "-L",
+                "mlhub-ws",
+                "-E",
+                "lazy_itable_init=1,lazy_journal_init=1",
+                str(self.image),
             )
             self.ensure_mounted()
             # empty, so Docker copies the image's /workspace (content and owner) into it

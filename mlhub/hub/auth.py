@@ -65,7 +65,11 @@ class MLHubLoginHandler(NativeLoginHandler):
         username = data.get("username", "")
         wait = self.authenticator.login_limiter.hit(self.request.remote_ip)
         if wait is not None:
-            self.log.warning("Login as %r from %s refused: too many attempts from that address", username, self.request.remote_ip)
+            self.log.warning(
+                "Login as %r from %s refused: too many attempts from that address",
+                username,
+                self.request.remote_ip,
+            )
             self.set_status(429)
             self.set_header("Retry-After", str(math.ceil(wait)))
             message = f"Too many login attempts from your address; try again in {math.ceil(wait)} seconds."
@@ -86,7 +90,9 @@ class MLHubLoginHandler(NativeLoginHandler):
             error = "Invalid username or password."
         self.finish(await self._render(login_error=error, username=username))
 
-    def _render(self, login_error: str | None = None, username: str | None = None, sync: bool = False, **_: Any) -> Any:
+    def _render(
+        self, login_error: str | None = None, username: str | None = None, sync: bool = False, **_: Any
+    ) -> Any:
         return self.render_template(
             "native-login.html",
             sync=sync,
@@ -149,7 +155,9 @@ class MLHubNativeAuthenticator(NativeAuthenticator):
         if not user:
             return None
         if self.allowed_failed_logins and self.is_blocked(username):
-            self.log.warning("Login as %s refused: locked after %d failed logins", username, self.allowed_failed_logins)
+            self.log.warning(
+                "Login as %s refused: locked after %d failed logins", username, self.allowed_failed_logins
+            )
             handler.mlhub_login_outcome = "locked"
             return None
         valid = await asyncio.to_thread(bcrypt.checkpw, password.encode(), user.password)
@@ -166,7 +174,12 @@ class MLHubNativeAuthenticator(NativeAuthenticator):
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         return [
-            (pattern, MLHubLoginHandler if handler is NativeLoginHandler else _REPLACED_HANDLERS.get(pattern, handler))
+            (
+                pattern,
+                MLHubLoginHandler
+                if handler is NativeLoginHandler
+                else _REPLACED_HANDLERS.get(pattern, handler),
+            )
             for pattern, handler in super().get_handlers(app)
         ]
 
@@ -181,13 +194,12 @@ class MLHubNativeAuthenticator(NativeAuthenticator):
         if not password:
             self.log.warning(
                 "Admin account %s does not exist and no initial admin password is configured; "
-                "nobody can sign up with that name", name,
+                "nobody can sign up with that name",
+                name,
             )
             return
         if self.create_user(name, password) is None:
-            self.log.error(
-                "Could not create admin account %s: password too weak or sign-up disabled", name
-            )
+            self.log.error("Could not create admin account %s: password too weak or sign-up disabled", name)
             return
         self.log.info("Created admin account %s with %s", name, source)
 
@@ -206,5 +218,7 @@ class MLHubNativeAuthenticator(NativeAuthenticator):
         with os.fdopen(fd, "w") as stored:
             os.fchmod(stored.fileno(), 0o600)
             stored.write(password + "\n")
-        self.log.warning("Generated a password for admin account %s into %s (mode 600): log in with it", name, path)
+        self.log.warning(
+            "Generated a password for admin account %s into %s (mode 600): log in with it", name, path
+        )
         return password

@@ -19,7 +19,9 @@ from nativeauthenticator.orm import UserInfo
 from tornado import web
 
 #: What a GET to an action URL answers (405), for people with an old link or bookmark.
-USE_THE_BUTTON = "Use the button on the Authorize Users page ({page}): this address changes nothing when opened as a link."
+USE_THE_BUTTON = (
+    "Use the button on the Authorize Users page ({page}): this address changes nothing when opened as a link."
+)
 
 
 class _ActionHandler(LocalBase):
@@ -45,11 +47,16 @@ class AuthorizeHandler(_ActionHandler):
         if info is None:
             raise web.HTTPError(404, f"No user {name!r} has signed up")
         if wanted == "0" and info.username in self.authenticator.admin_users:
-            raise web.HTTPError(400, f"{info.username!r} is one of the hub's admin_users and stays authorized")
+            raise web.HTTPError(
+                400, f"{info.username!r} is one of the hub's admin_users and stays authorized"
+            )
         info.is_authorized = wanted == "1"
         self.db.commit()
         self.log.info(
-            "%s %s user %s", self.current_user.name, "authorized" if info.is_authorized else "withdrew the authorization of", info.username
+            "%s %s user %s",
+            self.current_user.name,
+            "authorized" if info.is_authorized else "withdrew the authorization of",
+            info.username,
         )
         self._back(info.username)
 
@@ -63,7 +70,10 @@ class DiscardHandler(_ActionHandler):
         if info is None:
             raise web.HTTPError(404, f"No user {name!r} has signed up")
         if info.is_authorized:
-            raise web.HTTPError(400, f"{info.username!r} is authorized; unauthorize them first, or delete them on the Admin page")
+            raise web.HTTPError(
+                400,
+                f"{info.username!r} is authorized; unauthorize them first, or delete them on the Admin page",
+            )
         username = info.username
         self.authenticator.delete_user(type("User", (), {"name": username}))
         if self.users.get(username) is not None:
@@ -97,10 +107,16 @@ class MLHubSignUpHandler(SignUpHandler):
         limiter = getattr(self.authenticator, "signup_limiter", None)
         wait = limiter.hit(self.request.remote_ip) if limiter is not None else None
         if wait is not None:
-            self.log.warning("Sign-up as %r from %s refused: too many attempts from that address", name, self.request.remote_ip)
+            self.log.warning(
+                "Sign-up as %r from %s refused: too many attempts from that address",
+                name,
+                self.request.remote_ip,
+            )
             self.set_status(429)
             self.set_header("Retry-After", str(math.ceil(wait)))
-            await self._refuse(f"Too many sign-ups from your address; try again in {math.ceil(wait)} seconds.")
+            await self._refuse(
+                f"Too many sign-ups from your address; try again in {math.ceil(wait)} seconds."
+            )
             return
         if name in self.authenticator.admin_users:
             self.log.warning("Refused a sign-up as %r from %s: an admin's name", name, self.request.remote_ip)

@@ -45,8 +45,10 @@ def rename_own_container(hub_name: str) -> None:
         client = docker.from_env(timeout=30)
         me = client.containers.get(socket.gethostname())
     except Exception as exc:
-        fail(f"the Docker engine is not reachable, or this container is not on it ({exc}); "
-             "mount the engine's socket: -v /var/run/docker.sock:/var/run/docker.sock")
+        fail(
+            f"the Docker engine is not reachable, or this container is not on it ({exc}); "
+            "mount the engine's socket: -v /var/run/docker.sock:/var/run/docker.sock"
+        )
         return
     if me.name == hub_name:
         return
@@ -55,8 +57,10 @@ def rename_own_container(hub_name: str) -> None:
     except docker.errors.NotFound:
         other = None
     if other is not None and other.id != me.id:
-        fail(f"HUB_NAME: a container named {hub_name!r} already exists on this engine "
-             "(another hub?); choose another HUB_NAME or remove that container")
+        fail(
+            f"HUB_NAME: a container named {hub_name!r} already exists on this engine "
+            "(another hub?); choose another HUB_NAME or remove that container"
+        )
     me.rename(hub_name)
     say(f"renamed this container from {me.name} to {hub_name}")
 
@@ -90,16 +94,33 @@ def ensure_certificate(data_dir: Path, public_host: str) -> tuple[str, str]:
     if not (cert.is_file() and key.is_file()) or current != names:
         ssl_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-             "-subj", f"/CN={public_host}/O=MLHub self-signed",
-             "-addext", "subjectAltName=" + ",".join(f"DNS:{name}" for name in names),
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "3650",
+                "-subj",
+                f"/CN={public_host}/O=MLHub self-signed",
+                "-addext",
+                "subjectAltName=" + ",".join(f"DNS:{name}" for name in names),
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
         )
         key.chmod(0o600)
         names_file.write_text(" ".join(names) + "\n")
-        say(f"SSL: generated a self-signed certificate for {', '.join(names)} in {ssl_dir} "
-            "(browsers will ask to trust it)")
+        say(
+            f"SSL: generated a self-signed certificate for {', '.join(names)} in {ssl_dir} "
+            "(browsers will ask to trust it)"
+        )
     return str(cert), str(key)
 
 
@@ -111,8 +132,10 @@ def initial_admin_password(settings: HubSettings, data_dir: Path) -> str:
     if not path.is_file():
         path.write_text(secrets.token_urlsafe(12) + "\n")
         path.chmod(0o600)
-    say(f"log in as {settings.admin_user!r} with the password in {path} "
-        f"(docker exec <container> cat {path}); set on first start only")
+    say(
+        f"log in as {settings.admin_user!r} with the password in {path} "
+        f"(docker exec <container> cat {path}); set on first start only"
+    )
     return path.read_text().strip()
 
 
@@ -149,9 +172,21 @@ def main() -> None:
             token_file.chmod(0o600)
         env.setdefault("CONFIGPROXY_AUTH_TOKEN", token_file.read_text().strip())
         chp = shutil.which("configurable-http-proxy") or "configurable-http-proxy"
-        args = [chp, "--ip", settings.ip, "--port", str(settings.port), "--api-ip", settings.proxy_api_ip,
-                "--api-port", "8001", "--default-target", settings.hub_url,
-                "--error-target", settings.hub_url + "/hub/error"]
+        args = [
+            chp,
+            "--ip",
+            settings.ip,
+            "--port",
+            str(settings.port),
+            "--api-ip",
+            settings.proxy_api_ip,
+            "--api-port",
+            "8001",
+            "--default-target",
+            settings.hub_url,
+            "--error-target",
+            settings.hub_url + "/hub/error",
+        ]
         if settings.user_subdomains:
             args.append("--host-routing")  # what JupyterHub passes when it starts the proxy itself
         if env.get("SSL_ENABLED") == "true":
@@ -191,7 +226,9 @@ def ssl_wanted(env: dict[str, str]) -> bool:
     try:
         return parse_bool(env.get("SSL_ENABLED", "false") or "false")
     except ValueError:
-        fail(f"invalid environment variables:\n  SSL_ENABLED: must be true or false (got {env.get('SSL_ENABLED')!r})")
+        fail(
+            f"invalid environment variables:\n  SSL_ENABLED: must be true or false (got {env.get('SSL_ENABLED')!r})"
+        )
         return False
 
 

@@ -41,7 +41,9 @@ def read_or_create_install_id(data_dir: str) -> str:
             f.write(value + "\n")
         return value
     if not is_valid_install_id(value):
-        raise InstallError(f"{path}: must hold 8-40 lowercase letters or digits (this install's id), got {value[:60]!r}")
+        raise InstallError(
+            f"{path}: must hold 8-40 lowercase letters or digits (this install's id), got {value[:60]!r}"
+        )
     return value
 
 
@@ -83,7 +85,11 @@ def claim_hub_name(api: Any, hub_name: str, install_id: str, id_file: str) -> bo
     # install id were made before install ids, by this hub's older version: not a conflict.
     flt = {"label": [f"{L.ORIGIN}={hub_name}", L.INSTALL]}
     listings = (
-        ("container", lambda: api.containers(all=True, filters=flt), lambda o: (o.get("Names") or ["?"])[0].lstrip("/")),
+        (
+            "container",
+            lambda: api.containers(all=True, filters=flt),
+            lambda o: (o.get("Names") or ["?"])[0].lstrip("/"),
+        ),
         ("volume", lambda: api.volumes(filters=flt).get("Volumes") or [], lambda o: o["Name"]),
         ("network", lambda: api.networks(filters=flt), lambda o: o["Name"]),
     )

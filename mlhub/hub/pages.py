@@ -98,7 +98,9 @@ class CreateUserHandler(BaseHandler):
         if native:
             info = self.authenticator.create_user(name, password)
             if info is None:
-                self.redirect(self._back(error=f"user: {name!r} could not be created (sign-up is switched off?)"))
+                self.redirect(
+                    self._back(error=f"user: {name!r} could not be created (sign-up is switched off?)")
+                )
                 return
             info.is_authorized = True
             self.authenticator.db.commit()
@@ -128,7 +130,11 @@ class CreateUserHandler(BaseHandler):
                 minimum = getattr(self.authenticator, "minimum_password_length", 1)
                 raise ValueError(
                     f"password: at least {minimum} characters"
-                    + (" and not a common password" if getattr(self.authenticator, "check_common_password", False) else "")
+                    + (
+                        " and not a common password"
+                        if getattr(self.authenticator, "check_common_password", False)
+                        else ""
+                    )
                 )
 
     def _back(self, **query: str) -> str:

@@ -14,8 +14,13 @@ class RateLimiter:
     forgotten first), each with at most ``limit`` timestamps. ``limit`` 0 switches it off.
     """
 
-    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 10000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float = 60.0,
+        max_keys: int = 10000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys

@@ -120,7 +120,9 @@ def _meta(spawner: Any) -> dict[str, Any]:
     return dict(state.get("mlhub") or {}) if isinstance(state, dict) else {}
 
 
-def summarize(spawner: Any, owner: Any, tool_images: list[str] | tuple[str, ...], now: float | None = None) -> WorkspaceSummary:
+def summarize(
+    spawner: Any, owner: Any, tool_images: list[str] | tuple[str, ...], now: float | None = None
+) -> WorkspaceSummary:
     """Summary of one of *owner*'s servers.
 
     *spawner* may be an MLHub spawner, any other JupyterHub spawner, or the ORM row JupyterHub

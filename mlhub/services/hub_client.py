@@ -35,7 +35,9 @@ class HubClient:
         self.timeout = timeout
         self.http = AsyncHTTPClient()
 
-    async def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    async def request(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
         """``(status, parsed JSON or None)``; raises :class:`HubAPIError` on 4xx/5xx or no answer."""
         request = HTTPRequest(
             self.api_url + path,

@@ -87,8 +87,11 @@ def options_http_error(exc: OptionsError, submitted: dict[str, Any]) -> web.HTTP
     message = f"Invalid workspace options: {exc}"
     error = web.HTTPError(400, message, reason="Invalid options")
     typed = {
-        key: "\n".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict)
-        else value if isinstance(value, (str, bool, int, float)) else json.dumps(value)
+        key: "\n".join(f"{k}={v}" for k, v in value.items())
+        if isinstance(value, dict)
+        else value
+        if isinstance(value, (str, bool, int, float))
+        else json.dumps(value)
         for key, value in (submitted or {}).items()
     }
     payload = json.dumps({"errors": exc.errors, "values": typed}).replace("<", "\\u003c")
@@ -371,7 +374,11 @@ class MLHubSpawner(LoggingConfigurable):
                 if not self._stop_pending and (future is None or future.done()):
                     break
             user = self.user
-            if user.spawners.get(self.name) is not self or self.pending or self.orm_spawner.server_id is not None:
+            if (
+                user.spawners.get(self.name) is not self
+                or self.pending
+                or self.orm_spawner.server_id is not None
+            ):
                 return
             user.db.delete(self.orm_spawner)
             user.spawners.pop(self.name, None)
@@ -393,9 +400,7 @@ class MLHubSpawner(LoggingConfigurable):
         try:
             options = validate_options(user_options, await self.option_limits())
         except OptionsError as exc:
-            self.log.warning(
-                "Refused options for %s (asked by %s): %s", self._log_name, requester, exc
-            )
+            self.log.warning("Refused options for %s (asked by %s): %s", self._log_name, requester, exc)
             raise options_http_error(exc, user_options) from None
         self.check_engine_options(options)
         expiration = options.expiration_timestamp()

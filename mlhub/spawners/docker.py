@@ -166,7 +166,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             try:
                 ipaddress.IPv4Network(value)
             except ValueError as exc:
-                raise TraitError(f"network_pool {value!r} is not an IPv4 network such as 172.30.0.0/15: {exc}") from None
+                raise TraitError(
+                    f"network_pool {value!r} is not an IPv4 network such as 172.30.0.0/15: {exc}"
+                ) from None
         return value
 
     remove_volume_on_delete = Bool(
@@ -263,7 +265,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
     _disk_cap_checked = False
 
     def _caps_new_volumes(self) -> bool:
-        if not (self.workspace_disk_limit and self.volume_driver == "local" and not self.volume_driver_options):
+        if not (
+            self.workspace_disk_limit and self.volume_driver == "local" and not self.volume_driver_options
+        ):
             return False
         cls = type(self)
         if not cls._disk_cap_checked:
@@ -306,7 +310,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             labels = {**labels, L.PREFIX + "disk_limit": str(self.workspace_disk_limit)}
             self.log.info("Made a %s disk image for volume %s", self.workspace_disk_limit, self.volume_name)
         try:
-            created = await net.ensure_volume(self.docker, self.volume_name, labels, self.volume_driver, options)
+            created = await net.ensure_volume(
+                self.docker, self.volume_name, labels, self.volume_driver, options
+            )
         except BaseException:
             if disk_created:
                 await asyncio.to_thread(self._disk().remove)
@@ -319,7 +325,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                 try:
                     await asyncio.to_thread(existing.ensure_mounted)
                 except DiskError as exc:
-                    self.log.error("Could not mount the disk of %s for %s: %s", self.volume_name, self._log_name, exc)
+                    self.log.error(
+                        "Could not mount the disk of %s for %s: %s", self.volume_name, self._log_name, exc
+                    )
                     raise web.HTTPError(
                         500,
                         f"{self.user.name}'s /workspace disk image could not be mounted ({exc}); "
@@ -332,7 +340,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
     def _validate_volume_driver(self, proposal: Any) -> str:
         value = proposal["value"]
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*", value):
-            raise TraitError(f"volume_driver must be a Docker volume driver name such as 'local' (got {value!r})")
+            raise TraitError(
+                f"volume_driver must be a Docker volume driver name such as 'local' (got {value!r})"
+            )
         return value
 
     @validate("volume_driver_options")
@@ -340,7 +350,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         value = proposal["value"]
         for key in value:
             if not key.strip() or "=" in key:
-                raise TraitError(f"volume_driver_options: option names must be non-empty and without '=' (got {key!r})")
+                raise TraitError(
+                    f"volume_driver_options: option names must be non-empty and without '=' (got {key!r})"
+                )
         return value
 
     # --- engine facts and limits --------------------------------------------------------
@@ -421,7 +433,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             verdict, why = self._judge(found.get("Labels"), found.get("CreatedAt"))
             if verdict is Verdict.MINE:
                 return aside
-            raise net.ForeignObjectError(f"A Docker volume named {aside!r} exists but is not {self.user.name}'s ({why}); remove or rename it, then start again")
+            raise net.ForeignObjectError(
+                f"A Docker volume named {aside!r} exists but is not {self.user.name}'s ({why}); remove or rename it, then start again"
+            )
         found = await self._inspect_volume(usual)
         if found is None:
             return usual
@@ -431,10 +445,15 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         if verdict is Verdict.EARLIER_ACCOUNT and aside:
             self.log.warning(
                 "Volume %s was %s; not mounting it for the current account %s: using %s",
-                usual, why, self.user.name, aside,
+                usual,
+                why,
+                self.user.name,
+                aside,
             )
             return aside
-        raise net.ForeignObjectError(f"A Docker volume named {usual!r} exists but is not {self.user.name}'s ({why}); remove or rename it, then start again")
+        raise net.ForeignObjectError(
+            f"A Docker volume named {usual!r} exists but is not {self.user.name}'s ({why}); remove or rename it, then start again"
+        )
 
     async def _check_network(self) -> None:
         """An earlier account's network of this user name is replaced when nothing uses it."""
@@ -601,14 +620,23 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             try:
                 state = (await self.docker("inspect_container", self.object_id))["State"]
             except NotFound:
-                raise web.HTTPError(400, f"{self._log_name}'s workspace container was removed while starting") from None
+                raise web.HTTPError(
+                    400, f"{self._log_name}'s workspace container was removed while starting"
+                ) from None
             except Exception as exc:  # the engine does not answer: JupyterHub's own wait goes on
                 self.log.warning("Cannot watch the start of %s: %s", self._log_name, exc)
                 return
             if state.get("Status") in ("exited", "dead"):
                 logs = await self.docker("logs", self.object_id, stdout=True, stderr=True, tail=5)
-                last = [line.strip() for line in logs.decode(errors="replace").splitlines() if line.strip()][-3:]
-                self.log.warning("Workspace %s exited while starting (status %s): %s", self._log_name, state.get("ExitCode"), last)
+                last = [line.strip() for line in logs.decode(errors="replace").splitlines() if line.strip()][
+                    -3:
+                ]
+                self.log.warning(
+                    "Workspace %s exited while starting (status %s): %s",
+                    self._log_name,
+                    state.get("ExitCode"),
+                    last,
+                )
                 raise web.HTTPError(
                     400,
                     f"{self._log_name}'s workspace stopped while starting (exit status {state.get('ExitCode')}): "
@@ -643,7 +671,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         if isinstance(exc, web.HTTPError):
             return exc
         if engine_unreachable(exc):
-            self.log.error("Docker engine does not answer; %s's workspace not started: %s", self.user.name, exc)
+            self.log.error(
+                "Docker engine does not answer; %s's workspace not started: %s", self.user.name, exc
+            )
             return web.HTTPError(
                 503,
                 f"The Docker engine does not answer, so {self.user.name}'s workspace was not started; "
@@ -683,7 +713,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             )
         return exc
 
-    async def _undo_start(self, created_network: bool, created_volume: bool, created_disk: bool = False) -> None:
+    async def _undo_start(
+        self, created_network: bool, created_volume: bool, created_disk: bool = False
+    ) -> None:
         """Remove what this failed start created, so a refused spawn leaves nothing behind."""
         try:
             if self.object_id:
@@ -736,9 +768,17 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         if not found:
             return
         if self.allow_engine_socket:
-            self.log.warning("Workspace %s mounts the Docker engine's socket (%s): allowed by config", self._log_name, ", ".join(found))
+            self.log.warning(
+                "Workspace %s mounts the Docker engine's socket (%s): allowed by config",
+                self._log_name,
+                ", ".join(found),
+            )
             return
-        self.log.error("Refused to start %s: the config mounts the Docker engine's socket (%s)", self._log_name, ", ".join(found))
+        self.log.error(
+            "Refused to start %s: the config mounts the Docker engine's socket (%s)",
+            self._log_name,
+            ", ".join(found),
+        )
         raise web.HTTPError(
             500,
             f"{self.user.name}'s workspace was not started: the hub's configuration mounts the Docker "
@@ -770,7 +810,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             await self._forget_account()
         keep = {self.hub_container} if self.hub_container else set()
         users_containers = await self.docker(
-            "containers", all=True, filters={"label": [f"{L.ORIGIN}={self.hub_name}", f"{L.USER}={self.user.name}"]}
+            "containers",
+            all=True,
+            filters={"label": [f"{L.ORIGIN}={self.hub_name}", f"{L.USER}={self.user.name}"]},
         )
         if users_containers:
             return
@@ -785,7 +827,9 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         if active:
             self.log.warning(
                 "%s is being deleted with servers still running (%s); its volumes are left to the "
-                "cleanup service's users run", self.user.name, ", ".join(active),
+                "cleanup service's users run",
+                self.user.name,
+                ", ".join(active),
             )
             return
         found = await self.docker(
@@ -797,14 +841,18 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
                 continue
             name = volume["Name"]
             if self.deleted_user_volumes == "keep":
-                self.log.info("Kept volume %s of deleted account %s (deleted_user_volumes=keep)", name, self.user.name)
+                self.log.info(
+                    "Kept volume %s of deleted account %s (deleted_user_volumes=keep)", name, self.user.name
+                )
                 continue
             try:
                 await self._remove_volume_and_disk(name, reason=f"deleted account {self.user.name}")
             except APIError as exc:
                 self.log.warning(
                     "Could not remove volume %s of deleted account %s (%s); the cleanup service's users run retries",
-                    name, self.user.name, exc.explanation or exc,
+                    name,
+                    self.user.name,
+                    exc.explanation or exc,
                 )
 
     async def _remove_volume_and_disk(self, name: str, reason: str = "") -> None:

@@ -28,8 +28,6 @@ def device_requests(options: WorkspaceOptions, driver: str = "nvidia") -> list[D
     return [DeviceRequest(driver=driver, count=gpus.count, capabilities=[["gpu"]])]
 
 
-
-
 @dataclass(frozen=True)
 class Hardening:
     """Per-workspace bounds that are the admin's, not the user's."""
@@ -126,4 +124,6 @@ def engine_socket_sources(
     for mount in [*mounts, *(host_config.get("mounts") or host_config.get("Mounts") or [])]:
         if isinstance(mount, dict) and mount.get("Type", mount.get("type", "bind")) == "bind":
             sources.append(mount.get("Source") or mount.get("source"))
-    return sorted({s for s in sources if isinstance(s, str) and s.startswith("/") and _holds_engine_socket(s, sockets)})
+    return sorted(
+        {s for s in sources if isinstance(s, str) and s.startswith("/") and _holds_engine_socket(s, sockets)}
+    )

@@ -117,16 +117,28 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
         self.extra_resource_limits = {**self.extra_resource_limits, **add.extra_resource_limits}
         self.node_selector = {**self.node_selector, **add.node_selector}
         self.tolerations = [*self._sorted_dict_values(self.tolerations), *add.tolerations]
-        base_volumes = [v for v in self._sorted_dict_values(self.volumes) if v.get("name") not in ("dshm", "workspace")]
-        base_mounts = [m for m in self._sorted_dict_values(self.volume_mounts) if m.get("name") not in ("dshm", "workspace")]
+        base_volumes = [
+            v for v in self._sorted_dict_values(self.volumes) if v.get("name") not in ("dshm", "workspace")
+        ]
+        base_mounts = [
+            m
+            for m in self._sorted_dict_values(self.volume_mounts)
+            if m.get("name") not in ("dshm", "workspace")
+        ]
         self.volumes = [*base_volumes, *add.volumes]
         self.volume_mounts = [*base_mounts, *add.volume_mounts]
         self.storage_pvc_ensure = add.pvc
         meta = {**self.workspace_labels(), K.USER_SLUG: safe_slug(self.user.name)}
         labels, annotations = K.split_metadata(meta)
         self.extra_labels = {**self.extra_labels, **{k: _escape_braces(v) for k, v in labels.items()}}
-        self.extra_annotations = {**self.extra_annotations, **{k: _escape_braces(v) for k, v in annotations.items()}}
-        self.storage_extra_labels = {**self.storage_extra_labels, **{k: _escape_braces(v) for k, v in labels.items()}}
+        self.extra_annotations = {
+            **self.extra_annotations,
+            **{k: _escape_braces(v) for k, v in annotations.items()},
+        }
+        self.storage_extra_labels = {
+            **self.storage_extra_labels,
+            **{k: _escape_braces(v) for k, v in labels.items()},
+        }
         self.storage_extra_annotations = {
             **self.storage_extra_annotations,
             **{k: _escape_braces(v) for k, v in annotations.items()},
@@ -143,7 +155,9 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
         return user_network_name(self.hub_name, self.user.name)
 
     def network_policy_manifest(self) -> dict[str, Any]:
-        return K.network_policy(self.hub_name, self.user.name, self.network_policy_name, self.namespace, self.install_id)
+        return K.network_policy(
+            self.hub_name, self.user.name, self.network_policy_name, self.namespace, self.install_id
+        )
 
     async def ensure_network_policy(self) -> None:
         """Create the user's NetworkPolicy if it is not there yet (shared by their servers)."""
@@ -157,7 +171,9 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
                 api.create_namespaced_network_policy(self.namespace, self.network_policy_manifest()),
                 self.k8s_api_request_timeout,
             )
-            self.log.info("Created NetworkPolicy %s isolating %s's pods", self.network_policy_name, self.user.name)
+            self.log.info(
+                "Created NetworkPolicy %s isolating %s's pods", self.network_policy_name, self.user.name
+            )
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -167,7 +183,8 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
     async def _read_pvc(self, name: str) -> Any:
         try:
             return await asyncio.wait_for(
-                self.api.read_namespaced_persistent_volume_claim(name, self.namespace), self.k8s_api_request_timeout
+                self.api.read_namespaced_persistent_volume_claim(name, self.namespace),
+                self.k8s_api_request_timeout,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -178,7 +195,9 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
         meta = pvc.metadata
         labels = {**(meta.labels or {}), **(meta.annotations or {})}
         created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else None
-        return judge(labels, self.hub_name, self.user.name, self.install_id, self.account_created, created, self.name)
+        return judge(
+            labels, self.hub_name, self.user.name, self.install_id, self.account_created, created, self.name
+        )
 
     async def resolve_pvc(self) -> None:
         """As on Docker: when an earlier account with this user name left its PVC under the
@@ -196,7 +215,9 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
             verdict, why = self._judge_pvc(found)
             if verdict is not Verdict.EARLIER_ACCOUNT:
                 return
-            self.log.warning("PVC %s was %s; not mounting it for %s: using %s", self.pvc_name, why, self.user.name, aside)
+            self.log.warning(
+                "PVC %s was %s; not mounting it for %s: using %s", self.pvc_name, why, self.user.name, aside
+            )
         self.pvc_name = aside
         for volume in self.volumes if isinstance(self.volumes, list) else []:
             if volume.get("name") == "workspace":

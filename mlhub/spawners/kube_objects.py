@@ -40,7 +40,9 @@ def check_options(options: WorkspaceOptions) -> None:
     """Refuse what a Kubernetes cluster cannot do, before any API call."""
     gpus = options.gpus
     if gpus.device_ids:
-        raise KubeOptionsError("gpus: on Kubernetes ask for a number of GPUs; the scheduler picks the devices")
+        raise KubeOptionsError(
+            "gpus: on Kubernetes ask for a number of GPUs; the scheduler picks the devices"
+        )
     if gpus.count == -1:
         raise KubeOptionsError("gpus: on Kubernetes 'all' is not possible; ask for a number of GPUs")
 
@@ -91,7 +93,9 @@ def pod_additions(
         add.node_selector.update(gpu_node_selector or {})
         add.tolerations += list(gpu_tolerations or [])
     if options.shm_size is not None:
-        add.volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": quantity(options.shm_size)}})
+        add.volumes.append(
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": quantity(options.shm_size)}}
+        )
         add.volume_mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     if options.is_mount_volume:
         add.pvc = True
@@ -104,7 +108,9 @@ def user_selector(hub_name: str, user_name: str) -> dict[str, str]:
     return {L.ORIGIN: hub_name, USER_SLUG: safe_slug(user_name)}
 
 
-def network_policy(hub_name: str, user_name: str, name: str, namespace: str, install_id: str = "") -> dict[str, Any]:
+def network_policy(
+    hub_name: str, user_name: str, name: str, namespace: str, install_id: str = ""
+) -> dict[str, Any]:
     """One user's isolation: their pods talk to each other, the hub and proxy reach them, and
     they reach the hub, DNS and the internet, but no other pod or private address."""
     mine = {"podSelector": {"matchLabels": user_selector(hub_name, user_name)}}

@@ -55,7 +55,9 @@ async def make_backend(config):
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s cleanup-service] %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="[%(levelname).1s %(asctime)s cleanup-service] %(message)s"
+    )
     try:
         config = read_config(os.environ)
     except ConfigError as exc:

@@ -102,7 +102,9 @@ class StatusHandler(AdminHandler):
         )
 
 
-def make_app(prefix: str, cleaner: Cleaner, schedule: dict[str, Any], cookie_secret: bytes) -> web.Application:
+def make_app(
+    prefix: str, cleaner: Cleaner, schedule: dict[str, Any], cookie_secret: bytes
+) -> web.Application:
     args = {"cleaner": cleaner, "schedule": schedule}
     return web.Application(
         [

@@ -39,7 +39,9 @@ def read_config(environ: Mapping[str, str]) -> CleanupConfig:
         if interval == 0 or interval < -1:
             raise ValueError
     except ValueError:
-        errors["CLEANUP_INTERVAL_SECONDS"] = f"must be a whole number of seconds > 0, or -1 for off (got {raw_interval!r})"
+        errors["CLEANUP_INTERVAL_SECONDS"] = (
+            f"must be a whole number of seconds > 0, or -1 for off (got {raw_interval!r})"
+        )
         interval = -1
     mode = environ.get("MLHUB_EXECUTION_MODE", "docker") or "docker"
     if mode not in ("docker", "k8s"):
@@ -50,7 +52,9 @@ def read_config(environ: Mapping[str, str]) -> CleanupConfig:
         errors["MLHUB_INSTALL_ID"] = f"must be 8-40 lowercase letters or digits (got {install_id[:60]!r})"
     deleted_user_volumes = environ.get("MLHUB_DELETED_USER_VOLUMES", "remove") or "remove"
     if deleted_user_volumes not in DELETED_USER_VOLUMES:
-        errors["MLHUB_DELETED_USER_VOLUMES"] = f"must be {' or '.join(DELETED_USER_VOLUMES)} (got {deleted_user_volumes[:60]!r})"
+        errors["MLHUB_DELETED_USER_VOLUMES"] = (
+            f"must be {' or '.join(DELETED_USER_VOLUMES)} (got {deleted_user_volumes[:60]!r})"
+        )
     for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL"):
         if not environ.get(name):
             errors[name] = "must be set (the hub sets it when it starts the service)"

@@ -55,7 +55,11 @@ class HubAPI(HubClient):
 
     async def delete_server(self, user: str, server: str, wait: float = 60) -> None:
         """Stop a server; delete it too when it is a named one. Waits until it is gone."""
-        path = f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}" if server else f"/users/{quote(user, safe='')}/server"
+        path = (
+            f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}"
+            if server
+            else f"/users/{quote(user, safe='')}/server"
+        )
         try:
             await self.request("DELETE", path, {"remove": True} if server else None)
         except HubAPIError as exc:

@@ -19,8 +19,16 @@ from mlhub.services.cleanup.model import Resource
 KINDS: dict[str, tuple[str, str, str]] = {
     "pod": ("CoreV1Api", "list_namespaced_pod", "delete_namespaced_pod"),
     "service": ("CoreV1Api", "list_namespaced_service", "delete_namespaced_service"),
-    "pvc": ("CoreV1Api", "list_namespaced_persistent_volume_claim", "delete_namespaced_persistent_volume_claim"),
-    "networkpolicy": ("NetworkingV1Api", "list_namespaced_network_policy", "delete_namespaced_network_policy"),
+    "pvc": (
+        "CoreV1Api",
+        "list_namespaced_persistent_volume_claim",
+        "delete_namespaced_persistent_volume_claim",
+    ),
+    "networkpolicy": (
+        "NetworkingV1Api",
+        "list_namespaced_network_policy",
+        "delete_namespaced_network_policy",
+    ),
 }
 
 
@@ -37,14 +45,23 @@ class KubeBackend:
     async def list_resources(self, hub_name: str) -> list[Resource]:
         resources = []
         for kind, (_, list_method, _) in KINDS.items():
-            result = await getattr(self._api(kind), list_method)(self.namespace, label_selector=f"{ORIGIN}={hub_name}")
+            result = await getattr(self._api(kind), list_method)(
+                self.namespace, label_selector=f"{ORIGIN}={hub_name}"
+            )
             for item in result.items:
                 meta = item.metadata
                 labels = {**(meta.labels or {}), **(meta.annotations or {})}
                 created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else 0.0
                 phase = getattr(getattr(item, "status", None), "phase", None) if kind == "pod" else None
                 resources.append(
-                    Resource(kind, meta.name, meta.uid or meta.name, labels, created, phase in ("Pending", "Running"))
+                    Resource(
+                        kind,
+                        meta.name,
+                        meta.uid or meta.name,
+                        labels,
+                        created,
+                        phase in ("Pending", "Running"),
+                    )
                 )
         return resources
 

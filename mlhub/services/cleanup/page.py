@@ -10,7 +10,9 @@ def _rows(actions: list[dict[str, Any]]) -> str:
     if not actions:
         return "<p>nothing</p>"
     cells = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(a.get(k, '')))}</td>" for k in ("kind", "name", "user", "reason")) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(a.get(k, '')))}</td>" for k in ("kind", "name", "user", "reason"))
+        + "</tr>"
         for a in actions
     )
     return f"<table border=1 cellpadding=4><tr><th>kind</th><th>name</th><th>user</th><th>reason</th></tr>{cells}</table>"

@@ -84,13 +84,30 @@ def plan_orphans(
             gone = ""
         if gone and resource.kind in STORAGE_KINDS and deleted_user_volumes == "keep":
             plan.keep.append(
-                Action(resource.kind, resource.name, f"{gone}; kept (deleted_user_volumes=keep)", user, resource.server_name)
+                Action(
+                    resource.kind,
+                    resource.name,
+                    f"{gone}; kept (deleted_user_volumes=keep)",
+                    user,
+                    resource.server_name,
+                )
             )
         elif gone:
-            plan.remove_resources.append((resource, Action(resource.kind, resource.name, gone, user, resource.server_name)))
+            plan.remove_resources.append(
+                (resource, Action(resource.kind, resource.name, gone, user, resource.server_name))
+            )
         elif resource.kind in CONTAINER_KINDS and (user, resource.server_name or "") not in known:
             plan.remove_resources.append(
-                (resource, Action(resource.kind, resource.name, "server no longer exists in the hub", user, resource.server_name))
+                (
+                    resource,
+                    Action(
+                        resource.kind,
+                        resource.name,
+                        "server no longer exists in the hub",
+                        user,
+                        resource.server_name,
+                    ),
+                )
             )
         elif (
             resource.kind in CONTAINER_KINDS
@@ -99,7 +116,9 @@ def plan_orphans(
             and (user, resource.server_name or "") not in running
         ):
             reason = "runs while its server is stopped in the hub (left by an interrupted start)"
-            plan.remove_resources.append((resource, Action(resource.kind, resource.name, reason, user, resource.server_name)))
+            plan.remove_resources.append(
+                (resource, Action(resource.kind, resource.name, reason, user, resource.server_name))
+            )
         else:
             plan.keep.append(Action(resource.kind, resource.name, "user exists", user, resource.server_name))
     plan.remove_resources = _ordered(plan.remove_resources)
@@ -126,7 +145,9 @@ def plan_expired(
                 Action("server", label, f"expired at {server.expiration_timestamp}", server.user, server.name)
             )
         elif server.expiration_timestamp:
-            plan.keep.append(Action("server", label, f"expires at {server.expiration_timestamp}", server.user, server.name))
+            plan.keep.append(
+                Action("server", label, f"expires at {server.expiration_timestamp}", server.user, server.name)
+            )
         else:
             plan.keep.append(Action("server", label, "never expires", server.user, server.name))
     for resource in _mine(resources, hub_name, install_id):

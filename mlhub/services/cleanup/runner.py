@@ -57,7 +57,12 @@ class Cleaner:
     """Runs ``users`` (orphans) and ``expired`` cleanups against one hub and one engine."""
 
     def __init__(
-        self, hub_name: str, hub: HubAPI, backend: Backend, install_id: str = "", deleted_user_volumes: str = "remove"
+        self,
+        hub_name: str,
+        hub: HubAPI,
+        backend: Backend,
+        install_id: str = "",
+        deleted_user_volumes: str = "remove",
     ):
         self.hub_name = hub_name
         self.hub = hub

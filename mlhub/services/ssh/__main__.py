@@ -70,9 +70,18 @@ async def main() -> None:
     try:
         engine = await make_engine(config)
     except Exception as exc:
-        sys.exit(f"ssh gateway cannot reach the {'Kubernetes API' if config.mode == 'k8s' else 'Docker engine'}: {exc}")
-    gateway = Gateway(hub, keys, engine, config.hub_name, config.token_auth,
-                      keys_page_url=f"the hub's {config.prefix} page", activity_interval=config.activity_interval)
+        sys.exit(
+            f"ssh gateway cannot reach the {'Kubernetes API' if config.mode == 'k8s' else 'Docker engine'}: {exc}"
+        )
+    gateway = Gateway(
+        hub,
+        keys,
+        engine,
+        config.hub_name,
+        config.token_auth,
+        keys_page_url=f"the hub's {config.prefix} page",
+        activity_interval=config.activity_interval,
+    )
     key = host_key(config)
     server = await asyncssh.listen(
         config.ssh_ip or None,
@@ -85,12 +94,19 @@ async def main() -> None:
         keepalive_interval=60,
         login_timeout=60,
     )
-    app = make_app(Context(keys, hub, config.prefix, config.ssh_port, config.public_host, config.public_url), secrets.token_bytes(32))
+    app = make_app(
+        Context(keys, hub, config.prefix, config.ssh_port, config.public_host, config.public_url),
+        secrets.token_bytes(32),
+    )
     url = urlparse(config.service_url)
     app.listen(url.port or 80, listen_address(url.hostname))
     log.info(
         "SSH gateway for hub %s on port %d (host key %s; token logins %s); keys page on %s",
-        config.hub_name, config.ssh_port, key.get_fingerprint(), "on" if config.token_auth else "off", config.service_url,
+        config.hub_name,
+        config.ssh_port,
+        key.get_fingerprint(),
+        "on" if config.token_auth else "off",
+        config.service_url,
     )
     async with server:
         await server.wait_closed()

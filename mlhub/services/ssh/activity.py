@@ -67,11 +67,19 @@ class ActivityReporter:
         for target in targets:
             by_user.setdefault(target.user, set()).add(target.server)
         for user, servers in by_user.items():
-            body = {"last_activity": now, "servers": {name: {"last_activity": now} for name in sorted(servers)}}
+            body = {
+                "last_activity": now,
+                "servers": {name: {"last_activity": now} for name in sorted(servers)},
+            }
             try:
                 await self.hub.request("POST", f"/users/{quote(user, safe='')}/activity", body)
             except (HubAPIError, ValueError) as exc:  # e.g. the server was deleted meanwhile
-                log.warning("Could not report SSH activity of %s's servers %s to the hub: %s", user, sorted(servers), exc)
+                log.warning(
+                    "Could not report SSH activity of %s's servers %s to the hub: %s",
+                    user,
+                    sorted(servers),
+                    exc,
+                )
             else:
                 log.debug("Reported SSH activity of %s's servers %s", user, sorted(servers))
 

@@ -74,7 +74,9 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
         activity_interval = 300
     data_dir = environ.get("MLHUB_DATA_DIR") or ""
     if not data_dir or not os.path.isdir(data_dir):
-        errors["MLHUB_DATA_DIR"] = f"must name an existing directory for the host key and key database (got {data_dir!r})"
+        errors["MLHUB_DATA_DIR"] = (
+            f"must name an existing directory for the host key and key database (got {data_dir!r})"
+        )
     for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_URL"):
         if not environ.get(name):
             errors[name] = "must be set (the hub sets it when it starts the service)"
@@ -87,7 +89,8 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
         public_host=environ.get("MLHUB_SSH_PUBLIC_HOST") or "",
         public_url=(environ.get("MLHUB_PUBLIC_URL") or "").rstrip("/"),
         data_dir=data_dir,
-        keys_db_url=environ.get("MLHUB_SSH_KEYS_DB_URL") or "sqlite:///" + os.path.join(data_dir, "ssh-keys.sqlite"),
+        keys_db_url=environ.get("MLHUB_SSH_KEYS_DB_URL")
+        or "sqlite:///" + os.path.join(data_dir, "ssh-keys.sqlite"),
         token_auth=token_auth,
         api_url=environ["JUPYTERHUB_API_URL"],
         api_token=environ["JUPYTERHUB_API_TOKEN"],

@@ -33,11 +33,18 @@ __all__ = ["STDERR", "STDOUT", "DockerEngine", "ExecError", "ExecStream"]
 
 log = logging.getLogger("mlhub.services.ssh")
 
+
 class ExecStream(ProcessStream):
     """A process started with ``docker exec``: the engine's hijacked connection."""
 
-    def __init__(self, engine: DockerEngine, exec_id: str, tty: bool,
-                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self,
+        engine: DockerEngine,
+        exec_id: str,
+        tty: bool,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ):
         self.engine = engine
         self.exec_id = exec_id
         self.tty = tty
@@ -116,7 +123,9 @@ class DockerEngine(Engine):
         host = environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.address = urlparse(host)
         if self.address.scheme not in ("unix", "tcp", "http"):
-            raise ValueError(f"DOCKER_HOST: the SSH gateway supports unix:// and tcp:// engines (got {host!r})")
+            raise ValueError(
+                f"DOCKER_HOST: the SSH gateway supports unix:// and tcp:// engines (got {host!r})"
+            )
         self.api_version = self.api.api_version
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -124,9 +133,16 @@ class DockerEngine(Engine):
             return await asyncio.open_unix_connection(self.address.path, limit=1 << 20)
         return await asyncio.open_connection(self.address.hostname, self.address.port or 2375, limit=1 << 20)
 
-    async def start(self, container: str, cmd: Sequence[str], *, tty: bool = False,
-                    env: Mapping[str, str] | None = None, hangup_file: str = "",
-                    user: str = "") -> ExecStream:
+    async def start(
+        self,
+        container: str,
+        cmd: Sequence[str],
+        *,
+        tty: bool = False,
+        env: Mapping[str, str] | None = None,
+        hangup_file: str = "",
+        user: str = "",
+    ) -> ExecStream:
         """Start *cmd* in *container* with stdin attached; returns its stream.
 
         With *hangup_file* (a path in the container), the process writes its PID there first
@@ -136,8 +152,15 @@ class DockerEngine(Engine):
             cmd = with_pid_file(cmd, hangup_file)
         try:
             created = await asyncio.to_thread(
-                self.api.exec_create, container, list(cmd), stdin=True, stdout=True, stderr=True,
-                tty=tty, environment=dict(env or {}), user=user,
+                self.api.exec_create,
+                container,
+                list(cmd),
+                stdin=True,
+                stdout=True,
+                stderr=True,
+                tty=tty,
+                environment=dict(env or {}),
+                user=user,
             )
         except NotFound:
             raise ExecError("the workspace container is gone") from None
@@ -171,7 +194,13 @@ class DockerEngine(Engine):
             return None
         running = bool(info["State"].get("Running"))
         address = next(
-            (n["IPAddress"] for n in (info["NetworkSettings"].get("Networks") or {}).values() if n.get("IPAddress")),
+            (
+                n["IPAddress"]
+                for n in (info["NetworkSettings"].get("Networks") or {}).values()
+                if n.get("IPAddress")
+            ),
             None,
         )
-        return WorkspaceInfo(info["Id"], dict(info["Config"].get("Labels") or {}), running, address if running else None)
+        return WorkspaceInfo(
+            info["Id"], dict(info["Config"].get("Labels") or {}), running, address if running else None
+        )

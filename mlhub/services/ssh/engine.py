@@ -108,12 +108,20 @@ class Engine:
     async def workspace(self, ref: str) -> WorkspaceInfo | None:
         raise NotImplementedError
 
-    async def start(self, ref: str, cmd: Sequence[str], *, tty: bool = False,
-                    env: Mapping[str, str] | None = None, hangup_file: str = "") -> ProcessStream:
+    async def start(
+        self,
+        ref: str,
+        cmd: Sequence[str],
+        *,
+        tty: bool = False,
+        env: Mapping[str, str] | None = None,
+        hangup_file: str = "",
+    ) -> ProcessStream:
         raise NotImplementedError
 
-    async def run(self, ref: str, cmd: Sequence[str], stdin: bytes = b"",
-                  timeout: float = 60) -> tuple[int | None, bytes, bytes]:
+    async def run(
+        self, ref: str, cmd: Sequence[str], stdin: bytes = b"", timeout: float = 60
+    ) -> tuple[int | None, bytes, bytes]:
         """Run *cmd* to the end; ``(exit code, stdout, stderr)``. The command must not wait
         for the end of stdin (some engines cannot close it): read exactly what it is given."""
         stream = await self.start(ref, cmd)

@@ -91,7 +91,9 @@ def parse_public_key(text: str) -> tuple[asyncssh.SSHKey, str]:
         raise KeyError_(f"key: not an OpenSSH public key ({exc})") from None
     algorithm = key.get_algorithm()
     if algorithm not in ALLOWED_ALGORITHMS:
-        raise KeyError_(f"key: type {algorithm} is not accepted; use one of {', '.join(ALLOWED_ALGORITHMS[:5])}")
+        raise KeyError_(
+            f"key: type {algorithm} is not accepted; use one of {', '.join(ALLOWED_ALGORITHMS[:5])}"
+        )
     if algorithm == "ssh-rsa" and key.pyca_key.key_size < 2048:
         raise KeyError_(f"key: RSA keys need at least 2048 bits (this one has {key.pyca_key.key_size})")
     parts = text.split(None, 2)
@@ -113,7 +115,9 @@ class KeyStore:
             raise KeyError_(f"title: at most {MAX_TITLE} characters (got {len(title)})")
         fingerprint = key.get_fingerprint("sha256")
         with self.Session() as db:
-            if db.scalar(select(SSHKeyRow).where(SSHKeyRow.user == user, SSHKeyRow.fingerprint == fingerprint)):
+            if db.scalar(
+                select(SSHKeyRow).where(SSHKeyRow.user == user, SSHKeyRow.fingerprint == fingerprint)
+            ):
                 raise KeyExists(f"key: {fingerprint} is already registered for {user}")
             row = SSHKeyRow(
                 user=user,
@@ -153,7 +157,9 @@ class KeyStore:
         """The stored key of *user* matching *key*, or None (and records when it was used)."""
         fingerprint = key.get_fingerprint("sha256")
         with self.Session() as db:
-            row = db.scalar(select(SSHKeyRow).where(SSHKeyRow.user == user, SSHKeyRow.fingerprint == fingerprint))
+            row = db.scalar(
+                select(SSHKeyRow).where(SSHKeyRow.user == user, SSHKeyRow.fingerprint == fingerprint)
+            )
             if row is None:
                 return None
             row.last_used = time.time()

@@ -48,7 +48,9 @@ def exit_status(status: dict) -> int | None:
 
 
 class KubeExecStream(ProcessStream):
-    def __init__(self, engine: KubeEngine, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse):
+    def __init__(
+        self, engine: KubeEngine, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse
+    ):
         self.engine = engine
         self.session = session
         self.ws = ws
@@ -77,8 +79,12 @@ class KubeExecStream(ProcessStream):
         while True:
             message = await self.ws.receive()
             if message.type != aiohttp.WSMsgType.BINARY:
-                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR,
-                                    aiohttp.WSMsgType.CLOSING):
+                if message.type in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.ERROR,
+                    aiohttp.WSMsgType.CLOSING,
+                ):
                     self._ended.set()
                     return 0, b""
                 continue
@@ -163,8 +169,15 @@ class KubeEngine(Engine):
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    async def start(self, ref: str, cmd: Sequence[str], *, tty: bool = False,
-                    env: Mapping[str, str] | None = None, hangup_file: str = "") -> KubeExecStream:
+    async def start(
+        self,
+        ref: str,
+        cmd: Sequence[str],
+        *,
+        tty: bool = False,
+        env: Mapping[str, str] | None = None,
+        hangup_file: str = "",
+    ) -> KubeExecStream:
         # exec has no environment parameter: env(1) sets it
         command = list(cmd)
         if hangup_file:
@@ -172,8 +185,13 @@ class KubeEngine(Engine):
         if env:
             command = ["env", *[f"{k}={v}" for k, v in env.items()], *command]
         query = [("command", part) for part in command]
-        query += [("stdin", "true"), ("stdout", "true"), ("stderr", "true"), ("tty", str(tty).lower()),
-                  ("container", self.container)]
+        query += [
+            ("stdin", "true"),
+            ("stdout", "true"),
+            ("stderr", "true"),
+            ("tty", str(tty).lower()),
+            ("container", self.container),
+        ]
         host = self.configuration.host.rstrip("/")
         url = host.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         url += f"/api/v1/namespaces/{self.namespace}/pods/{ref}/exec?{urlencode(query)}"
@@ -183,8 +201,9 @@ class KubeEngine(Engine):
             headers["Authorization"] = auth["value"]
         session = aiohttp.ClientSession()
         try:
-            ws = await session.ws_connect(url, protocols=PROTOCOLS, headers=headers, ssl=self._ssl(),
-                                          max_msg_size=0, autoping=True)
+            ws = await session.ws_connect(
+                url, protocols=PROTOCOLS, headers=headers, ssl=self._ssl(), max_msg_size=0, autoping=True
+            )
         except aiohttp.WSServerHandshakeError as exc:
             await session.close()
             raise ExecError(f"the Kubernetes API refused the exec ({exc.status} {exc.message})") from None

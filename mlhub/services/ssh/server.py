@@ -41,8 +41,16 @@ ACCEPTED_ENV_PREFIXES = ("LANG", "LC_")
 class Gateway:
     """State shared by all connections: the hub, the key store, the engine."""
 
-    def __init__(self, hub: GatewayHub, keys: KeyStore, engine: Engine, hub_name: str,
-                 token_auth: bool, keys_page_url: str, activity_interval: float = 300):
+    def __init__(
+        self,
+        hub: GatewayHub,
+        keys: KeyStore,
+        engine: Engine,
+        hub_name: str,
+        token_auth: bool,
+        keys_page_url: str,
+        activity_interval: float = 300,
+    ):
         self.hub = hub
         self.activity = ActivityReporter(hub, activity_interval)
         self.keys = keys
@@ -63,18 +71,30 @@ class Gateway:
         except NoSuchUser:
             raise UserFacingError(f"there is no hub user {target.user!r}") from None
         if workspace is None:
-            hint = "" if not target.server else f" (create it on the hub's home page, or log in as '{target.user}')"
+            hint = (
+                ""
+                if not target.server
+                else f" (create it on the hub's home page, or log in as '{target.user}')"
+            )
             raise UserFacingError(f"{target} does not exist{hint}")
         if not workspace.ready:
             doing = f" (it is {workspace.pending})" if workspace.pending else ""
-            raise UserFacingError(f"{target} is not running{doing}; start it on the hub's home page, then connect again")
+            raise UserFacingError(
+                f"{target} is not running{doing}; start it on the hub's home page, then connect again"
+            )
         info = await self.engine.workspace(workspace.object_ref) if workspace.object_ref else None
         found = info.metadata if info else {}
         if not info or found.get(labels.USER) != target.user or found.get(labels.ORIGIN) != self.hub_name:
-            log.warning("Refusing %s: %r is not the workspace of that user on this hub", target.login, workspace.object_ref)
+            log.warning(
+                "Refusing %s: %r is not the workspace of that user on this hub",
+                target.login,
+                workspace.object_ref,
+            )
             raise UserFacingError(f"{target} has no workspace this gateway can reach")
         if not info.running:
-            raise UserFacingError(f"{target} is not running; start it on the hub's home page, then connect again")
+            raise UserFacingError(
+                f"{target} is not running; start it on the hub's home page, then connect again"
+            )
         self._addresses[info.ref] = info.address
         return info.ref
 
@@ -87,8 +107,10 @@ class Gateway:
         if not path:
             local = next((p for p in SFTP_SERVER_PATHS if _readable(p)), None)
             if local is None:
-                raise UserFacingError("this workspace image has no sftp-server (install openssh-sftp-server) "
-                                      "and the gateway has none to lend; 'scp -O' still works if the image has scp")
+                raise UserFacingError(
+                    "this workspace image has no sftp-server (install openssh-sftp-server) "
+                    "and the gateway has none to lend; 'scp -O' still works if the image has scp"
+                )
             with open(local, "rb") as fh:
                 await self.engine.put_file(container, INJECTED_SFTP, fh.read())
             path = INJECTED_SFTP
@@ -96,8 +118,15 @@ class Gateway:
         self._sftp_paths[container] = path
         return [path]
 
-    async def start_process(self, target: Target, kind: str, command: str, term: str,
-                            size: tuple[int, int], client_env: dict[str, str]):
+    async def start_process(
+        self,
+        target: Target,
+        kind: str,
+        command: str,
+        term: str,
+        size: tuple[int, int],
+        client_env: dict[str, str],
+    ):
         container = await self.container_for(target)
         env = {k: v for k, v in client_env.items() if k.startswith(ACCEPTED_ENV_PREFIXES)}
         tty = bool(term)
@@ -117,7 +146,12 @@ class Gateway:
             raise UserFacingError(f"cannot run in {target}: {exc}") from None
         if tty:
             await stream.resize(*size)
-        log.info("%s for %s in container %s", kind if kind != "exec" else f"exec {command[:60]!r}", target.login, container[:12])
+        log.info(
+            "%s for %s in container %s",
+            kind if kind != "exec" else f"exec {command[:60]!r}",
+            target.login,
+            container[:12],
+        )
         return stream
 
     async def open_port(self, target: Target, host: str, port: int):
@@ -194,7 +228,12 @@ class GatewayServer(asyncssh.SSHServer):
         if found is None:
             if not self._told_keys:
                 self._told_keys = True
-                log.info("SSH key %s from %s is not registered for %s", key.get_fingerprint(), self.peer, self.target.user)
+                log.info(
+                    "SSH key %s from %s is not registered for %s",
+                    key.get_fingerprint(),
+                    self.peer,
+                    self.target.user,
+                )
                 self._banner(
                     f"key {key.get_fingerprint()} is not registered for hub user {self.target.user!r}. "
                     f"Add your public key at {self.gateway.keys_page_url}"

@@ -249,7 +249,9 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
 
     async def _start(self) -> None:
         try:
-            pipe = await self.start(self.kind, self.command, self.term, self.size, dict(self.chan.get_environment()))
+            pipe = await self.start(
+                self.kind, self.command, self.term, self.size, dict(self.chan.get_environment())
+            )
         except UserFacingError as exc:
             self._fail(str(exc), exc.exit_status)
             return

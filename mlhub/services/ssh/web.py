@@ -35,7 +35,13 @@ class Context:
     """What every handler needs."""
 
     def __init__(
-        self, keys: KeyStore, hub: GatewayHub, prefix: str, ssh_port: int, public_host: str, public_url: str = ""
+        self,
+        keys: KeyStore,
+        hub: GatewayHub,
+        prefix: str,
+        ssh_port: int,
+        public_host: str,
+        public_url: str = "",
     ):
         self.keys = keys
         self.hub = hub
@@ -112,7 +118,9 @@ class KeysHandler(BaseHandler):
         try:
             body = json.loads(self.request.body or b"{}")
         except ValueError:
-            raise web.HTTPError(400, "body: must be JSON like {\"key\": \"ssh-ed25519 AAAA... me@laptop\"}") from None
+            raise web.HTTPError(
+                400, 'body: must be JSON like {"key": "ssh-ed25519 AAAA... me@laptop"}'
+            ) from None
         if not isinstance(body, dict) or set(body) - {"key", "title", "user"}:
             raise web.HTTPError(400, "body: allowed fields are key, title and (admins) user")
         if not isinstance(body.get("key"), str) or not isinstance(body.get("title", ""), str):
@@ -165,9 +173,12 @@ class PageHandler(BaseHandler):
         servers = []
         for name, server in sorted((model.get("servers") or {}).items()):
             info = connection_info(Target(user, name), host, self.ctx.ssh_port)
-            setup = page_base(self.ctx, self.request) + url_path_join(
-                self.ctx.prefix, "setup.sh"
-            ) + "?login=" + quote(info["login"], safe="")
+            setup = (
+                page_base(self.ctx, self.request)
+                + url_path_join(self.ctx.prefix, "setup.sh")
+                + "?login="
+                + quote(info["login"], safe="")
+            )
             info["setup"] = f"curl -fsSL {shlex.quote(setup)} | sh"
             servers.append({"name": name or "(default)", "ready": bool(server.get("ready")), **info})
         if not servers:
@@ -238,7 +249,11 @@ class SetupScriptHandler(web.RequestHandler):
                 raise web.HTTPError(400, "login: only letters, digits and ._-,@+ can go into a script")
         page = page_base(self.ctx, self.request) + self.ctx.prefix
         self.set_header("Content-Type", "text/x-shellscript; charset=utf-8")
-        self.finish(SETUP_SCRIPT.format(alias=info["alias"], login=info["login"], host=host, port=self.ctx.ssh_port, page=page))
+        self.finish(
+            SETUP_SCRIPT.format(
+                alias=info["alias"], login=info["login"], host=host, port=self.ctx.ssh_port, page=page
+            )
+        )
 
 
 def make_app(ctx: Context, cookie_secret: bytes) -> web.Application:

@@ -70,8 +70,11 @@ while True:
 
 def relay_command(port: int) -> list[str]:
     return [
-        "/bin/sh", "-c",
+        "/bin/sh",
+        "-c",
         'p=$(command -v python3 || command -v python) || { echo "no python in the workspace" >&2; exit 1; }; '
         'exec "$p" -u -c "$1" "$2"',
-        "sh", RELAY_CODE, str(int(port)),
+        "sh",
+        RELAY_CODE,
+        str(int(port)),
     ]
