@@ -25,7 +25,7 @@ from pathlib import Path
 import docker
 import requests
 
-from tests.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
+from devtools.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
 RESULTS = REPO / "benchmarks" / "results"
 DEADLINE_S = 300  # no single wait is longer than this

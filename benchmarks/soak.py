@@ -34,7 +34,7 @@ from pathlib import Path
 import docker
 import requests
 
-from tests.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
+from devtools.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
 IMAGE = "mlhub/test-stock:latest"
 RESULTS = REPO / "benchmarks" / "results"

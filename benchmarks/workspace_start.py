@@ -21,7 +21,7 @@ import docker
 import requests
 
 from benchmarks.bench import RESULTS, import_profile, machine, pct
-from tests.hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
+from devtools.hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
 
 def _ts(text: str) -> float:

@@ -1,38 +1,20 @@
-"""Shared fixtures: a real Docker engine and real hubs; every test object labelled and removed."""
+"""Fixtures of the real-engine lane: a real Docker engine, real hubs, a real browser.
+
+Every test object is labelled and removed. Helpers live in ``tests/support`` (and the hub
+harness, shared with the benchmarks, in ``devtools``); test modules import nothing from each other.
+"""
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from .hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
-
-#: MLHUB_TEST_WORKSPACE_IMAGE: test a development build (docker/build-images.sh --tag-suffix)
-WORKSPACE_IMAGE = os.environ.get("MLHUB_TEST_WORKSPACE_IMAGE", "mlhub/workspace:latest")
-STOCK_IMAGE = "mlhub/test-stock:latest"
-
-#: Hub config for fault tests: users named ``slow*`` get a workspace whose single-user server
-#: starts 8 s after its container, ``hang*`` one that never serves HTTP, and for ``stall*``
-#: the spawner's start stalls for 60 s before the container is created.
-SLOW_AND_HANGING_WORKSPACES = """
-import asyncio
-async def _fault_command(spawner):
-    name = spawner.user.name
-    if name.startswith("stall"):
-        await asyncio.sleep(60)
-        return {}
-    if name.startswith("hang"):
-        return {"command": ["sleep", "3600"]}
-    if name.startswith("slow"):
-        return {"command": ["sh", "-c", "sleep 8 && exec jupyterhub-singleuser"]}
-    return {}
-c.DockerSpawner.extra_create_kwargs = _fault_command
-"""
+from devtools.hubprocess import HubProcess, new_hub_name, remove_test_objects
+from tests.support.browser import chromium
+from tests.support.images import STOCK_IMAGE, WORKSPACE_IMAGE
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -55,10 +37,6 @@ def docker_client() -> Iterator[docker.DockerClient]:
     remove_test_objects(client)  # leftovers of an interrupted run
     yield client
     remove_test_objects(client)
-
-
-def new_hub_name() -> str:
-    return claim_hub_name(f"{TEST_HUB_PREFIX}{secrets.token_hex(3)}")
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +68,10 @@ def hub(hub_factory) -> HubProcess:
             "MLHUB_ALLOWED_IMAGES": f"{WORKSPACE_IMAGE},{STOCK_IMAGE}",
         }
     )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """A headless Chromium shared by one module's tests."""
+    with chromium() as browser:
+        yield browser

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .web import post_login, signup
+from tests.support.web import post_login, signup
 
 
 def test_initial_admin_logs_in_and_sees_the_options_form(hub):

@@ -19,8 +19,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import WORKSPACE_IMAGE
-from .web import login
+from tests.support.images import WORKSPACE_IMAGE
+from tests.support.web import login
 
 NARROW_TOKEN = secrets.token_hex(16)
 DENIED = "denied"

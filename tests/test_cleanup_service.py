@@ -10,23 +10,11 @@ import pytest
 import requests
 
 from mlhub.core.names import user_network_name, workspace_volume_name
-
-from .conftest import WORKSPACE_IMAGE
-from .test_docker_spawner import containers_of
-from .web import login
+from tests.support.engine_objects import cleanup, containers_of, exists
+from tests.support.images import WORKSPACE_IMAGE
+from tests.support.web import login
 
 ADMIN_PASSWORD = "cleanup-Admin-pw"
-
-
-def cleanup(hub, path: str, token: str | None = None, **params) -> requests.Response:
-    headers = {"Authorization": f"token {token}"} if token else {}
-    return requests.get(
-        f"{hub.url}/services/cleanup-service/{path}",
-        headers=headers,
-        params=params,
-        timeout=120,
-        allow_redirects=False,
-    )
 
 
 def leftovers(client: docker.DockerClient, origin: str, user: str, install: str = "") -> dict[str, str]:
@@ -47,16 +35,6 @@ def leftovers(client: docker.DockerClient, origin: str, user: str, install: str 
         detach=True,
     )
     return {"network": net.name, "volume": volume.name, "container": container.name}
-
-
-def exists(client: docker.DockerClient, kind: str, name: str) -> bool:
-    try:
-        {"network": client.networks.get, "volume": client.volumes.get, "container": client.containers.get}[
-            kind
-        ](name)
-        return True
-    except docker.errors.NotFound:
-        return False
 
 
 @pytest.fixture(scope="module")

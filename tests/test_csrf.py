@@ -16,9 +16,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from .hubprocess import HubProcess, free_port
-from .test_ui import ADMIN_PASSWORD, browser, log_in, new_page  # noqa: F401  (browser: fixture)
-from .web import create_user, login, login_state, signup
+from devtools.hubprocess import HubProcess, free_port
+from tests.support.browser import log_in, new_page
+from tests.support.web import create_user, login, login_state, signup
+
+ADMIN_PASSWORD = "initial-Admin-pw"
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect

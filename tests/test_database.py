@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .hubprocess import free_port
+from devtools.hubprocess import free_port
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ import time
 import docker
 import pytest
 
+from devtools.hubprocess import claim_hub_name
 from mlhub.core.names import user_network_name
 from mlhub.core.options import OptionLimits, validate_options
 from mlhub.spawners.docker_objects import container_settings
-
-from .conftest import WORKSPACE_IMAGE
-from .hubprocess import claim_hub_name
-from .test_docker_spawner import containers_of, objects_of, through_proxy
-from .web import login, page_xsrf
+from tests.support.engine_objects import containers_of, objects_of, through_proxy
+from tests.support.images import WORKSPACE_IMAGE
+from tests.support.web import login, page_xsrf
 
 ADMIN_PASSWORD = "initial-Admin-pw"
 

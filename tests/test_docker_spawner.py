@@ -5,45 +5,13 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-import docker
 import pytest
-import requests
 
 from mlhub.core.names import user_network_name, workspace_name, workspace_volume_name
-
-from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
+from tests.support.engine_objects import containers_of, objects_of, through_proxy
+from tests.support.images import STOCK_IMAGE, WORKSPACE_IMAGE
 
 MiB = 1024**2
-
-
-def containers_of(
-    client: docker.DockerClient, hub_name: str, user: str, server: str | None = None, all: bool = True
-):
-    labels = [f"mlhub.origin={hub_name}", f"mlhub.user={user}"]
-    if server is not None:
-        labels.append(f"mlhub.server_name={server}")
-    return client.containers.list(all=all, filters={"label": labels})
-
-
-def objects_of(client: docker.DockerClient, hub_name: str, user: str) -> dict[str, list[str]]:
-    """Everything the engine holds for one user of one hub, by label and by name."""
-    label = {"label": [f"mlhub.origin={hub_name}", f"mlhub.user={user}"]}
-    net_name = user_network_name(hub_name, user)
-    return {
-        "containers": [c.name for c in client.containers.list(all=True, filters=label)],
-        "networks": [n.name for n in client.networks.list(filters=label)]
-        + [n.name for n in client.networks.list(names=[net_name])],
-        "volumes": [v.name for v in client.volumes.list(filters=label)],
-        "named": [
-            c.name
-            for c in client.containers.list(all=True, filters={"name": workspace_name(hub_name, user, "")})
-        ],
-    }
-
-
-def through_proxy(hub, user: str, server: str, token: str, path: str = "api/status") -> requests.Response:
-    prefix = f"/user/{user}/{server}/" if server else f"/user/{user}/"
-    return requests.get(hub.at(f"{prefix}{path}"), headers={"Authorization": f"token {token}"}, timeout=30)
 
 
 def exec_python(container, code: str) -> tuple[int, str]:

@@ -17,10 +17,9 @@ import docker
 import pytest
 
 from mlhub.core.names import workspace_volume_name
-
-from .conftest import STOCK_IMAGE
-from .engine import engine_relay
-from .test_docker_spawner import objects_of, through_proxy
+from tests.support.engine import engine_relay
+from tests.support.engine_objects import objects_of, through_proxy
+from tests.support.images import STOCK_IMAGE
 
 MISSING_IMAGE = "mlhub/not-built-here:1"
 

@@ -12,10 +12,9 @@ import pytest
 import requests
 import urllib3
 
-from .conftest import new_hub_name
-from .hubprocess import address, free_port, remove_test_objects
-from .test_isolation import _can_connect
-from .web import login, page_xsrf, signup
+from devtools.hubprocess import address, free_port, new_hub_name, remove_test_objects
+from tests.support.engine_objects import can_connect as _can_connect
+from tests.support.web import login, page_xsrf, signup
 
 HUB_IMAGE = "mlhub/mlhub:latest"
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

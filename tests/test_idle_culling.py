@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import WORKSPACE_IMAGE
-from .test_ssh import SSH_OPTS, keygen
-from .web import login
+from tests.support.images import WORKSPACE_IMAGE
+from tests.support.ssh import SSH_OPTS, keygen
+from tests.support.web import login
 
 TIMEOUT = 30  # MLHUB_CULL_IDLE_SECONDS; the culler then looks every 15 s
 CULL_EVERY = 15

@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from devtools.hubprocess import free_port
 from mlhub.spawners.docker_objects import engine_socket_sources
-
-from .conftest import STOCK_IMAGE
-from .hubprocess import free_port
-from .test_docker_spawner import objects_of
+from tests.support.engine_objects import can_connect as _can_connect
+from tests.support.engine_objects import objects_of
+from tests.support.images import STOCK_IMAGE
 
 ADMIN_PASSWORD = "initial-Admin-pw"
-PROBE = "import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\nexcept OSError:\n    sys.exit(1)\n"
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +54,6 @@ def _openssh_lines(path: Path) -> dict[str, str]:
 
 def _env(container) -> dict[str, str]:
     return dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
-
-
-def _can_connect(container, host: str, port: int) -> bool:
-    return container.exec_run(["python3", "-c", PROBE, host, str(port)]).exit_code == 0
 
 
 def test_workspace_mounts_nothing_of_the_host(iso_hub):

@@ -8,10 +8,9 @@ import stat
 import threading
 from urllib.parse import urlencode
 
+from devtools.hubprocess import HubProcess
 from mlhub.hub.rate_limit import RateLimiter
-
-from .hubprocess import HubProcess
-from .web import create_user, login, login_state, new_session, page_xsrf, post_login, signup
+from tests.support.web import create_user, login, login_state, new_session, page_xsrf, post_login, signup
 
 STRANGER_PASSWORD = "Stranger-pw-42"
 

@@ -23,14 +23,15 @@ import pytest
 import requests
 from cryptography import x509
 
+from devtools import loopback
+from devtools.hubprocess import HubProcess
 from mlhub.core.names import workspace_name
 from mlhub.hub.container import ensure_certificate
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.images import WORKSPACE_IMAGE
+from tests.support.web import login, page_xsrf
 
-from . import loopback
-from .conftest import WORKSPACE_IMAGE
-from .hubprocess import HubProcess
-from .test_ui import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_FLAGS
-from .web import login, page_xsrf
+ADMIN_PASSWORD = "initial-Admin-pw"
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

@@ -12,12 +12,11 @@ from datetime import datetime
 import docker
 import pytest
 
+from devtools.hubprocess import HubProcess
 from mlhub.core.names import user_network_name, workspace_name, workspace_volume_name
 from mlhub.hub.install import claim_name
-
-from .conftest import WORKSPACE_IMAGE
-from .hubprocess import HubProcess
-from .test_cleanup_service import cleanup, exists
+from tests.support.engine_objects import cleanup, exists
+from tests.support.images import WORKSPACE_IMAGE
 
 SECRET = "old-owner-secret"
 

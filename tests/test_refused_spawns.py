@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from .conftest import STOCK_IMAGE
-from .hubprocess import HubProcess
-from .test_docker_spawner import objects_of
+from devtools.hubprocess import HubProcess
+from tests.support.engine_objects import objects_of
+from tests.support.images import STOCK_IMAGE
 
 NOTHING = {"containers": [], "networks": [], "volumes": [], "named": []}
 

@@ -15,8 +15,8 @@ import time
 import pytest
 import requests
 
-from .conftest import SLOW_AND_HANGING_WORKSPACES, STOCK_IMAGE
-from .engine import engine_stopped
+from tests.support.engine import engine_stopped
+from tests.support.images import SLOW_AND_HANGING_WORKSPACES, STOCK_IMAGE
 
 # long enough for a slow workspace (8 s, then its server starts) on a loaded 2-core machine, counted
 # from the restarted hub's start: a CI run at 20 s gave up on one that was still starting

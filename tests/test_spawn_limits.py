@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from .conftest import SLOW_AND_HANGING_WORKSPACES, STOCK_IMAGE
+from tests.support.images import SLOW_AND_HANGING_WORKSPACES, STOCK_IMAGE
 
 LIMIT = 2
 HTTP_TIMEOUT = 6

@@ -13,29 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
-from .web import login as browser_login
+from tests.support.images import STOCK_IMAGE, WORKSPACE_IMAGE
+from tests.support.ssh import SSH_OPTS, keygen
+from tests.support.web import login as browser_login
 
 ADMIN_PASSWORD = "ssh-Admin-pw-1"
-SSH_OPTS = [
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "ConnectTimeout=20",
-]
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True
-    )
-    return path
 
 
 class SSH:

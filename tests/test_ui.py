@@ -10,44 +10,22 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
-from .hubprocess import REPO, HubProcess
+from devtools.hubprocess import REPO, HubProcess
+from tests.support.browser import log_in, new_page
+from tests.support.images import STOCK_IMAGE, WORKSPACE_IMAGE
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
 
-CHROMIUM = os.environ.get("MLHUB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = REPO / ".mlhub" / "test-artifacts" / "screenshots"
 DOCS_IMAGES = REPO / "docs" / "images"
 ADMIN_PASSWORD = "initial-Admin-pw"
 TIMEOUT_MS = 120_000
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/run-tests.sh does)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 def shot(page, name: str) -> None:
@@ -57,20 +35,6 @@ def shot(page, name: str) -> None:
     if os.environ.get("MLHUB_UPDATE_SCREENSHOTS") == "1":
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, DOCS_IMAGES / path.name)
-
-
-def new_page(browser, width: int = 1280, height: int = 860):
-    context = browser.new_context(viewport={"width": width, "height": height})
-    context.set_default_timeout(30_000)
-    return context.new_page()
-
-
-def log_in(page, hub: HubProcess, name: str, password: str) -> None:
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", name)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
-    page.wait_for_url(re.compile(r".*/hub/(home|spawn.*)$"))
 
 
 def sign_up(page, hub: HubProcess, name: str, password: str) -> None:

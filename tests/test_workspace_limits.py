@@ -14,10 +14,9 @@ import pytest
 import requests
 
 from mlhub.core.names import workspace_volume_name
-
-from .conftest import STOCK_IMAGE, WORKSPACE_IMAGE
-from .test_docker_spawner import containers_of, objects_of, through_proxy
-from .web import login
+from tests.support.engine_objects import containers_of, objects_of, through_proxy
+from tests.support.images import STOCK_IMAGE, WORKSPACE_IMAGE
+from tests.support.web import login
 
 MiB = 1024**2
 ADMIN_PASSWORD = "initial-Admin-pw"

@@ -15,7 +15,7 @@ import docker
 import pytest
 import requests
 
-from .conftest import WORKSPACE_IMAGE
+from tests.support.images import WORKSPACE_IMAGE
 
 ML_IMAGE = os.environ.get("MLHUB_TEST_ML_IMAGE", "mlhub/workspace:ml")
 

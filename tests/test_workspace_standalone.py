@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import WORKSPACE_IMAGE
-from .hubprocess import LABEL_ORIGIN, TEST_HUB_PREFIX, claim_hub_name
-from .wheels import make_wheel
+from devtools.hubprocess import LABEL_ORIGIN, TEST_HUB_PREFIX, claim_hub_name
+from tests.support.images import WORKSPACE_IMAGE
+from tests.support.wheels import make_wheel
 
 #: claimed, so that another test run's sweep of leftovers spares this run's containers
 ORIGIN = {LABEL_ORIGIN: claim_hub_name(f"{TEST_HUB_PREFIX}-standalone-{secrets.token_hex(3)}")}

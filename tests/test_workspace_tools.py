@@ -11,8 +11,8 @@ import docker
 import pytest
 import requests
 
-from .conftest import WORKSPACE_IMAGE
-from .wheels import make_wheel, tar_of
+from tests.support.images import WORKSPACE_IMAGE
+from tests.support.wheels import make_wheel, tar_of
 
 TOOLS = ("vscode", "tensorboard", "monitor")
 FULL_IMAGE = os.environ.get("MLHUB_TEST_FULL_IMAGE", "mlhub/workspace:full")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,17 +119,17 @@ def _check_image(value: Any, limits: OptionLimits) -> str:
         return limits.default_image
     if not isinstance(value, str):
         raise ValueError("must be an image name")
-    value = value.strip()
-    if value in limits.images:
-        return limits.images[value]
-    if value in limits.images.values():
-        return value
+    ref: str = value.strip()
+    if ref in limits.images:
+        return limits.images[ref]
+    if ref in limits.images.values():
+        return ref
     allowed = ", ".join(sorted(limits.images)) or limits.default_image
     if limits.allow_custom_image:
-        if len(value) <= 255 and _IMAGE_REF.match(value):
-            return value
-        raise ValueError(f"{value[:80]!r} is not a valid image reference such as repo/name:tag")
-    raise ValueError(f"{value[:80]!r} is not allowed; choose one of: {allowed}")
+        if len(ref) <= 255 and _IMAGE_REF.match(ref):
+            return ref
+        raise ValueError(f"{ref[:80]!r} is not a valid image reference such as repo/name:tag")
+    raise ValueError(f"{ref[:80]!r} is not allowed; choose one of: {allowed}")
 
 
 def _check_cpu(value: Any, limits: OptionLimits) -> float | None:
@@ -237,7 +237,7 @@ def validate_options(raw: Mapping[str, Any] | None, limits: OptionLimits) -> Wor
         errors[label] = f"unknown option; allowed: {', '.join(OPTION_FIELDS)}"
 
     values: dict[str, Any] = {}
-    checks = {
+    checks: dict[str, Callable[[Any], Any]] = {
         "image": lambda v: _check_image(v, limits),
         "cpu_limit": lambda v: _check_cpu(v, limits),
         "mem_limit": lambda v: _check_memory(v, limits.default_mem_limit, limits.max_mem_limit),

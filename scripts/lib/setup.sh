@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # MLHub machine set-up, sourced by scripts/start-hub.sh and scripts/run-tests.sh.
 #
-#   source scripts/lib/setup.sh && mlhub_setup [--test]
+#   source scripts/lib/setup.sh && mlhub_setup [--test | --venv-only]
 #
 # Idempotent; each step is skipped when already done and says what it did:
 #   1. Debian packages that are missing (docker.io only when no engine answers and no dockerd
@@ -107,14 +107,22 @@ _mlhub_proxy() {
 }
 
 mlhub_setup() {
-    local test=0 repo
+    local test=0 venv_only=0 repo
     repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
     for arg in "$@"; do
         case "$arg" in
             --test) test=1 ;;
+            --venv-only) venv_only=1 ;;
             *) _mlhub_log "mlhub_setup: unknown option $arg" >&2; return 2 ;;
         esac
     done
+    if [ "$venv_only" = 1 ]; then
+        # the unit lane: the venv with MLHub and its test extras, nothing else
+        _mlhub_venv "$repo" 1
+        PATH="$MLHUB_VENV/bin:$PATH"
+        export PATH
+        return 0
+    fi
     _mlhub_packages "$test"
     _mlhub_docker
     _mlhub_venv "$repo" "$test"

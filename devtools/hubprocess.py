@@ -70,6 +70,11 @@ def _owned_by_another_live_process(name: str) -> bool:
     return True
 
 
+def new_hub_name() -> str:
+    """A test hub name no other hub on this engine uses (claimed for this process)."""
+    return claim_hub_name(f"{TEST_HUB_PREFIX}{secrets.token_hex(3)}")
+
+
 def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None) -> None:
     """Remove containers, networks and volumes of one test hub, or of every test hub whose
     owning process is gone (leftovers of interrupted runs; a concurrent run's hubs are spared)."""

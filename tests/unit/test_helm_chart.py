@@ -11,7 +11,7 @@ import pytest
 import yaml
 from helm_python import Chart, lint
 
-CHART = Path(__file__).resolve().parent.parent / "helm" / "mlhub"
+CHART = Path(__file__).resolve().parents[2] / "helm" / "mlhub"
 EXAMPLES = sorted((CHART.parent / "examples").glob("*.yaml"))
 K8S_VERSION = "1.33"
 RELEASE, NAMESPACE = "demo", "ml"

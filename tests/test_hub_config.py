@@ -1,0 +1,31 @@
+"""The shipped jupyterhub_config.py loaded by the real jupyterhub command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from devtools.hubprocess import REPO
+
+
+def test_hub_refuses_to_start_with_a_bad_variable(tmp_path):
+    """The real config file, loaded by the real jupyterhub command."""
+    jupyterhub = str(__import__("pathlib").Path(sys.executable).with_name("jupyterhub"))
+    result = subprocess.run(
+        [jupyterhub, "-f", str(REPO / "jupyterhub_config.py")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HUB_NAME": "Bad_Name",
+            "MLHUB_PORT": "0",
+            "MLHUB_DATA_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "HUB_NAME: must be 1-12 lowercase letters" in output
+    assert "MLHUB_PORT: must be between 1 and 65535" in output
+    assert not (tmp_path / "jupyterhub.sqlite").exists()
