@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.hubprocess import free_port
 from tests.support.images import STOCK_IMAGE, WORKSPACE_IMAGE
 from tests.support.ssh import SSH_OPTS, keygen
 from tests.support.web import login as browser_login
@@ -181,12 +182,6 @@ def stop(proc: subprocess.Popen) -> bytes:
         return proc.communicate()[1]
 
 
-def _free_port() -> int:
-    from .hubprocess import free_port
-
-    return free_port()
-
-
 def test_local_port_forwarding_reaches_servers_inside(env):
     # one server on all interfaces, one on 127.0.0.1 only (reached through a relay inside)
     r = env.ssh(
@@ -196,7 +191,7 @@ def test_local_port_forwarding_reaches_servers_inside(env):
         env.keys["alice"],
     )
     assert r.returncode == 0, r.stderr
-    ports = {8700: _free_port(), 8701: _free_port(), 8799: _free_port()}
+    ports = {8700: free_port(), 8701: free_port(), 8799: free_port()}
     forwards = [arg for remote, local in ports.items() for arg in ("-L", f"{local}:localhost:{remote}")]
     tunnel = subprocess.Popen(
         [
@@ -231,7 +226,7 @@ def test_local_port_forwarding_reaches_servers_inside(env):
 
 
 def test_tunnels_only_to_the_workspace_itself(env):
-    port = _free_port()
+    port = free_port()
     tunnel = subprocess.Popen(
         [
             "ssh",
