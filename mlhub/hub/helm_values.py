@@ -195,7 +195,11 @@ def _as_list(value: Any) -> list[Any]:
     return list(value or [])
 
 
-def apply_values(c: Any, values: HelmValues, log: Callable[[str], None] = print) -> None:
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def apply_values(c: Any, values: HelmValues, log: Callable[[str], None] = _say) -> None:
     """Apply checked values to the traitlets config ``c`` (see the module's docstring)."""
     authenticator_before = c.JupyterHub.get("authenticator_class")
     for section, settings in values.config.items():
