@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
+from devtools.hubprocess import REPO
 from tests.support.helm_hub import hub_config_from_chart
 
 
@@ -65,3 +68,16 @@ def test_a_bad_value_stops_the_hub_naming_it(tmp_path):
     result = hub_config_from_chart({"hub": {"extraConfig": {"typo": "c.JupyterHub.port = = 1"}}}, tmp_path)
     assert result.returncode != 0
     assert "hub.extraConfig.typo: not valid Python" in result.stderr
+
+
+def test_the_z2jh_style_example_runs_in_the_hub(tmp_path):
+    values = yaml.safe_load((REPO / "helm" / "examples" / "z2jh-style.yaml").read_text())
+    result = hub_config_from_chart(values, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads(result.stdout)
+    assert config["JupyterHub"]["concurrent_spawn_limit"] == 20
+    assert config["Authenticator"]["admin_users"] == ["admin", "ada"]
+    assert config["JupyterHub"]["template_vars"]["announcement"] == ""  # TEAM_BANNER unset here
+    assert config["KubeSpawner"]["image"] == "registry.example.org/ml/workspace:2026.11"
+    assert config["KubeSpawner"]["image_pull_secrets"] == ["registry-example-org"]
+    assert config["KubeSpawner"]["volume_mounts"][0]["mountPath"] == "/datasets"
