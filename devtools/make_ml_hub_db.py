@@ -9,7 +9,8 @@ Run it with a JupyterHub 1.x environment (not MLHub's), e.g.:
     /tmp/jh1/bin/python devtools/make_ml_hub_db.py tests/data/ml-hub-db.sql
 
 Accounts: ``admin`` (admin, password ``ml-hub-admin-pw``) and ``alice`` (password
-``alice-old-pw``, a named server ``gpu`` that was running), as ML Hub's sign-up made them.
+``alice-old-pw``, a named server ``gpu`` that was running, an API token), as ML Hub's sign-up
+made them.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main(out: str) -> None:
         }
         db.add(spawner)
         db.commit()
+        alice.new_api_token(note="a script of alice's")  # JupyterHub 2's upgrade drops tokens
         db.close()
         dump = "\n".join(sqlite3.connect(path).iterdump())
     Path(out).write_text(

@@ -140,6 +140,11 @@ def test_docker_migration_as_the_guide_says(ml_hub_install, tmp_path):
            HUB_IMAGE, "/data/jupyterhub.sqlite", "/out/")  # fmt: skip
     revision, columns = schema_of(workdir / "data" / "jupyterhub.sqlite")
     assert revision == jupyterhub_head() and "login_email_sent" in columns
+    # what the guide says does not carry over: JupyterHub 2's schema change drops API tokens
+    db = sqlite3.connect(workdir / "data" / "jupyterhub.sqlite")
+    tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+    assert "api_tokens" not in tables or db.execute("select count(*) from api_tokens").fetchone() == (0,)
+    db.close()
 
     # a real MLHub hub on it (same HUB_NAME, so ML Hub's labels match)
     hub = HubProcess(workdir, hub_name, env={"MLHUB_ADMIN_PASSWORD": "not-the-old-one"})
