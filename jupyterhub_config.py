@@ -330,3 +330,9 @@ c.JupyterHub.template_vars = {
     },
     **(_template_vars if isinstance(_template_vars, dict) else {}),
 }
+
+# --- Helm values (hub.config, hub.extraConfig, workspaces.*), on Kubernetes only ----------
+# mlhub/hub/helm_values.py; the chart sets MLHUB_HELM_VALUES_DIR. Applied last, as in z2jh.
+from mlhub.hub.helm_values import apply_helm_values  # noqa: E402
+
+apply_helm_values(c)

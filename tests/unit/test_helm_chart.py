@@ -245,3 +245,119 @@ def test_bad_values_are_refused_naming_the_field(values, field):
     with pytest.raises(Exception) as refused:
         Chart.load(CHART).render(values=values, name=RELEASE, namespace=NAMESPACE)
     assert field in str(refused.value)
+
+
+# --- Values as zero-to-jupyterhub users write them (hub.config, hub.extraConfig, ...) ------
+
+Z2JH_STYLE = {
+    "hub": {
+        "config": {
+            "JupyterHub": {"authenticator_class": "github"},
+            "GitHubOAuthenticator": {"client_id": "id", "allowed_organizations": ["ml-team"]},
+        },
+        "extraConfig": {"10-first": "c.JupyterHub.shutdown_on_logout = True", "20-then": "pass"},
+        "extraEnv": {
+            "PLAIN": "value",
+            "FROM_SECRET": {"valueFrom": {"secretKeyRef": {"name": "oauth", "key": "client-secret"}}},
+        },
+    },
+    "workspaces": {
+        "imagePullSecrets": ["registry-creds"],
+        "extraVolumes": [
+            {"name": "datasets", "persistentVolumeClaim": {"claimName": "datasets", "readOnly": True}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": "5Gi"}},
+        ],
+        "extraVolumeMounts": [
+            {"name": "datasets", "mountPath": "/data", "readOnly": True},
+            {"name": "scratch", "mountPath": "/scratch"},
+        ],
+    },
+}
+
+
+def hub_values_of(docs: list[dict]) -> dict:
+    """The values document the hub pod mounts (what mlhub/hub/helm_values.py reads)."""
+    secret = by_kind(docs, "Secret")[f"{FULL}-hub-values"]
+    return yaml.safe_load(base64.b64decode(secret["data"]["values.json"]))
+
+
+def test_z2jh_style_values_render_valid_manifests():
+    report = lint(CHART, Z2JH_STYLE, strict=False)
+    assert report["errors"] == [] and not [m for m in report["messages"] if m["severity"] >= 3], report
+    docs = render(Z2JH_STYLE)
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    # the hub pod mounts the values Secret where MLHUB_HELM_VALUES_DIR says
+    hub = by_kind(docs, "Deployment")[f"{FULL}-hub"]
+    pod = hub["spec"]["template"]["spec"]
+    env = env_of(hub)
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "helm-values")
+    assert mount["mountPath"] == env["MLHUB_HELM_VALUES_DIR"]["value"] and mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == "helm-values")
+    assert volume["secret"]["secretName"] == f"{FULL}-hub-values"
+    # only the values the hub uses travel, exactly as given
+    assert hub_values_of(docs) == {
+        "hub": {k: Z2JH_STYLE["hub"][k] for k in ("config", "extraConfig")},
+        "workspaces": Z2JH_STYLE["workspaces"],
+    }
+    # both forms of extraEnv
+    assert env["PLAIN"] == {"name": "PLAIN", "value": "value"}
+    assert env["FROM_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "oauth", "key": "client-secret"}
+
+
+def test_each_new_value_renders_alone():
+    for values in (
+        {"hub": {"config": {"Authenticator": {"admin_users": ["ada"]}}}},
+        {"hub": {"extraConfig": {"banner": "c.JupyterHub.template_vars = {}"}}},
+        {"hub": {"extraEnv": [{"name": "LISTED", "value": "1"}]}},
+        {"workspaces": {"imagePullSecrets": ["creds"]}},
+        {"workspaces": {"extraVolumes": [{"name": "cfg", "configMap": {"name": "team-config"}}]}},
+    ):
+        docs = render(values)
+        for doc in docs:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        ((section, given),) = values.items()
+        ((key, value),) = given.items()
+        if key == "extraEnv":
+            assert env_of(by_kind(docs, "Deployment")[f"{FULL}-hub"])["LISTED"]["value"] == "1"
+        else:
+            assert hub_values_of(docs)[section][key] == value
+    # the defaults: an empty document, the hub applies nothing
+    assert hub_values_of(render()) == {
+        "hub": {"config": {}, "extraConfig": {}},
+        "workspaces": {"imagePullSecrets": [], "extraVolumes": [], "extraVolumeMounts": []},
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"hub": {"config": {"jupyterHub": {"admin_access": True}}}}, "jupyterHub"),
+        ({"hub": {"config": {"JupyterHub": "github"}}}, "JupyterHub"),
+        ({"hub": {"config": {"JupyterHub": {"services": []}}}}, "services"),
+        ({"hub": {"config": {"JupyterHub": {"load_roles": []}}}}, "load_roles"),
+        ({"hub": {"config": ["JupyterHub"]}}, "config"),
+        ({"hub": {"extraConfig": {"snippet": 1}}}, "snippet"),
+        ({"hub": {"extraEnv": {"BAD NAME": "x"}}}, "BAD NAME"),
+        ({"hub": {"extraEnv": {"N": {"value": "x", "bogus": 1}}}}, "bogus"),
+        ({"workspaces": {"imagePullSecrets": "creds"}}, "imagePullSecrets"),
+        ({"workspaces": {"imagePullSecrets": ["Not_A_Name"]}}, "imagePullSecrets"),
+        ({"workspaces": {"extraVolumes": [{"name": "workspace", "emptyDir": {}}]}}, "extraVolumes"),
+        ({"workspaces": {"extraVolumes": [{"emptyDir": {}}]}}, "extraVolumes"),
+        ({"workspaces": {"extraVolumeMounts": [{"name": "x"}]}}, "extraVolumeMounts"),
+        (
+            {
+                "workspaces": {
+                    "extraVolumes": [{"name": "x", "emptyDir": {}}],
+                    "extraVolumeMounts": [{"name": "x", "mountPath": "/workspace"}],
+                }
+            },
+            "mountPath",
+        ),
+        ({"workspaces": {"extraVolumeMounts": [{"name": "nowhere", "mountPath": "/x"}]}}, "nowhere"),
+    ],
+)
+def test_bad_z2jh_style_values_are_refused_naming_the_field(values, field):
+    with pytest.raises(Exception) as refused:
+        Chart.load(CHART).render(values=values, name=RELEASE, namespace=NAMESPACE)
+    assert field in str(refused.value), str(refused.value)

@@ -362,3 +362,35 @@ def test_an_earlier_accounts_pvc_is_never_mounted(fake_api):
     # the account that made it keeps it
     name, _pod, _pvc = run_with_api(fake_api, lambda: resolve(1000))
     assert name == usual
+
+
+def test_helm_workspace_values_land_in_the_pod(fake_api):
+    """workspaces.imagePullSecrets / extraVolumes / extraVolumeMounts, as mlhub/hub/helm_values.py
+    puts them in the config, next to MLHub's own workspace volume and /dev/shm."""
+    from mlhub.hub.helm_values import apply_values, parse_values
+
+    c = Config()
+    apply_values(
+        c,
+        parse_values(
+            {
+                "workspaces": {
+                    "imagePullSecrets": ["registry-creds"],
+                    "extraVolumes": [
+                        {"name": "datasets", "persistentVolumeClaim": {"claimName": "datasets"}}
+                    ],
+                    "extraVolumeMounts": [{"name": "datasets", "mountPath": "/data", "readOnly": True}],
+                }
+            }
+        ),
+        log=lambda _: None,
+    )
+    _, pod, _ = manifests(
+        fake_api, options={"shm_size": "1g", "is_mount_volume": True}, **dict(c.KubeSpawner)
+    )
+    validate(pod)
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry-creds"}]
+    assert {v["name"] for v in pod["spec"]["volumes"]} == {"datasets", "dshm", "workspace"}
+    mounts = {m["name"]: m for m in container(pod)["volumeMounts"]}
+    assert mounts["datasets"] == {"name": "datasets", "mountPath": "/data", "readOnly": True}
+    assert mounts["workspace"]["mountPath"] == "/workspace" and mounts["dshm"]["mountPath"] == "/dev/shm"

@@ -73,3 +73,19 @@ capabilities:
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* hub.extraEnv as zero-to-jupyterhub takes it: a list of EnvVars as it is; a mapping of
+     NAME: value (a string) or NAME: an EnvVar without its name (e.g. valueFrom). */}}
+{{- define "mlhub.extraEnv" -}}
+{{- if kindIs "slice" . -}}
+{{- toYaml . -}}
+{{- else -}}
+{{- range $name, $value := . }}
+{{- if kindIs "map" $value }}
+- {{ merge (dict "name" $name) $value | toJson }}
+{{- else }}
+- {name: {{ $name | quote }}, value: {{ $value | quote }}}
+{{- end }}
+{{- end }}
+{{- end -}}
+{{- end -}}
