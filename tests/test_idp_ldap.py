@@ -135,3 +135,20 @@ def test_users_looked_up_by_a_search_account(hub_factory, slapd: Slapd) -> None:
     assert refused(hub, "bob", PASSWORDS["bob"])
     carol = login(hub.url, "carol", PASSWORDS["carol"])
     assert carol.get(f"{hub.url}/hub/api/user", timeout=30).json()["admin"] is True
+
+
+def test_password_guessing_through_the_hub_is_rate_limited_per_address(hub_factory, slapd: Slapd) -> None:
+    """The login form would let anyone try passwords against the directory as fast as the hub
+    answers. MLHUB_LOGIN_RATE_LIMIT holds for LDAP logins too: past it, 429 and no bind."""
+    hub = hub_factory(
+        env=ldap_env(
+            slapd, MLHUB_LDAP_BIND_DN_TEMPLATE=f"uid={{username}},{PEOPLE}", MLHUB_LOGIN_RATE_LIMIT="3"
+        )
+    )
+    for _ in range(3):
+        assert refused(hub, "alice", "guess-pw")
+    binds_before = (slapd.workdir / "slapd.log").read_text().count(f'BIND dn="uid=alice,{PEOPLE}"')
+    _, reply = post_login(hub.url, "alice", PASSWORDS["alice"])
+    assert reply.status_code == 429, reply.status_code
+    assert "Too many login attempts from your address" in reply.text
+    assert (slapd.workdir / "slapd.log").read_text().count(f'BIND dn="uid=alice,{PEOPLE}"') == binds_before
