@@ -59,7 +59,7 @@ def authenticator_config(
     if kind == "native":
         _native(config, settings)
     elif kind == "ldap":
-        _ldap(config, identity)
+        _ldap(config, identity, settings.login_rate_limit)
     else:
         _oauth(config, settings, discover or discover_oidc)
     return config
@@ -193,7 +193,7 @@ def discover_oidc(issuer: str, timeout: float = 15) -> dict[str, Any]:
     return document
 
 
-def _ldap(config: Config, identity: IdentitySettings) -> None:
+def _ldap(config: Config, identity: IdentitySettings, login_rate_limit: int) -> None:
     traits: dict[str, Any] = {
         **_idp_common(identity),
         "server_address": identity.ldap_server,
@@ -222,4 +222,7 @@ def _ldap(config: Config, identity: IdentitySettings) -> None:
                 lookup_dn_search_password=identity.ldap_search_password,
             )
     config["LDAPAuthenticator"] = traits
-    config["MLHubLDAPAuthenticator"] = {"admin_groups": list(identity.ldap_admin_groups)}
+    config["MLHubLDAPAuthenticator"] = {
+        "admin_groups": list(identity.ldap_admin_groups),
+        "login_rate_limit": login_rate_limit,
+    }

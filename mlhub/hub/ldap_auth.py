@@ -9,17 +9,24 @@ user who left them loses admin rights at the next login, unless named in ``admin
 The group search runs on the connection bound as the user, which LDAPAuthenticator hands to
 ``get_user_attributes`` after its own checks; the login's name is kept in a context variable
 for ``{uid}`` in the filter (each login is its own asyncio task).
+
+Like MLHub's NativeAuthenticator, the login form is limited per client address
+(``login_rate_limit``), so the hub is no fast password-guessing oracle for the directory.
 """
 
 from __future__ import annotations
 
 import contextvars
+import math
 from typing import Any
 
 import ldap3
 from ldap3.utils.conv import escape_filter_chars
 from ldapauthenticator import LDAPAuthenticator
-from traitlets import List, Unicode
+from tornado import web
+from traitlets import Integer, List, Unicode
+
+from mlhub.hub.rate_limit import RateLimiter
 
 #: The login going on in this task: its uid and the admin groups found for it.
 _LOGIN: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("mlhub_ldap_login")
@@ -36,7 +43,32 @@ class MLHubLDAPAuthenticator(LDAPAuthenticator):
         ``admin_users`` only.""",
     )
 
+    login_rate_limit = Integer(
+        60,
+        config=True,
+        help="""Most POSTs of the login form per client address per minute; more get 429 with
+        Retry-After and reach no LDAP server (the form would otherwise let anyone guess
+        passwords against the directory as fast as the hub answers). 0: no limit.""",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.login_limiter = RateLimiter(self.login_rate_limit)
+
     async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+        address = handler.request.remote_ip if handler is not None else ""
+        wait = self.login_limiter.hit(address) if address else None
+        if wait is not None:
+            self.log.warning(
+                "LDAP login as %r from %s refused: too many attempts from that address",
+                data.get("username", ""),
+                address,
+            )
+            error = web.HTTPError(
+                429, f"Too many login attempts from your address; try again in {math.ceil(wait)} seconds."
+            )
+            error.headers = {"Retry-After": str(math.ceil(wait))}  # type: ignore[attr-defined]
+            raise error
         login: dict[str, Any] = {"uid": data.get("username", ""), "admin_groups": []}
         token = _LOGIN.set(login)
         try:

@@ -176,7 +176,10 @@ def test_ldap_with_a_bind_template_groups_and_certificate_checks():
     assert ldap["tls_kwargs"] == {"validate": ssl.CERT_REQUIRED}
     assert ldap["bind_dn_template"] == ["uid={username},ou=people,dc=example,dc=org"]
     assert ldap["allowed_groups"] == ["cn=hub-users,ou=groups,dc=example,dc=org"]
-    assert config["MLHubLDAPAuthenticator"] == {"admin_groups": ["cn=hub-admins,ou=groups,dc=example,dc=org"]}
+    assert config["MLHubLDAPAuthenticator"] == {
+        "admin_groups": ["cn=hub-admins,ou=groups,dc=example,dc=org"],
+        "login_rate_limit": 60,  # MLHUB_LOGIN_RATE_LIMIT
+    }
 
 
 def test_ldap_with_a_user_search(tmp_path):
