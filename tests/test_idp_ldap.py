@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.hubprocess import HubProcess
-from tests.support.slapd import GROUPS, PEOPLE, SUFFIX, Slapd, available, running_slapd
+from tests.support.slapd import GROUPS, PEOPLE, SUFFIX, Slapd, available, make_certificates, running_slapd
 from tests.support.web import login, post_login
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=available() or "")
@@ -106,6 +106,7 @@ def test_no_sign_up_and_no_authorize_page_with_ldap(ldap_hub: HubProcess) -> Non
     assert anonymous.get(f"{ldap_hub.url}/hub/signup", timeout=30).status_code == 404
     carol = login(ldap_hub.url, "carol", PASSWORDS["carol"])
     assert carol.get(f"{ldap_hub.url}/hub/authorize", timeout=30).status_code == 404
+    assert carol.get(f"{ldap_hub.url}/hub/change-password", timeout=30).status_code == 404
     home = carol.get(f"{ldap_hub.url}/hub/home", timeout=30)
     assert home.status_code == 200
     assert 'id="nav-authorize"' not in home.text and "change-password" not in home.text
@@ -152,3 +153,28 @@ def test_password_guessing_through_the_hub_is_rate_limited_per_address(hub_facto
     assert reply.status_code == 429, reply.status_code
     assert "Too many login attempts from your address" in reply.text
     assert (slapd.workdir / "slapd.log").read_text().count(f'BIND dn="uid=alice,{PEOPLE}"') == binds_before
+
+
+def test_starttls_checks_the_directorys_certificate(hub_factory, tmp_path_factory) -> None:
+    """MLHUB_LDAP_TLS's default, starttls: with the CA that signed the directory's certificate
+    (MLHUB_LDAP_CA_FILE) logins work over TLS; without it (the system's CAs do not know it)
+    the hub refuses to send the password."""
+    workdir = tmp_path_factory.mktemp("slapd-tls")
+    ca, cert, key = make_certificates(workdir / "certs")
+    with running_slapd(workdir / "server", tls_cert=cert, tls_key=key) as server:
+        group = server.add_group("hub-users", [server.add_user("alice", PASSWORDS["alice"])])
+        env = {
+            **ldap_env(server, MLHUB_LDAP_BIND_DN_TEMPLATE=f"uid={{username}},{PEOPLE}"),
+            "MLHUB_LDAP_ALLOWED_GROUPS": group,
+            "MLHUB_LDAP_ADMIN_GROUPS": "",
+        }
+        del env["MLHUB_LDAP_TLS"]  # the default: starttls
+        trusting = hub_factory(env={**env, "MLHUB_LDAP_CA_FILE": str(ca)})
+        assert login(trusting.url, "alice", PASSWORDS["alice"])
+        assert "STARTTLS" in (workdir / "server" / "slapd.log").read_text()
+        binds = (workdir / "server" / "slapd.log").read_text().count('BIND dn="uid=alice')
+        untrusting = hub_factory(env=env)
+        _, reply = post_login(untrusting.url, "alice", PASSWORDS["alice"])
+        assert reply.status_code != 302
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusting.log_tail(200)
+        assert (workdir / "server" / "slapd.log").read_text().count('BIND dn="uid=alice') == binds
