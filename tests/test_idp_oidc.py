@@ -10,7 +10,9 @@ import docker
 import pytest
 import requests
 
+from devtools import loopback
 from devtools.hubprocess import HubProcess, free_port, new_hub_name, remove_test_objects
+from mlhub.hub.container import ensure_certificate
 from tests.support.oidc import OIDCProvider, running_oidc_provider
 from tests.support.web import new_session
 
@@ -185,3 +187,73 @@ def test_bad_settings_stop_the_hub_naming_the_variable(
         hub.start()
     hub.stop()
     assert message in str(info.value) or message in hub.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def https_oidc_hub(
+    provider: OIDCProvider, docker_client: docker.DockerClient, tmp_path_factory
+) -> Iterator[HubProcess]:
+    """The hub on https://mlhub.test:<port> with per-user origins (users on *.mlhub.test)."""
+    cert, key = ensure_certificate(tmp_path_factory.mktemp("tls"), loopback.TEST_DOMAIN)
+    name = new_hub_name()
+    tls = {"SSL_ENABLED": "true", "MLHUB_SSL_CERT": cert, "MLHUB_SSL_KEY": key}
+    hub = HubProcess(
+        tmp_path_factory.mktemp(name), name, env={**tls, "MLHUB_TEST_HOST": loopback.TEST_DOMAIN}
+    )
+    assert hub.url.startswith(f"https://{loopback.TEST_DOMAIN}:")
+    client = provider.register_client(f"{hub.url}/hub/oauth_callback")
+    hub.env.update(oidc_env(provider, client))
+    try:
+        yield hub.start()
+    finally:
+        hub.stop()
+        remove_test_objects(docker_client, hub.hub_name)
+
+
+def test_a_tossed_state_cookie_does_not_log_the_victim_in_as_the_attacker(
+    https_oidc_hub: HubProcess, provider: OIDCProvider
+) -> None:
+    """Login CSRF by cookie tossing. Mallory starts a login in her own browser and stops at the
+    provider's redirect: she holds a signed state cookie and a fresh code for her account. Her
+    workspace's page on mallory.mlhub.test sets that cookie for the whole domain
+    (``Set-Cookie: oauthenticator-state=...; Domain=mlhub.test``, which browsers accept from a
+    sibling origin) and sends the victim to the hub's callback with her code and state. The
+    victim must not end up logged in as mallory (working, uploading, typing secrets into her
+    account). Over HTTPS with per-user origins the state cookie must be a ``__Host-`` cookie,
+    which no sibling origin can set."""
+    hub = https_oidc_hub
+    provider.set_user("mallory-sub", {"preferred_username": "mallory", "groups": ["hub-users"]})
+    mallory = new_session(verify=False)
+    start = mallory.get(f"{hub.url}/hub/oauth_login", allow_redirects=False, timeout=30)
+    assert start.status_code == 302
+    state_cookies = {c.name: c.value for c in mallory.cookies if "oauthenticator-state" in c.name}
+    assert len(state_cookies) == 1, state_cookies
+    ((state_name, state_value),) = state_cookies.items()
+    back = mallory.post(
+        start.headers["Location"], data={"sub": "mallory-sub"}, allow_redirects=False, timeout=30
+    )
+    callback = back.headers["Location"]
+    assert callback.startswith(f"{hub.url}/hub/oauth_callback?code=")
+
+    # what the victim's browser holds after mallory's page ran: her cookie, for the domain
+    victim = new_session(verify=False)
+    victim.cookies.set(
+        "oauthenticator-state", state_value, domain=f".{loopback.TEST_DOMAIN}", path="/", secure=True
+    )
+    landed = victim.get(callback, allow_redirects=False, timeout=30)
+    me = victim.get(f"{hub.url}/hub/api/user", timeout=30)
+    assert me.status_code == 403 and landed.status_code != 302, (landed.status_code, me.text[:200])
+    # the hub's own state cookie is one that only the hub's host can set
+    assert state_name == "__Host-oauthenticator-state"
+
+
+def test_login_over_https_with_per_user_origins(https_oidc_hub: HubProcess, provider: OIDCProvider) -> None:
+    session = new_session(verify=False)
+    start = session.get(f"{https_oidc_hub.url}/hub/oauth_login", allow_redirects=False, timeout=30)
+    back = session.post(
+        start.headers["Location"], data={"sub": "carol-sub"}, allow_redirects=False, timeout=30
+    )
+    done = session.get(back.headers["Location"], allow_redirects=False, timeout=30)
+    assert done.status_code == 302, done.text[:300]
+    me = session.get(f"{https_oidc_hub.url}/hub/api/user", timeout=30)
+    assert me.status_code == 200 and me.json()["name"] == "carol" and me.json()["admin"] is True
