@@ -6,7 +6,8 @@ validated by ``mlhub.core.settings``) to the authenticator's traitlets config.
 
 - ``native``: MLHub's NativeAuthenticator (sign-up, the admin authorizes; ``mlhub.hub.auth``);
 - ``github``, ``gitlab``, ``oidc``: OAuthenticator's GitHub, GitLab and generic OAuth 2 /
-  OpenID Connect authenticators, the OAuth callback on the hub's own host;
+  OpenID Connect authenticators (``mlhub.hub.oauth``: their state cookie is a ``__Host-``
+  cookie under per-user origins over HTTPS), the OAuth callback on the hub's own host;
 - ``ldap``: ``mlhub.hub.ldap_auth.MLHubLDAPAuthenticator`` (LDAPAuthenticator plus admin groups).
 
 With an identity provider the provider decides who may log in (allowed groups, or everyone
@@ -29,9 +30,10 @@ from mlhub.core.settings import MIN_PASSWORD_LENGTH, HubSettings, IdentitySettin
 #: authenticator_class for each MLHUB_AUTHENTICATOR value.
 AUTHENTICATOR_CLASSES = {
     "native": "mlhub-native",
-    "github": "oauthenticator.github.GitHubOAuthenticator",
-    "gitlab": "oauthenticator.gitlab.GitLabOAuthenticator",
-    "oidc": "oauthenticator.generic.GenericOAuthenticator",
+    # OAuthenticator's, with a __Host- state cookie under per-user origins (mlhub/hub/oauth.py)
+    "github": "mlhub.hub.oauth.MLHubGitHubOAuthenticator",
+    "gitlab": "mlhub.hub.oauth.MLHubGitLabOAuthenticator",
+    "oidc": "mlhub.hub.oauth.MLHubGenericOAuthenticator",
     "ldap": "mlhub.hub.ldap_auth.MLHubLDAPAuthenticator",
 }
 _OAUTH_SECTIONS = {

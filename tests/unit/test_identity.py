@@ -64,7 +64,7 @@ def test_github_with_organizations_and_admin_teams():
         }
     )
     config = authenticator_config(settings, never_discover)
-    assert config["JupyterHub"]["authenticator_class"] == "oauthenticator.github.GitHubOAuthenticator"
+    assert config["JupyterHub"]["authenticator_class"] == "mlhub.hub.oauth.MLHubGitHubOAuthenticator"
     github = config["GitHubOAuthenticator"]
     assert github["client_id"] == "hub" and github["client_secret"] == "s3cret"
     # the callback is on the hub's own host (per-user origins keep /hub there)
@@ -297,3 +297,27 @@ def test_ldap_dn_lists_are_separated_by_semicolons():
 def test_every_identity_variable_is_in_the_readme():
     readme = (REPO / "README.md").read_text()
     assert [name for name in IDENTITY_VARIABLES if f"`{name}`" not in readme] == []
+
+
+def test_every_authenticator_class_imports_and_oauth_ones_keep_their_state_cookie_safe():
+    from traitlets.utils.importstring import import_item
+
+    from mlhub.hub.identity import AUTHENTICATOR_CLASSES
+    from mlhub.hub.oauth import MLHubOAuthCallbackHandler, MLHubOAuthLoginHandler, state_cookie_name
+
+    for kind, path in AUTHENTICATOR_CLASSES.items():
+        if kind == "native":
+            continue
+        cls = import_item(path)
+        if kind != "ldap":
+            assert (
+                cls.login_handler is MLHubOAuthLoginHandler
+                and cls.callback_handler is MLHubOAuthCallbackHandler
+            )
+
+    class Handler:
+        def __init__(self, prefixed: bool) -> None:
+            self.settings = {"cookie_host_prefix_enabled": prefixed}
+
+    assert state_cookie_name(Handler(True)) == "__Host-oauthenticator-state"
+    assert state_cookie_name(Handler(False)) == "oauthenticator-state"
