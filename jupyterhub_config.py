@@ -8,7 +8,7 @@
 import os
 import sys
 
-from mlhub.core.settings import MIN_PASSWORD_LENGTH, SettingsError, activity_interval, read_settings
+from mlhub.core.settings import SettingsError, activity_interval, read_settings
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -125,25 +125,18 @@ c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = settings.named_server_limit
 
-# --- Who can log in: sign-up, admin authorizes ------------------------------------------
+# --- Who can log in: MLHUB_AUTHENTICATOR (docs/decisions/authenticators.md) --------------
+# native: sign-up, the admin authorizes (MLHUB_ADMIN_USER, MLHUB_LOGIN_*); github, gitlab,
+# oidc, ldap: the identity provider says who may log in and who is admin.
 import nativeauthenticator  # noqa: E402
+from traitlets.config import Config  # noqa: E402
 
-c.JupyterHub.authenticator_class = "mlhub-native"
-c.Authenticator.admin_users = {settings.admin_user}
-# NativeAuthenticator only lets authorized accounts log in; that is the allow list.
-c.Authenticator.allow_all = True
-c.MLHubNativeAuthenticator.initial_admin_password = settings.admin_password
-# Without MLHUB_ADMIN_PASSWORD the hub generates one there at first start (and logs where).
-c.MLHubNativeAuthenticator.initial_admin_password_file = os.path.join(
-    settings.data_dir, "initial-admin-password"
-)
-# NativeAuthenticator accepts 1-character passwords by default.
-c.NativeAuthenticator.minimum_password_length = MIN_PASSWORD_LENGTH
-# A name is locked for a while after repeated wrong passwords (0: never), and each client
-# address may post the login and sign-up forms only so often per minute (0: no limit).
-c.NativeAuthenticator.allowed_failed_logins = settings.login_max_failures
-c.NativeAuthenticator.seconds_before_next_try = settings.login_lockout_seconds
-c.MLHubNativeAuthenticator.login_rate_limit = settings.login_rate_limit
+from mlhub.hub.identity import IdentityError, authenticator_config  # noqa: E402
+
+try:
+    c.merge(Config(authenticator_config(settings)))
+except IdentityError as exc:
+    sys.exit(f"MLHub cannot start, invalid environment variables:\n  {exc}")
 # MLHub's page templates: resources/templates in the repository, templates/ next to this
 # file in the hub image.
 _templates = next(
@@ -313,7 +306,12 @@ c.JupyterHub.extra_handlers = ui_handlers()
 
 # --- The admin's own overrides, loaded last ---------------------------------------------
 if settings.user_config:
+    from mlhub.hub.helm_values import forget_native_only_settings  # noqa: E402
+
+    _authenticator_before = c.JupyterHub.get("authenticator_class")
     load_subconfig(settings.user_config)  # noqa: F821
+    # another authenticator chosen there must not inherit the sign-up's allow_all/admin_users
+    forget_native_only_settings(c, {}, _authenticator_before, source="MLHUB_USER_CONFIG")
 
 # After the overrides, so the pages follow an authenticator the admin put in its place.
 _template_vars = c.JupyterHub.template_vars if "template_vars" in c.JupyterHub else {}

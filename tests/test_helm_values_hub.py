@@ -81,3 +81,18 @@ def test_the_z2jh_style_example_runs_in_the_hub(tmp_path):
     assert config["KubeSpawner"]["image"] == "registry.example.org/ml/workspace:2026.11"
     assert config["KubeSpawner"]["image_pull_secrets"] == ["registry-example-org"]
     assert config["KubeSpawner"]["volume_mounts"][0]["mountPath"] == "/datasets"
+
+
+def test_an_authenticator_chosen_in_the_admins_own_config_inherits_no_sign_up_settings(tmp_path):
+    """MLHUB_USER_CONFIG choosing another authenticator: the sign-up's allow_all (every account
+    NativeAuthenticator authorized) and admin_users (MLHUB_ADMIN_USER) must not carry over, or
+    anyone with an account at the identity provider logs in, and its "admin" is an admin."""
+    own = tmp_path / "own_config.py"
+    own.write_text("c.JupyterHub.authenticator_class = 'dummy'\n")
+    result = hub_config_from_chart({"hub": {"extraEnv": {"MLHUB_USER_CONFIG": str(own)}}}, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads(result.stdout)
+    assert config["JupyterHub"]["authenticator_class"] == "dummy"
+    assert "allow_all" not in config.get("Authenticator", {})
+    assert "admin_users" not in config.get("Authenticator", {})
+    assert "MLHUB_USER_CONFIG chose authenticator 'dummy'" in result.stdout + result.stderr

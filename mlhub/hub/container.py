@@ -161,7 +161,8 @@ def main() -> None:
         env["SSL_ENABLED"] = "true"
         # the public URL's host is the same with or without SSL (read above without it)
         env["MLHUB_SSL_CERT"], env["MLHUB_SSL_KEY"] = ensure_certificate(data_dir, settings.public_host)
-    if settings.start_jhub:
+    if settings.start_jhub and settings.identity.native:
+        # with an identity provider there is no password account to set up
         env["MLHUB_ADMIN_PASSWORD"] = initial_admin_password(settings, data_dir)
 
     children: list[subprocess.Popen[bytes]] = []

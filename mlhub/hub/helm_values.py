@@ -205,7 +205,7 @@ def apply_values(c: Any, values: HelmValues, log: Callable[[str], None] = _say) 
     for section, settings in values.config.items():
         log(f"[mlhub] Helm: hub.config.{section}: {', '.join(sorted(settings)) or '(empty)'}")
         c[section].update(settings)
-    _forget_native_only_settings(c, values.config, authenticator_before, log)
+    forget_native_only_settings(c, values.config, authenticator_before, log, source='Helm: hub.config')
     spawner = c.KubeSpawner
     if values.image_pull_secrets:
         current = _as_list(spawner.get("image_pull_secrets"))
@@ -227,8 +227,12 @@ def apply_values(c: Any, values: HelmValues, log: Callable[[str], None] = _say) 
             raise HelmValuesError(f"{field}: failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _forget_native_only_settings(
-    c: Any, config: dict[str, dict[str, Any]], before: Any, log: Callable[[str], None]
+def forget_native_only_settings(
+    c: Any,
+    config: dict[str, dict[str, Any]],
+    before: Any,
+    log: Callable[[str], None] = _say,
+    source: str = "Helm: hub.config",
 ) -> None:
     """MLHub lets every account NativeAuthenticator authorized in (``Authenticator.allow_all``)
     and makes MLHUB_ADMIN_USER an admin. With another authenticator chosen in hub.config
@@ -247,8 +251,8 @@ def _forget_native_only_settings(
         if name not in given and name in c.Authenticator:
             del c.Authenticator[name]
             log(
-                f"[mlhub] Helm: hub.config chose authenticator {after!r}: MLHub's Authenticator.{name} "
-                f"(meant for its sign-up) is dropped; set hub.config.Authenticator.{name} to choose"
+                f"[mlhub] {source} chose authenticator {after!r}: MLHub's Authenticator.{name} "
+                f"(meant for its sign-up) is dropped; set it on that authenticator's own class to choose"
             )
 
 

@@ -54,6 +54,9 @@ _mlhub_packages() {
         command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || wanted+=(postgresql)
         # UI tests: Playwright drives Debian's Chromium (Playwright's own download is unreachable)
         [ -x /usr/bin/chromium ] || wanted+=(chromium)
+        # LDAP login tests run their own slapd (temporary config and port; not the system service)
+        [ -x /usr/sbin/slapd ] || wanted+=(slapd)
+        command -v ldapadd >/dev/null 2>&1 || wanted+=(ldap-utils)
     fi
     _mlhub_apt_install "${wanted[@]}"
 }
