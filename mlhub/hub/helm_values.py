@@ -205,7 +205,7 @@ def apply_values(c: Any, values: HelmValues, log: Callable[[str], None] = _say) 
     for section, settings in values.config.items():
         log(f"[mlhub] Helm: hub.config.{section}: {', '.join(sorted(settings)) or '(empty)'}")
         c[section].update(settings)
-    forget_native_only_settings(c, values.config, authenticator_before, log, source='Helm: hub.config')
+    forget_native_only_settings(c, values.config, authenticator_before, log, source="Helm: hub.config")
     spawner = c.KubeSpawner
     if values.image_pull_secrets:
         current = _as_list(spawner.get("image_pull_secrets"))
