@@ -109,7 +109,7 @@ class PortMux:
         self.alias_key = alias_key or secrets.token_bytes(16)
         self.active = 0
         self.per_client: Counter[str] = Counter()
-        self._aliases_work = False  # ATTACK-FIRST: not yet
+        self._aliases_work = True
         #: clients whose loopback address was logged (bounded: the oldest are forgotten)
         self._announced: OrderedDict[str, None] = OrderedDict()
 

@@ -258,6 +258,12 @@ class SetupScriptHandler(web.RequestHandler):
     def initialize(self, ctx: Context) -> None:
         self.ctx = ctx
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reason = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else self._reason
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code}: {reason}\n")
+
     def get(self) -> None:
         try:
             target = parse_login(self.get_argument("login", ""))
@@ -305,7 +311,7 @@ def make_app(ctx: Context, cookie_secret: bytes) -> web.Application:
             (url_path_join(prefix, "api/keys/?"), KeysHandler, args),
             (url_path_join(prefix, r"api/keys/(\d+)/?"), KeyHandler, args),
             (url_path_join(prefix, "setup.sh"), SetupScriptHandler, args),
-            # (url_path_join(prefix, "tunnel"), TunnelHandler, args),  ATTACK-FIRST: not yet
+            (url_path_join(prefix, "tunnel"), TunnelHandler, args),
             (prefix.rstrip("/") + "/?", PageHandler, args),
         ],
         cookie_secret=cookie_secret,
