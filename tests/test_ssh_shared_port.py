@@ -15,15 +15,16 @@ import sys
 import time
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from devtools.hubprocess import free_port
+from devtools.hubprocess import free_port, new_hub_name, remove_test_objects
 from mlhub.hub.container import ensure_certificate
 from tests.support.images import WORKSPACE_IMAGE
 from tests.support.ssh import SSH_OPTS, keygen
-from tests.support.web import new_session
+from tests.support.web import login, new_session
 
 ADMIN_PASSWORD = "mux-Admin-pw-1"
 RATE_LIMIT = 3
@@ -351,3 +352,124 @@ def test_page_and_setup_script_offer_both_ways(env, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode().strip() == env.hostname
+
+
+# --- the one-container install: only the HTTPS port published ------------------------------
+
+HUB_IMAGE = "mlhub/mlhub:latest"
+REPO = Path(__file__).resolve().parent.parent
+#: where the image installs the mlhub package and its config
+IMAGE_PACKAGE = "/opt/mlhub/lib/python3.11/site-packages/mlhub"
+IMAGE_CONFIG = "/resources/jupyterhub_config.py"
+
+
+def test_one_container_with_ssl_serves_ssh_on_its_https_port(docker_client, tmp_path):
+    """`docker run -p PORT:8080 -e SSL_ENABLED=true mlhub/mlhub` with this checkout's code
+    mounted over the image's (no image rebuild): ssh, scp and the login page on PORT alone."""
+    try:
+        docker_client.images.get(HUB_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{HUB_IMAGE} is missing; build it with docker/build-images.sh --hub")
+    name = new_hub_name()
+    port = free_port()
+    url = f"https://localhost:{port}"
+    data = docker_client.volumes.create(f"{name}-data", labels={"mlhub.origin": name})
+    container = docker_client.containers.run(
+        HUB_IMAGE,
+        name=f"{name}-starting",
+        environment={
+            "HUB_NAME": name,
+            "MLHUB_PUBLIC_URL": url,
+            "SSL_ENABLED": "true",
+            "MLHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MLHUB_WORKSPACE_IMAGE": WORKSPACE_IMAGE,
+        },
+        ports={"8080/tcp": ("127.0.0.1", port)},  # no 2222
+        volumes={
+            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            data.name: {"bind": "/data", "mode": "rw"},
+            str(REPO / "mlhub"): {"bind": IMAGE_PACKAGE, "mode": "ro"},
+            str(REPO / "jupyterhub_config.py"): {"bind": IMAGE_CONFIG, "mode": "ro"},
+        },
+        labels={"mlhub.origin": name},
+        detach=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            container.reload()
+            assert container.status != "exited", container.logs().decode(errors="replace")[-3000:]
+            try:
+                if requests.get(f"{url}/hub/api/", timeout=2, verify=False).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, container.logs().decode(errors="replace")[-3000:]
+            time.sleep(0.5)
+        page = requests.get(f"{url}/hub/login", timeout=30, verify=False)
+        assert page.status_code == 200 and 'name="password"' in page.text
+        admin_token = _admin_token(url)
+        admin = {"Authorization": f"token {admin_token}"}
+        assert (
+            requests.post(f"{url}/hub/api/users/alice", headers=admin, timeout=30, verify=False).status_code
+            == 201
+        )
+        token = requests.post(
+            f"{url}/hub/api/users/alice/tokens", headers=admin, json={}, timeout=30, verify=False
+        ).json()["token"]
+        key = keygen(tmp_path / "alice_key")
+        r = requests.post(
+            f"{url}/services/ssh/api/keys",
+            headers={"Authorization": f"token {token}"},
+            json={"key": key.with_suffix(".pub").read_text()},
+            timeout=30,
+            verify=False,
+        )
+        assert r.status_code == 201, r.text
+        r = requests.post(
+            f"{url}/hub/api/users/alice/server",
+            headers={"Authorization": f"token {token}"},
+            json={},
+            timeout=60,
+            verify=False,
+        )
+        assert r.status_code in (201, 202), r.text
+        deadline = time.monotonic() + 120
+        while not (server := _server(url, admin_token)).get("ready"):
+            assert server.get("pending") and time.monotonic() < deadline, server
+            time.sleep(0.5)
+        hostname = docker_client.containers.get(server["state"]["object_id"]).attrs["Config"]["Hostname"]
+        r = subprocess.run(
+            ["ssh", "-p", str(port), *SSH_OPTS, "-i", str(key), "alice@127.0.0.1", "hostname"],
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 0, r.stderr.decode() + container.logs().decode(errors="replace")[-3000:]
+        assert r.stdout.decode().strip() == hostname
+        src = tmp_path / "f.txt"
+        src.write_text("through 8080\n")
+        r = subprocess.run(
+            ["scp", "-P", str(port), *SSH_OPTS, "-i", str(key), str(src), "alice@127.0.0.1:f.txt"],
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 0, r.stderr
+    finally:
+        container.remove(force=True)
+        remove_test_objects(docker_client, name)
+
+
+def _admin_token(url: str) -> str:
+    admin = login(url, "admin", ADMIN_PASSWORD, verify=False)
+    r = admin.post(f"{url}/hub/api/users/admin/tokens", json={"note": "test"}, timeout=30)
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
+
+
+def _server(url: str, token: str) -> dict:
+    r = requests.get(
+        f"{url}/hub/api/users/alice", headers={"Authorization": f"token {token}"}, timeout=30, verify=False
+    )
+    return r.json().get("servers", {}).get("") or {}
