@@ -135,6 +135,11 @@ def test_https_and_ssh_answer_on_the_same_port(env):
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode().strip() == env.hostname
     assert "SSH connection from 127.0.0.1" in env.hub.log_tail(400)
+    # the hub's own SSH dialog (home, Workspaces) gives the shared port
+    home = login(env.hub.url, "admin", ADMIN_PASSWORD, verify=False).get(
+        f"{env.hub.url}/hub/home", timeout=30
+    )
+    assert f"var port = {env.port};" in home.text
 
 
 def test_a_client_that_waits_for_the_server_banner_gets_the_gateway(env):
