@@ -128,6 +128,8 @@ class PortMux:
         self.per_client[client] += 1
         try:
             await self._serve(client, reader, writer)
+        except ConnectionError as exc:  # a client or upstream that hung up: nothing to report
+            log.debug("Connection from %s ended: %r", client, exc)
         except Exception as exc:  # one connection's trouble never stops the mux
             log.warning("Connection from %s ended with an error: %r", client, exc)
         finally:
