@@ -102,3 +102,14 @@ def test_tunnel_url_and_commands():
     assert (
         "ProxyCommand mlhub-ssh-tunnel https://hub.example.org/services/ssh/tunnel" in info["tunnel_config"]
     )
+
+
+def test_pip_installs_the_tunnel_client_as_a_console_script():
+    import importlib
+    from pathlib import Path
+
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    module, _, function = project["scripts"]["mlhub-ssh-tunnel"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
