@@ -244,7 +244,7 @@ echo "Then connect with:  ssh {alias}"{tunnel_hint}
 """
 
 TUNNEL_HINT = """
-echo "(through the hub's HTTPS: mlhub-ssh-tunnel comes with 'pip install mlhub'; it reads a hub"
+echo "(through the hub's HTTPS: mlhub-ssh-tunnel comes with the mlhub Python package; it reads a hub"
 echo " API token of yours, from the hub's Token page, from MLHUB_API_TOKEN or --token-file)"
 """
 
