@@ -7,8 +7,14 @@
 
 import os
 import sys
+from urllib.parse import urlparse
 
-from mlhub.core.settings import SettingsError, activity_interval, read_settings
+from mlhub.core.settings import (
+    SettingsError,
+    activity_interval,
+    read_settings,
+    shared_port_on,
+)
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
@@ -71,8 +77,11 @@ try:
 except InstallError as exc:
     print(f"MLHub cannot start:\n{exc}", file=sys.stderr)
     sys.exit(2)
-c.JupyterHub.ip = settings.ip
-c.JupyterHub.port = settings.port
+# SSH on the hub's one port (docs/decisions/ssh-on-one-port.md): the port mux holds the
+# public port and hands HTTP(S) to the proxy, which then listens on loopback only.
+_shared_port = shared_port_on(settings)
+c.JupyterHub.ip = "127.0.0.1" if _shared_port else settings.ip
+c.JupyterHub.port = settings.proxy_internal_port if _shared_port else settings.port
 if settings.ssl_enabled:
     c.JupyterHub.ssl_cert = settings.ssl_cert
     c.JupyterHub.ssl_key = settings.ssl_key
@@ -237,6 +246,22 @@ c.JupyterHub.load_roles = [
         "services": ["cleanup-service"],
     }
 ]
+_public_port = urlparse(settings.public_url).port or (443 if settings.public_https else 80)
+if _shared_port:
+    _ssh_host = settings.ip if settings.ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    c.JupyterHub.services.append(
+        {
+            "name": "port-mux",
+            "command": [sys.executable, "-m", "mlhub.hub.port_mux"],
+            "environment": {
+                "MLHUB_MUX_IP": settings.ip,
+                "MLHUB_MUX_PORT": str(settings.port),
+                "MLHUB_MUX_HTTPS_UPSTREAM": f"127.0.0.1:{settings.proxy_internal_port}",
+                "MLHUB_MUX_SSH_UPSTREAM": f"{_ssh_host}:{settings.ssh_port}",
+                "MLHUB_MUX_MAX_CONNECTIONS": str(settings.port_mux_max_connections),
+            },
+        }
+    )
 if settings.start_ssh:
     c.JupyterHub.services.append(
         {
@@ -248,6 +273,8 @@ if settings.start_ssh:
                 "MLHUB_DATA_DIR": settings.data_dir,
                 "MLHUB_SSH_IP": settings.ip,
                 "MLHUB_SSH_PORT": str(settings.ssh_port),
+                # the port shown to users: the hub's public one when SSH shares it
+                "MLHUB_SSH_PUBLIC_PORT": str(_public_port if _shared_port else settings.ssh_port),
                 "MLHUB_SSH_PUBLIC_HOST": settings.ssh_public_host,
                 "MLHUB_PUBLIC_URL": settings.public_url,
                 "MLHUB_SSH_TOKEN_AUTH": str(settings.ssh_token_auth).lower(),
@@ -321,7 +348,7 @@ c.JupyterHub.template_vars = {
         "self_service": settings.self_service,
         "native_auth": c.JupyterHub.authenticator_class == "mlhub-native",
         "ssh_enabled": settings.start_ssh,
-        "ssh_port": settings.ssh_port,
+        "ssh_port": _public_port if _shared_port else settings.ssh_port,
         "ssh_host": settings.ssh_public_host,
         "single_origin_warning": "" if settings.user_subdomains else SINGLE_ORIGIN_WARNING,
         "cull_idle_seconds": settings.cull_idle_seconds,

@@ -99,6 +99,11 @@ class HubSettings:
     login_rate_limit: int = 60
     # who logs in: MLHUB_AUTHENTICATOR and its identity provider (the block at the end)
     identity: IdentitySettings = field(default_factory=lambda: IdentitySettings())
+    # --- SSH on the hub's one port (docs/decisions/ssh-on-one-port.md) ---
+    # None: on when SSL is on (and the hub starts the proxy and the SSH gateway)
+    ssh_shared_port: bool | None = None
+    proxy_internal_port: int = 8443
+    port_mux_max_connections: int = 1024
 
     @property
     def public_host(self) -> str:
@@ -347,6 +352,45 @@ def _size_or_off(text: str) -> int:
     return size
 
 
+# --- SSH on the hub's one port (docs/decisions/ssh-on-one-port.md) ---------------------
+SHARED_PORT_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "MLHUB_SSH_SHARED_PORT": ("ssh_shared_port", parse_bool),
+    "MLHUB_PROXY_INTERNAL_PORT": ("proxy_internal_port", _int_range(1, 65535)),
+    "MLHUB_PORT_MUX_MAX_CONNECTIONS": ("port_mux_max_connections", _int_range(1, 100000)),
+}
+
+
+def shared_port_errors(settings: HubSettings) -> dict[str, str]:
+    """Why MLHUB_SSH_SHARED_PORT=true cannot work with the other settings (empty: it can)."""
+    if settings.ssh_shared_port is not True:
+        return {}
+    if not settings.start_ssh:
+        return {"MLHUB_SSH_SHARED_PORT": "needs the SSH gateway (START_SSH=true)"}
+    if settings.start_chp or settings.proxy_api_url:
+        return {
+            "MLHUB_SSH_SHARED_PORT": "needs the proxy started by the hub (not START_CHP or "
+            "MLHUB_PROXY_API_URL); where the proxy runs apart, use the WebSocket tunnel"
+        }
+    if settings.proxy_internal_port in (settings.port, settings.ssh_port):
+        return {"MLHUB_PROXY_INTERNAL_PORT": "must differ from MLHUB_PORT and MLHUB_SSH_PORT"}
+    return {}
+
+
+def shared_port_on(settings: HubSettings) -> bool:
+    """Whether the port multiplexer holds the public port (SSH and HTTP(S) on it): as set, or
+    by default when SSL is on, the SSH gateway runs and the hub starts the proxy itself."""
+    if settings.ssh_shared_port is not None:
+        return settings.ssh_shared_port
+    return (
+        settings.ssl_enabled
+        and settings.start_ssh
+        and not (settings.start_chp or settings.proxy_api_url)
+        and settings.proxy_internal_port not in (settings.port, settings.ssh_port)
+    )
+
+
+# --- end of the SSH-on-one-port block ---------------------------------------------------
+
 # variable -> (settings field, parser)
 VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HUB_NAME": ("hub_name", _hub_name),
@@ -403,6 +447,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MLHUB_LOGIN_MAX_FAILURES": ("login_max_failures", _int_range(0, 1000)),
     "MLHUB_LOGIN_LOCKOUT_SECONDS": ("login_lockout_seconds", _int_range(1, 86400)),
     "MLHUB_LOGIN_RATE_LIMIT": ("login_rate_limit", _int_range(0, 100000)),
+    **SHARED_PORT_VARIABLES,
 }
 
 
@@ -451,6 +496,7 @@ def read_settings(environ: Mapping[str, str], default_data_dir: str) -> HubSetti
             "per-user origins need a host name with wildcard DNS (an IP address has no subdomains); "
             "use a name such as localhost or hub.example.org, or set MLHUB_USER_SUBDOMAINS=false"
         )
+    errors.update(shared_port_errors(settings))
     if not (settings.start_jhub or settings.start_chp):
         errors["START_JHUB"] = "START_JHUB and START_CHP are both false: nothing to start"
     identity = read_identity_settings(environ, errors)

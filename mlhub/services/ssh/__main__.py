@@ -5,7 +5,8 @@ JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from Ju
 HUB_NAME, MLHUB_DATA_DIR (host key and key database), MLHUB_SSH_IP, MLHUB_SSH_PORT (default
 2222), MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH, MLHUB_SSH_KEYS_DB_URL, MLHUB_EXECUTION_MODE
 (docker or k8s), MLHUB_NAMESPACE (k8s: the workspaces' namespace), MLHUB_SSH_ACTIVITY_INTERVAL
-(seconds between reports of open sessions' activity to the hub; default 300).
+(seconds between reports of open sessions' activity to the hub; default 300),
+MLHUB_SSH_PUBLIC_PORT (the port shown to users; default MLHUB_SSH_PORT).
 """
 
 from __future__ import annotations
@@ -95,7 +96,19 @@ async def main() -> None:
         login_timeout=60,
     )
     app = make_app(
-        Context(keys, hub, config.prefix, config.ssh_port, config.public_host, config.public_url),
+        Context(
+            keys,
+            hub,
+            config.prefix,
+            config.public_port or config.ssh_port,
+            config.public_host,
+            config.public_url,
+            tunnel_upstream=(
+                config.ssh_ip if config.ssh_ip not in ("", "0.0.0.0", "::") else "127.0.0.1",
+                config.ssh_port,
+            ),
+            service_name=config.service_name,
+        ),
         secrets.token_bytes(32),
     )
     url = urlparse(config.service_url)

@@ -32,6 +32,9 @@ class GatewayConfig:
     mode: str
     namespace: str
     activity_interval: int = 300
+    #: the port users type (the hub's public port when SSH shares it; else ssh_port)
+    public_port: int = 0
+    service_name: str = "ssh"
 
     @property
     def host_key_path(self) -> str:
@@ -55,6 +58,9 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
     if not is_valid_hub_name(hub_name):
         errors["HUB_NAME"] = "must be 1-12 lowercase letters, digits or '-'"
     ssh_port = _port(environ.get("MLHUB_SSH_PORT") or "2222", "MLHUB_SSH_PORT", errors)
+    public_port = _port(
+        environ.get("MLHUB_SSH_PUBLIC_PORT") or str(ssh_port or 2222), "MLHUB_SSH_PUBLIC_PORT", errors
+    )
     try:
         token_auth = parse_bool(environ.get("MLHUB_SSH_TOKEN_AUTH") or "true")
     except ValueError as exc:
@@ -99,4 +105,6 @@ def read_config(environ: Mapping[str, str]) -> GatewayConfig:
         mode=mode,
         namespace=environ.get("MLHUB_NAMESPACE") or "default",
         activity_interval=activity_interval,
+        public_port=public_port,
+        service_name=environ.get("JUPYTERHUB_SERVICE_NAME") or "ssh",
     )

@@ -76,3 +76,19 @@ def connection_info(target: Target, host: str, port: int) -> dict[str, str]:
         "tunnel": f"ssh {port_part}-N -L 5000:localhost:5000 {shlex.quote(login)}@{host}",
         "config": f"Host {alias}\n    HostName {host}\n    Port {port}\n    User {login}\n",
     }
+
+
+def tunnel_info(target: Target, hub_url: str, prefix: str) -> dict[str, str]:
+    """The same through the WebSocket tunnel (only HTTP(S) reaches the hub): ssh's
+    ProxyCommand runs ``mlhub-ssh-tunnel`` with the hub's URL; the host name after '@' is then
+    only a name for known_hosts."""
+    alias = f"mlhub-{target.user}{'-' + target.server if target.server else ''}-tunnel"
+    url = hub_url.rstrip("/") + prefix.rstrip("/") + "/tunnel"
+    proxy = f"mlhub-ssh-tunnel {url}"
+    login = shlex.quote(target.login)
+    return {
+        "tunnel_alias": alias,
+        "tunnel_url": url,
+        "tunnel_command": f"ssh -o ProxyCommand={shlex.quote(proxy)} {login}@{alias}",
+        "tunnel_config": f"Host {alias}\n    User {target.login}\n    ProxyCommand {proxy}\n",
+    }

@@ -21,7 +21,15 @@ from tornado import web
 
 from mlhub.services.ssh.hub import GatewayHub, NoSuchUser
 from mlhub.services.ssh.keystore import KeyError_, KeyExists, KeyStore
-from mlhub.services.ssh.targets import SEPARATOR, BadLoginName, Target, connection_info, parse_login
+from mlhub.services.ssh.targets import (
+    SEPARATOR,
+    BadLoginName,
+    Target,
+    connection_info,
+    parse_login,
+    tunnel_info,
+)
+from mlhub.services.ssh.tunnel import TunnelHandler
 
 log = logging.getLogger("mlhub.services.ssh")
 
@@ -42,6 +50,8 @@ class Context:
         ssh_port: int,
         public_host: str,
         public_url: str = "",
+        tunnel_upstream: tuple[str, int] = ("127.0.0.1", 2222),
+        service_name: str = "ssh",
     ):
         self.keys = keys
         self.hub = hub
@@ -50,6 +60,9 @@ class Context:
         self.public_host = public_host
         #: the hub's public URL (MLHUB_PUBLIC_URL): links and the setup script use its scheme
         self.public_url = public_url
+        #: where WebSocket tunnels go: the gateway's own SSH port
+        self.tunnel_upstream = tunnel_upstream
+        self.service_name = service_name
 
 
 def page_base(ctx: Context, request: Any) -> str:
@@ -173,6 +186,7 @@ class PageHandler(BaseHandler):
         servers = []
         for name, server in sorted((model.get("servers") or {}).items()):
             info = connection_info(Target(user, name), host, self.ctx.ssh_port)
+            info.update(tunnel_info(Target(user, name), page_base(self.ctx, self.request), self.ctx.prefix))
             setup = (
                 page_base(self.ctx, self.request)
                 + url_path_join(self.ctx.prefix, "setup.sh")
@@ -180,10 +194,12 @@ class PageHandler(BaseHandler):
                 + quote(info["login"], safe="")
             )
             info["setup"] = f"curl -fsSL {shlex.quote(setup)} | sh"
+            info["tunnel_setup"] = f"curl -fsSL {shlex.quote(setup + '&via=tunnel')} | sh"
             servers.append({"name": name or "(default)", "ready": bool(server.get("ready")), **info})
         if not servers:
             info = connection_info(Target(user, ""), host, self.ctx.ssh_port)
-            servers.append({"name": "(default)", "ready": False, **info, "setup": ""})
+            info.update(tunnel_info(Target(user, ""), page_base(self.ctx, self.request), self.ctx.prefix))
+            servers.append({"name": "(default)", "ready": False, **info, "setup": "", "tunnel_setup": ""})
         keys = await asyncio.to_thread(self.ctx.keys.list, user)
         all_keys = await asyncio.to_thread(self.ctx.keys.list) if self.is_admin else []
         html = _templates.get_template("ssh.html").render(
@@ -203,7 +219,7 @@ class PageHandler(BaseHandler):
 
 
 SETUP_SCRIPT = """#!/bin/sh
-# MLHub: set up `ssh {alias}` for {login} on {host}:{port}.
+# MLHub: set up `ssh {alias}` for {login} on {where}.
 set -e
 mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh"
 KEY="$HOME/.ssh/mlhub_ed25519"
@@ -216,7 +232,7 @@ touch "$CONFIG" && chmod 600 "$CONFIG"
 if grep -q "^Host {alias}\\$" "$CONFIG"; then
     echo "$CONFIG already has Host {alias}; left as it is"
 else
-    printf '\\nHost {alias}\\n    HostName {host}\\n    Port {port}\\n    User {login}\\n    IdentityFile %s\\n' "$KEY" >> "$CONFIG"
+    printf '\\nHost {alias}\\n{host_lines}    User {login}\\n    IdentityFile %s\\n' "$KEY" >> "$CONFIG"
     echo "Added Host {alias} to $CONFIG"
 fi
 echo
@@ -224,7 +240,12 @@ echo "Now add this public key on the hub's SSH page ({page}):"
 echo
 cat "$KEY.pub"
 echo
-echo "Then connect with:  ssh {alias}"
+echo "Then connect with:  ssh {alias}"{tunnel_hint}
+"""
+
+TUNNEL_HINT = """
+echo "(through the hub's HTTPS: mlhub-ssh-tunnel comes with the mlhub Python package; it reads a hub"
+echo " API token of yours, from the hub's Token page, from MLHUB_API_TOKEN or --token-file)"
 """
 
 
@@ -237,21 +258,46 @@ class SetupScriptHandler(web.RequestHandler):
     def initialize(self, ctx: Context) -> None:
         self.ctx = ctx
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reason = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else self._reason
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code}: {reason}\n")
+
     def get(self) -> None:
         try:
             target = parse_login(self.get_argument("login", ""))
         except BadLoginName as exc:
             raise web.HTTPError(400, f"login: {exc}") from None
+        via = self.get_argument("via", "port")
+        if via not in ("port", "tunnel"):
+            raise web.HTTPError(
+                400, "via: must be port (ssh to the gateway's port) or tunnel (through HTTPS)"
+            )
         host = ssh_host(self.ctx, self.request.host)
         info = connection_info(target, host, self.ctx.ssh_port)
+        base = page_base(self.ctx, self.request)
+        tunnel = tunnel_info(target, base, self.ctx.prefix)
         for value in (info["login"], host):
             if not all(ch.isalnum() or ch in "._-,@+" for ch in value):
                 raise web.HTTPError(400, "login: only letters, digits and ._-,@+ can go into a script")
-        page = page_base(self.ctx, self.request) + self.ctx.prefix
+        if not all(ch.isalnum() or ch in "._-:/[]" for ch in tunnel["tunnel_url"]):
+            raise web.HTTPError(400, "the hub's URL has characters that cannot go into a script")
+        if via == "tunnel":
+            alias, where = tunnel["tunnel_alias"], tunnel["tunnel_url"]
+            host_lines = f"    ProxyCommand mlhub-ssh-tunnel {tunnel['tunnel_url']}\\n"
+        else:
+            alias, where = info["alias"], f"{host}:{self.ctx.ssh_port}"
+            host_lines = f"    HostName {host}\\n    Port {self.ctx.ssh_port}\\n"
         self.set_header("Content-Type", "text/x-shellscript; charset=utf-8")
         self.finish(
             SETUP_SCRIPT.format(
-                alias=info["alias"], login=info["login"], host=host, port=self.ctx.ssh_port, page=page
+                alias=alias,
+                login=info["login"],
+                where=where,
+                host_lines=host_lines,
+                page=base + self.ctx.prefix,
+                tunnel_hint=TUNNEL_HINT if via == "tunnel" else "",
             )
         )
 
@@ -265,6 +311,7 @@ def make_app(ctx: Context, cookie_secret: bytes) -> web.Application:
             (url_path_join(prefix, "api/keys/?"), KeysHandler, args),
             (url_path_join(prefix, r"api/keys/(\d+)/?"), KeyHandler, args),
             (url_path_join(prefix, "setup.sh"), SetupScriptHandler, args),
+            (url_path_join(prefix, "tunnel"), TunnelHandler, args),
             (prefix.rstrip("/") + "/?", PageHandler, args),
         ],
         cookie_secret=cookie_secret,
