@@ -83,6 +83,28 @@ def test_login_and_signup_posts_are_rate_limited_per_address(hub_factory) -> Non
     assert hub.api("GET", "/users").status_code == 200
 
 
+def test_a_forged_client_address_header_does_not_escape_the_rate_limit(hub_factory) -> None:
+    """An attacker sends each guess with another X-Real-Ip (or a forged first X-Forwarded-For
+    entry): the proxy passes them on, and the limit must still count the real client."""
+    hub: HubProcess = hub_factory(
+        env={"MLHUB_ADMIN_PASSWORD": "initial-Admin-pw", "MLHUB_LOGIN_RATE_LIMIT": "2"}
+    )
+    statuses = []
+    for i in range(6):
+        session = new_session()
+        session.headers["X-Real-Ip"] = f"198.51.100.{i + 1}"
+        session.headers["X-Forwarded-For"] = f"203.0.113.{i + 1}"
+        xsrf = page_xsrf(session, f"{hub.url}/hub/login")[1]
+        reply = session.post(
+            f"{hub.url}/hub/login",
+            data={"_xsrf": xsrf, "username": f"guess{i}", "password": "wrong-password"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        statuses.append(reply.status_code)
+    assert statuses == [200, 200, 429, 429, 429, 429], statuses
+
+
 def _raw_login_request(hub: HubProcess, name: str, password: str) -> bytes:
     """A complete login POST (with a fresh session's _xsrf cookie and token) as bytes."""
     session = new_session()
