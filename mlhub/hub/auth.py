@@ -30,7 +30,7 @@ from mlhub.hub.auth_handlers import (
     DiscardHandler,
     MLHubSignUpHandler,
 )
-from mlhub.hub.rate_limit import RateLimiter
+from mlhub.hub.rate_limit import RateLimiter, client_address
 
 #: NativeAuthenticator's routes whose handlers MLHub replaces (see auth_handlers.py).
 _REPLACED_HANDLERS: dict[str, Any] = {
@@ -63,12 +63,12 @@ class MLHubLoginHandler(NativeLoginHandler):
     async def post(self) -> None:
         data = {arg: self.get_argument(arg, strip=False) for arg in self.request.arguments}
         username = data.get("username", "")
-        wait = self.authenticator.login_limiter.hit(self.request.remote_ip)
+        wait = self.authenticator.login_limiter.hit(client_address(self.request))
         if wait is not None:
             self.log.warning(
                 "Login as %r from %s refused: too many attempts from that address",
                 username,
-                self.request.remote_ip,
+                client_address(self.request),
             )
             self.set_status(429)
             self.set_header("Retry-After", str(math.ceil(wait)))

@@ -18,6 +18,8 @@ from nativeauthenticator.handlers import AuthorizationAreaHandler, LocalBase, Si
 from nativeauthenticator.orm import UserInfo
 from tornado import web
 
+from mlhub.hub.rate_limit import client_address
+
 #: What a GET to an action URL answers (405), for people with an old link or bookmark.
 USE_THE_BUTTON = (
     "Use the button on the Authorize Users page ({page}): this address changes nothing when opened as a link."
@@ -105,12 +107,12 @@ class MLHubSignUpHandler(SignUpHandler):
             raise web.HTTPError(404)
         name = self.authenticator.normalize_username(self.get_body_argument("username", "", strip=False))
         limiter = getattr(self.authenticator, "signup_limiter", None)
-        wait = limiter.hit(self.request.remote_ip) if limiter is not None else None
+        wait = limiter.hit(client_address(self.request)) if limiter is not None else None
         if wait is not None:
             self.log.warning(
                 "Sign-up as %r from %s refused: too many attempts from that address",
                 name,
-                self.request.remote_ip,
+                client_address(self.request),
             )
             self.set_status(429)
             self.set_header("Retry-After", str(math.ceil(wait)))
@@ -119,7 +121,9 @@ class MLHubSignUpHandler(SignUpHandler):
             )
             return
         if name in self.authenticator.admin_users:
-            self.log.warning("Refused a sign-up as %r from %s: an admin's name", name, self.request.remote_ip)
+            self.log.warning(
+                "Refused a sign-up as %r from %s: an admin's name", name, client_address(self.request)
+            )
             await self._refuse(
                 f"The name {name!r} belongs to this hub's admin and cannot be signed up for; choose another name."
             )

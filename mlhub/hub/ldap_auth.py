@@ -26,7 +26,7 @@ from ldapauthenticator import LDAPAuthenticator
 from tornado import web
 from traitlets import Integer, List, Unicode
 
-from mlhub.hub.rate_limit import RateLimiter
+from mlhub.hub.rate_limit import RateLimiter, client_address
 
 #: The login going on in this task: its uid and the admin groups found for it.
 _LOGIN: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("mlhub_ldap_login")
@@ -56,7 +56,7 @@ class MLHubLDAPAuthenticator(LDAPAuthenticator):
         self.login_limiter = RateLimiter(self.login_rate_limit)
 
     async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any] | None:
-        address = handler.request.remote_ip if handler is not None else ""
+        address = client_address(handler.request) if handler is not None else ""
         wait = self.login_limiter.hit(address) if address else None
         if wait is not None:
             self.log.warning(

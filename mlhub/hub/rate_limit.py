@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import Any
 
 
 class RateLimiter:
@@ -45,3 +46,22 @@ class RateLimiter:
             return max(hits[0] + self.window - now, 1.0)
         hits.append(now)
         return None
+
+
+def client_address(request: Any) -> str:
+    """The client's address as the hub's proxy saw it, for per-client limits.
+
+    configurable-http-proxy appends the address of its peer to ``X-Forwarded-For``; everything
+    before that entry, and ``X-Real-Ip`` (which tornado would otherwise prefer), is whatever the
+    client chose to send. Without the header (a request straight to the hub's own port), the
+    connection's peer address.
+    """
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    last = forwarded.split(",")[-1].strip()
+    if last:
+        return str(last)
+    context = getattr(request.connection, "context", None)
+    address = getattr(context, "address", None)
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(request.remote_ip or "")
