@@ -182,6 +182,12 @@ build() {
     DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE_IMAGE=$base" \
         --build-arg "INPUTS_HASH=$hash" "${BUILD_ARGS[@]}" "${tags[@]}" "$ctx" >/dev/null
     echo "[mlhub-setup] built $1 in $((SECONDS - start)) s"
+    # a build stage's image (the workspace's venv stage: the wheels and the venv, GBs) is only
+    # a means: removed, with its untagged layers
+    local stage
+    for stage in $(docker images -a -q --filter "label=io.mlhub.stage=venv $hash"); do
+        docker rmi "$stage" >/dev/null || echo "[mlhub-setup] could not remove build stage image $stage" >&2
+    done
     rm -rf "$ctx"
 }
 
