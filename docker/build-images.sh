@@ -16,7 +16,9 @@
 #    An image is rebuilt only when its inputs (Dockerfile, files, requirements, base image)
 #    changed, or with --force. --tag-suffix S tags every image <name>:<tag>-S instead (a
 #    development build next to the images tests and hubs use).
-# Env: MLHUB_BASE_IMAGE, MLHUB_PIP (pip command for downloads; default: the venv's pip).
+#    code-server (all flavors) and ungit (full, ml) come from npm on the host, staged in .mlhub/.
+# Env: MLHUB_BASE_IMAGE, MLHUB_PIP (pip command for downloads; default: the venv's pip),
+#    MLHUB_CODE_SERVER_VERSION, MLHUB_UNGIT_VERSION.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 flavors=()
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
         --hub) with_hub=1 ;;
         --force) force=1 ;;
         --tag-suffix) suffix="-${2:?--tag-suffix needs a value}"; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "[mlhub-setup] unknown option: $1" >&2; exit 2 ;;
     esac
     shift
