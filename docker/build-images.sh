@@ -16,7 +16,9 @@
 #    An image is rebuilt only when its inputs (Dockerfile, files, requirements, base image)
 #    changed, or with --force. --tag-suffix S tags every image <name>:<tag>-S instead (a
 #    development build next to the images tests and hubs use).
-# Env: MLHUB_BASE_IMAGE, MLHUB_PIP (pip command for downloads; default: the venv's pip).
+#    code-server (all flavors) and ungit (full, ml) come from npm on the host, staged in .mlhub/.
+# Env: MLHUB_BASE_IMAGE, MLHUB_PIP (pip command for downloads; default: the venv's pip),
+#    MLHUB_CODE_SERVER_VERSION, MLHUB_UNGIT_VERSION.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 flavors=()
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
         --hub) with_hub=1 ;;
         --force) force=1 ;;
         --tag-suffix) suffix="-${2:?--tag-suffix needs a value}"; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "[mlhub-setup] unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -80,13 +82,16 @@ wheelhouse() {
     # all requirement files of the folder: one flavor's file may include another's
     key="$(cat "$(dirname "$reqs")"/requirements*.txt | sha256sum | cut -c1-12)"
     dir="$REPO/.mlhub/wheelhouse/$name-$key"
+    # pip does not widen a manylinux_2_X platform to older glibcs: name each one the image's
+    # glibc (Debian 12: 2.36) runs (CUDA's wheels are manylinux_2_18 and _2_27, torch's _2_28)
+    local manylinux=() v
+    for v in $(seq 17 36); do manylinux+=(--platform "manylinux_2_${v}_x86_64"); done
     if [ ! -f "$dir/.complete" ]; then
         echo "[mlhub-setup] downloading wheels for $name (Python 3.11, manylinux)" >&2
         rm -rf "$dir" && mkdir -p "$dir"
         "${pip_cmd[@]}" download --quiet --disable-pip-version-check --only-binary=:all: \
             --python-version 3.11.2 --implementation cp --abi cp311 --abi abi3 --abi none \
-            --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-            --platform manylinux_2_28_x86_64 --platform any \
+            --platform manylinux2014_x86_64 "${manylinux[@]}" --platform any \
             -d "$dir" -r "$reqs" >&2
         touch "$dir/.complete"
     fi
@@ -117,13 +122,31 @@ code_server() {
     echo "$dir"
 }
 
-# build NAME DOCKERFILE_DIR REQUIREMENTS TAG... (extra build args in BUILD_ARGS)
+# ungit (ML Workspace's web git client; full and ml flavors) from npm, staged once in
+# .mlhub/ungit-<version>/ as the image's /opt/ungit; it runs on code-server's Node.js.
+UNGIT_VERSION="${MLHUB_UNGIT_VERSION:-1.5.30}"
+ungit() {
+    local dir="$REPO/.mlhub/ungit-$UNGIT_VERSION"
+    if [ ! -f "$dir/.complete" ]; then
+        echo "[mlhub-setup] installing ungit $UNGIT_VERSION from npm" >&2
+        rm -rf "$dir" && mkdir -p "$dir"
+        npm install --silent --no-audit --no-fund --omit=dev --prefix "$dir" "ungit@$UNGIT_VERSION" >&2
+        touch "$dir/.complete"
+    fi
+    echo "$dir"
+}
+
+# build NAME DOCKERFILE_DIR REQUIREMENTS TAG... (extra build args in BUILD_ARGS; WITH_UNGIT=1
+# puts ungit into the context's ungit/, which is left empty otherwise)
 build() {
     local name="$1" src="$2" reqs="$3"; shift 3
     local hash ctx wheels current
     local extra=""
     if [ -f "$src/Dockerfile" ] && grep -q "COPY code-server/" "$src/Dockerfile"; then
         extra="code-server $CODE_SERVER_VERSION node $CODE_SERVER_NODE"
+    fi
+    if [ "${WITH_UNGIT:-0}" = 1 ]; then
+        extra="$extra ungit $UNGIT_VERSION"
     fi
     hash="$( (cd "$src" && find . -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; echo "$base_id ${BUILD_ARGS[*]:-} $extra") | sha256sum | cut -c1-16)"
     current="$(docker image inspect --format '{{ index .Config.Labels "io.mlhub.image.inputs" }}' "$1" 2>/dev/null || true)"
@@ -145,6 +168,15 @@ build() {
         cp -al "$cs"/bin "$cs"/node_modules "$ctx/code-server/" 2>/dev/null \
             || { rm -rf "$ctx/code-server" && mkdir -p "$ctx/code-server" && cp -a "$cs"/bin "$cs"/node_modules "$ctx/code-server/"; }
     fi
+    if [ -f "$src/Dockerfile" ] && grep -q "COPY ungit/" "$src/Dockerfile"; then
+        mkdir -p "$ctx/ungit"
+        if [ "${WITH_UNGIT:-0}" = 1 ]; then
+            local ug
+            ug="$(ungit)"
+            cp -al "$ug"/node_modules "$ctx/ungit/" 2>/dev/null \
+                || { rm -rf "$ctx/ungit/node_modules" && cp -a "$ug"/node_modules "$ctx/ungit/"; }
+        fi
+    fi
     local tags=()
     for tag in "$@"; do tags+=(-t "$tag"); done
     echo "[mlhub-setup] building ${*} from $base"
@@ -152,15 +184,23 @@ build() {
     DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE_IMAGE=$base" \
         --build-arg "INPUTS_HASH=$hash" "${BUILD_ARGS[@]}" "${tags[@]}" "$ctx" >/dev/null
     echo "[mlhub-setup] built $1 in $((SECONDS - start)) s"
+    # a build stage's image (the workspace's venv stage: the wheels and the venv, GBs) is only
+    # a means: removed, with its untagged layers
+    local stage
+    for stage in $(docker images -a -q --filter "label=io.mlhub.stage=venv $hash"); do
+        docker rmi "$stage" >/dev/null || echo "[mlhub-setup] could not remove build stage image $stage" >&2
+    done
     rm -rf "$ctx"
 }
 
 for flavor in "${flavors[@]}"; do
     BUILD_ARGS=(--build-arg "FLAVOR=$flavor")
+    case "$flavor" in full|ml) WITH_UNGIT=1 ;; *) WITH_UNGIT=0 ;; esac
     tags=("mlhub/workspace:$flavor$suffix")
     if [ "$flavor" = minimal ]; then tags+=("mlhub/workspace:latest$suffix"); fi
     build "workspace-$flavor" "$REPO/docker/workspace" "$REPO/docker/workspace/requirements-$flavor.txt" "${tags[@]}"
 done
+WITH_UNGIT=0
 if [ "$with_test" = 1 ]; then
     BUILD_ARGS=()
     build test-stock "$REPO/tests/images/stock" "$REPO/tests/images/stock/requirements.txt" \

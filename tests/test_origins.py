@@ -40,6 +40,7 @@ pytestmark = pytest.mark.timeout(900)
 VICTIM_PASSWORD = "victim-Password-1"
 MALLORY_PASSWORD = "mallory-Password-1"
 EVIL_PORT = 9123
+JOB_PORT = 9124
 
 #: The hostile page. Every step is tried both relative to the page's own origin and on the
 #: hub's URL; the outcome of each is recorded in ``window.attackResult``.
@@ -144,12 +145,28 @@ def _follow(url: str, token: str) -> requests.Response:
 
 
 def _start_evil_job(hub: HubProcess, docker_client, token: str, options: dict) -> None:
-    """Mallory's server "job": her files written in a first start, then run as a job."""
+    """Mallory's server "job": her files written in a first start, then run as a job. Behind a
+    hub a job runs beside the server (docs/decisions/jobs-in-a-hub.md): hers serves the page on
+    JOB_PORT, reached under /proxy/<port>/."""
     assert hub.spawn("mallory", "job", options, token=token).status_code in (201, 202)
     _write_evil_files(docker_client, _container(hub, "mallory", "job"))
+    _exec(
+        docker_client,
+        _container(hub, "mallory", "job"),
+        f"printf 'exec python3 /workspace/evil.py {JOB_PORT}\\n' > /workspace/evil-job.sh",
+    )
     hub.stop_server("mallory", "job")
-    job_options = {**options, "env": {"EXECUTE_CODE": "/workspace/evil.py"}}
+    job_options = {**options, "env": {"EXECUTE_CODE": "/workspace/evil-job.sh"}}
     assert hub.spawn("mallory", "job", job_options, token=token).status_code in (201, 202)
+
+
+def _start_evil_config(hub: HubProcess, docker_client, token: str, options: dict) -> None:
+    """Mallory's server "cfg": her own server config (kept in /workspace), then a restart: her
+    server answers at her workspace's root."""
+    assert hub.spawn("mallory", "cfg", options, token=token).status_code in (201, 202)
+    _write_evil_files(docker_client, _container(hub, "mallory", "cfg"), with_config=True)
+    hub.stop_server("mallory", "cfg")
+    assert hub.spawn("mallory", "cfg", options, token=token).status_code in (201, 202)
 
 
 def _create_user(admin: requests.Session, hub: HubProcess, name: str, password: str) -> None:
@@ -185,14 +202,11 @@ def attack(hub_factory, docker_client) -> Iterator[dict]:
     assert hub.spawn("victim", "", options).status_code in (201, 202)
     _exec(docker_client, f"{hub.hub_name}-victim", "echo secret > /workspace/private.txt")
 
-    # route 1: a job (EXECUTE_CODE) that serves the page on the server's port
+    # route 1: a job (EXECUTE_CODE) that serves the page on a port of her workspace
     _start_evil_job(hub, docker_client, mallory, options)
 
     # route 2: her own server config (kept in /workspace), then a restart
-    assert hub.spawn("mallory", "cfg", options, token=mallory).status_code in (201, 202)
-    _write_evil_files(docker_client, _container(hub, "mallory", "cfg"), with_config=True)
-    hub.stop_server("mallory", "cfg")
-    assert hub.spawn("mallory", "cfg", options, token=mallory).status_code in (201, 202)
+    _start_evil_config(hub, docker_client, mallory, options)
 
     # route 3: any port of her running workspace, under /proxy/<port>/
     assert hub.spawn("mallory", "port", options, token=mallory).status_code in (201, 202)
@@ -205,7 +219,7 @@ def attack(hub_factory, docker_client) -> Iterator[dict]:
     # the links mallory sends: her workspace's address as the hub gives it out, and the same
     # path on the hub's own host
     paths = {
-        "job": ("job", "anything"),
+        "job": ("job", f"proxy/{JOB_PORT}/anything"),
         "config": ("cfg", "tree"),
         "proxy": ("port", f"proxy/{EVIL_PORT}/cats.html"),
     }
@@ -286,10 +300,10 @@ def test_a_workspace_page_cannot_act_for_its_visitor(attack, browser, route, vic
     try:
         page = _browser_login(context, hub, victim, password)
         results = [_open_attack(page, attack, link, victim) for link in attack["urls"][route]]
-        # the page runs for every visitor, except under /proxy/ for those who may not use
-        # mallory's server (her server refuses them before her page loads)
+        # the page runs for every visitor, except under /proxy/ (the job's and the port's) for
+        # those who may not use mallory's server (her server refuses them before her page loads)
         ran = [r for r in results if r is not None]
-        assert bool(ran) != (route == "proxy" and victim != "admin"), results
+        assert bool(ran) != (route in ("job", "proxy") and victim != "admin"), results
         for result in ran:
             steps = result["steps"]
             # it runs on mallory's own origin, not the hub's
@@ -333,7 +347,7 @@ TLS_FLAGS = [
 @pytest.fixture(scope="module")
 def tls_attack(hub_factory, docker_client, tmp_path_factory) -> Iterator[dict]:
     """A hub at https://mlhub.test:<port> with the self-signed certificate MLHub generates
-    (the hub container's code), mallory's job serving the page on https://mallory.mlhub.test."""
+    (the hub container's code), mallory's own server serving the page on https://mallory.mlhub.test."""
     cert, key = ensure_certificate(tmp_path_factory.mktemp("tls"), TLS_DOMAIN)
     hub = hub_factory(
         env={
@@ -349,9 +363,9 @@ def tls_attack(hub_factory, docker_client, tmp_path_factory) -> Iterator[dict]:
     _create_user(admin, hub, "victim", VICTIM_PASSWORD)
     _create_user(admin, hub, "mallory", MALLORY_PASSWORD)
     mallory = hub.ensure_user("mallory")
-    _start_evil_job(hub, docker_client, mallory, {"image": WORKSPACE_IMAGE, "mem_limit": "1g"})
+    _start_evil_config(hub, docker_client, mallory, {"image": WORKSPACE_IMAGE, "mem_limit": "1g"})
     toss = _login_cookie(hub, "mallory", MALLORY_PASSWORD)
-    yield {"hub": hub, "urls": {"job": [hub.user_url("mallory", "job", "x")]}, "toss": toss}
+    yield {"hub": hub, "urls": {"config": [hub.user_url("mallory", "cfg", "x")]}, "toss": toss}
 
 
 def test_the_generated_certificate_covers_every_users_origin(tls_attack):
@@ -365,7 +379,7 @@ def test_the_generated_certificate_covers_every_users_origin(tls_attack):
 
 def test_over_https_the_hubs_cookies_cannot_be_tossed_from_a_users_origin(tls_attack, browser):
     hub: HubProcess = tls_attack["hub"]
-    link = tls_attack["urls"]["job"][0]
+    link = tls_attack["urls"]["config"][0]
     assert link.startswith(f"https://mallory.{TLS_DOMAIN}:")
     # a visitor who is logged in stays themselves
     context = browser.new_context(ignore_https_errors=True)

@@ -94,8 +94,34 @@ def test_a_tiny_model_trains_and_its_logs_show_in_tensorboard(ml_hub):
 
 
 def test_the_monitor_has_its_gpu_view(ml_hub):
-    """Glances' GPU plugin reads NVML (nvidia-ml-py): it lists GPUs when the runtime gives any."""
+    """Glances' GPU plugin reads NVML (nvidia-ml-py): it lists GPUs when the runtime gives any,
+    and an empty list, not an error, when there are none (as here)."""
     plugins = get(ml_hub, "/user/carol/tools/monitor/api/4/pluginslist")
     assert plugins.status_code == 200, plugins.text[:300]
     assert "gpu" in plugins.json()
     assert ml_hub.container.exec_run(["python", "-c", "import pynvml"]).exit_code == 0
+    gpus = get(ml_hub, "/user/carol/tools/monitor/api/4/gpu")
+    assert gpus.status_code == 200, gpus.text[:300]
+    if not os.path.exists("/dev/nvidia0"):
+        assert gpus.json() == [], gpus.text[:300]
+
+
+CUDA_CHECK = r"""
+import torch, torchvision
+x = torch.randn(64, 64)
+print("cuda-build", torch.version.cuda, "available", torch.cuda.is_available(),
+      "cpu-ok", bool(torch.allclose(x @ torch.eye(64), x)), "vision", torchvision.__version__)
+"""
+
+
+def test_pytorch_is_a_cuda_build_that_runs_on_the_cpu_without_a_gpu(ml_hub):
+    """PyTorch is PyPI's CUDA build (it uses a GPU when the NVIDIA runtime gives the workspace
+    one); with no GPU, as on this machine, it runs on the CPU."""
+    result = ml_hub.container.exec_run(["python", "-c", CUDA_CHECK])
+    out = result.output.decode()
+    assert result.exit_code == 0, out
+    words = out.split()
+    assert words[words.index("cuda-build") + 1] != "None", out
+    assert words[words.index("cpu-ok") + 1] == "True", out
+    if not os.path.exists("/dev/nvidia0"):
+        assert words[words.index("available") + 1] == "False", out

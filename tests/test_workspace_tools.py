@@ -361,3 +361,62 @@ def test_tensorboard_magic_frame_loads_through_the_hub(tools_hub):
     r = get(tools_hub, frame, "alice", timeout=120)
     assert r.status_code == 200 and "tensorboard" in r.text.lower(), (frame, r.status_code, r.text[:200])
     assert get(tools_hub, frame, "bob").status_code == 403
+
+
+def test_ungit_in_the_full_flavor_answers_its_owner(tools_hub):
+    """ungit, ML Workspace's web git client, is a tool like the others: through the hub's route
+    for its owner (its pages and its API on a repository in /workspace), refused to others."""
+    r = tools_hub.spawn("alice", "ungit", {"image": FULL_IMAGE}, token=tools_hub.tokens["alice"])
+    assert r.status_code in (201, 202), r.text
+    container = docker.from_env().containers.get(tools_hub.server("alice", "ungit")["state"]["object_id"])
+    code, out = sh(container, "git init -q /workspace/project && echo hello > /workspace/project/new.txt")
+    assert code == 0, out
+    page = get(tools_hub, "/user/alice/ungit/tools/ungit/", "alice")
+    assert page.status_code == 200 and "<title>ungit</title>" in page.text, page.text[:300]
+    assert 'src="/user/alice/ungit/tools/ungit/serverdata.js"' in page.text  # its links stay under its route
+    status = get(tools_hub, "/user/alice/ungit/tools/ungit/api/status?path=/workspace/project", "alice")
+    assert status.status_code == 200, status.text[:300]
+    assert "new.txt" in status.json()["files"], status.text[:300]
+    info = get(tools_hub, "/user/alice/ungit/server-proxy/servers-info", "alice").json()["server_processes"]
+    (ungit,) = [s for s in info if s["name"] == "tools/ungit"]
+    assert ungit["launcher_entry"]["path_info"] == "tools/ungit/#/repository?path=/workspace"
+    assert get(tools_hub, "/user/alice/ungit/tools/ungit/", "bob").status_code == 403
+    anonymous = requests.get(
+        tools_hub.at("/user/alice/ungit/tools/ungit/"), allow_redirects=False, timeout=30
+    )
+    assert anonymous.status_code in (302, 403)
+    tools_hub.stop_server("alice", "ungit", remove=True)
+
+
+def test_a_job_in_a_hub_runs_beside_the_server_and_keeps_its_exit_status(tools_hub):
+    """EXECUTE_CODE behind a hub (docs/decisions/jobs-in-a-hub.md): the workspace starts and
+    serves; the job runs beside it, its output in /workspace/.workspace/jobs/<time>.log and its
+    exit status, 3 here, in <time>.status."""
+    token = tools_hub.tokens["alice"]
+    r = tools_hub.spawn("alice", "job", {"image": WORKSPACE_IMAGE}, token=token)
+    assert r.status_code in (201, 202), r.text
+    container = docker.from_env().containers.get(tools_hub.server("alice", "job")["state"]["object_id"])
+    code, out = sh(
+        container,
+        "mkdir -p /workspace/train && printf 'import sys\\nprint(\"trained\", flush=True)\\nsys.exit(3)\\n'"
+        " > /workspace/train/main.py",
+    )
+    assert code == 0, out
+    tools_hub.stop_server("alice", "job")
+    options = {"image": WORKSPACE_IMAGE, "env": {"EXECUTE_CODE": "/workspace/train"}}
+    r = tools_hub.spawn("alice", "job", options, token=token)
+    assert r.status_code in (201, 202), r.text  # a workspace with a job is a server
+    container = docker.from_env().containers.get(tools_hub.server("alice", "job")["state"]["object_id"])
+    deadline = time.monotonic() + 120
+    while True:
+        code, out = sh(container, "cat /workspace/.workspace/jobs/*.status 2>/dev/null")
+        if code == 0:
+            break
+        assert time.monotonic() < deadline, "the job never wrote its status"
+        time.sleep(1)
+    assert out.split() == ["3"], out
+    code, log = sh(container, "cat /workspace/.workspace/jobs/*.log")
+    assert "trained" in log and "job finished with exit status 3" in log, log
+    lab = get(tools_hub, "/user/alice/job/api/status", "alice")  # the server answers after the job ended
+    assert lab.status_code == 200, lab.text[:300]
+    tools_hub.stop_server("alice", "job", remove=True)

@@ -50,6 +50,18 @@ if shutil.which("glances"):
     tools["monitor"] = _tool(
         "Monitor (Glances)", ["glances", "-w", "--bind", "127.0.0.1", "--port", "{port}", "--disable-autodiscover"]
     )
+if shutil.which("ungit"):
+    # ungit builds its links from --rootPath, so it gets the full path (absolute_url); no
+    # browser to open, no calls home (version check, bug reports), no fetch on its own
+    tools["ungit"] = _tool(
+        "Ungit",
+        ["ungit", "--port={port}", "--ungitBindIp=127.0.0.1", "--rootPath={base_url}" + TOOLS_PREFIX + "ungit",
+         "--launchBrowser=false", "--bugtracking=false", "--sendUsageStatistics=false",
+         "--ungitVersionCheckOverride=true", "--autoFetch=false"],
+        timeout=60,
+        page=f"{TOOLS_PREFIX}ungit/#/repository?path=/workspace",
+    )
+    tools["ungit"]["absolute_url"] = True
 if shutil.which("mlhub-desktop"):
     # noVNC finds its WebSocket by a path from the host's root
     vnc = f"vnc.html?autoconnect=true&resize=remote&path={prefix.lstrip('/')}{TOOLS_PREFIX}desktop/websockify"
