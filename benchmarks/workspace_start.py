@@ -20,8 +20,11 @@ from pathlib import Path
 import docker
 import requests
 
-from benchmarks.bench import RESULTS, import_profile, machine, pct
-from devtools.hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
+from benchmarks.machine import import_profile, machine
+from benchmarks.stats import pct
+from devtools.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
+
+RESULTS = REPO / "benchmarks" / "results"
 
 
 def _ts(text: str) -> float:
