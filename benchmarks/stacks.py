@@ -88,7 +88,7 @@ class Stack:
             raise SpawnFailed(f"progress stream ended, server {model}")
 
     def _wait_proxied(self, user: str, server: str, token: str, start: float) -> None:
-        url = self.hub.at(f"/user/{user}/{server}/api/status")
+        url = self.hub.at(f"/user/{user}/" + (f"{server}/" if server else "") + "api/status")
         headers = {"Authorization": f"token {token}"}
         last = ""
         for delay in backoff():
