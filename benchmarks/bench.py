@@ -39,8 +39,18 @@ FULL = {
     "concurrency": "10,20,50,100,200",
     "restart_servers": 100,
     "cleanup_objects": 10_000,
+    "cleanup_spawns": 5,
+    "busy_reps": 5,
 }
-SMOKE = {"reps": 2, "runs": 2, "concurrency": "3,5", "restart_servers": 3, "cleanup_objects": 200}
+SMOKE = {
+    "reps": 2,
+    "runs": 2,
+    "concurrency": "3,5",
+    "restart_servers": 3,
+    "cleanup_objects": 200,
+    "cleanup_spawns": 2,
+    "busy_reps": 1,
+}
 DECLARED = [
     "MLHub creates a network and a volume per user, labels and validates each spawn; stock does none of it "
     "(this is the work being measured).",
@@ -61,8 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", help="comma-separated N (default 10,20,50,100,200)")
     p.add_argument("--restart-servers", type=int, help="servers running across a hub restart (default 100)")
     p.add_argument("--cleanup-objects", type=int, help="engine objects for the cleanup run (default 10000)")
-    p.add_argument("--cleanup-spawns", type=int, default=5, help="spawns before and during the cleanup run")
-    p.add_argument("--busy-reps", type=int, default=5, help="single spawns per stack with the CPU burners")
+    p.add_argument("--cleanup-spawns", type=int, help="spawns before and during the cleanup run")
+    p.add_argument("--busy-reps", type=int, help="single spawns per stack with the CPU burners")
     p.add_argument(
         "--memory-settle", type=float, default=30, help="seconds a workspace idles before its memory is read"
     )

@@ -121,3 +121,16 @@ def test_unmeasured_targets_say_so_and_the_markdown_renders():
     text = report.markdown(measured(2.0, 3.0, errors=1), "2026-01-01")
     assert "| one spawn, median of 5 | 2 | 3 | 0.67× | s |" in text
     assert "mlhub concurrent-10 u0: Timeout" in text
+
+
+def test_no_arguments_is_the_full_protocol_and_smaller_runs_are_smoke():
+    from benchmarks.bench import is_full, parse_args
+
+    full = parse_args([])
+    assert is_full(full) and full.ns == [10, 20, 50, 100, 200] and full.reps >= 5 and full.runs >= 3
+    assert (full.restart_servers, full.cleanup_objects) == (100, 10_000)
+    assert not is_full(parse_args(["--smoke"]))
+    assert not is_full(parse_args(["--concurrency", "10,20"]))
+    assert not is_full(parse_args(["--skip", "restart"]))
+    with pytest.raises(SystemExit):
+        parse_args(["--skip", "everything"])
