@@ -111,11 +111,13 @@ class Stack:
         self.hub.api("DELETE", f"/users/{user}/servers/{server}", json={"remove": True}, timeout=DEADLINE_S)
 
     def container_ids(self) -> list[str]:
+        """The hub's workspace containers (not the hub's own, nor the cleanup scenario's made-up ones)."""
         filters = {"label": f"mlhub.origin={self.hub.hub_name}"}
         return [
             c["Id"]
             for c in self.client.api.containers(all=True, filters=filters)
             if c["Id"] != getattr(self.hub, "container_id", None)
+            and not any(f"{self.hub.hub_name}-bench-" in n for n in c.get("Names") or [])
         ]
 
     def wait_gone(self, start: float) -> float:
