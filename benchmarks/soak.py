@@ -315,13 +315,16 @@ def run(args: argparse.Namespace) -> int:
             timeout=300,
         ).json()
         volumes = client.api.volumes(filters={"label": f"mlhub.origin={hub.hub_name}"}).get("Volumes") or []
+        # every labelled volume but the hub's claim on its name (mlhub.role=install)
         volume_slots = {
             ((v.get("Labels") or {}).get("mlhub.user"), (v.get("Labels") or {}).get("mlhub.server_name", ""))
             for v in volumes
+            if not (v.get("Labels") or {}).get("mlhub.role")
         }
         network_users = [
             (n.get("Labels") or {}).get("mlhub.user")
             for n in client.api.networks(filters={"label": f"mlhub.origin={hub.hub_name}"})
+            if not (n.get("Labels") or {}).get("mlhub.role")
         ]
         cleanup_removals = CLEANUP_REMOVAL.findall(hub.log_text()[log_start:])
     finally:
@@ -339,10 +342,12 @@ def run(args: argparse.Namespace) -> int:
             f"{final.containers} workspace containers left after every stop ({final.running} running)"
         )
     if extra := volume_slots - volumes_expected:
-        leaks.append(f"{len(extra)} volumes of deleted or never-started servers: {sorted(extra)[:5]}")
+        leaks.append(
+            f"{len(extra)} volumes of deleted or never-started servers: {sorted(map(str, extra))[:5]}"
+        )
     if missing := volumes_expected - volume_slots:
         leaks.append(
-            f"{len(missing)} volumes of servers never deleted are gone (data lost): {sorted(missing)[:5]}"
+            f"{len(missing)} volumes of servers never deleted are gone (data lost): {sorted(map(str, missing))[:5]}"
         )
     if len(network_users) != len(set(network_users)) or not set(network_users) <= set(users):
         leaks.append(f"networks not one per soak user: {sorted(map(str, network_users))[:10]}")
