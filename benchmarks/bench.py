@@ -211,8 +211,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for stack in [*stacks.values(), *extra]:
             try:
                 stop_stack(stack, logs)
-            finally:
+            except Exception as exc:  # keep going: the results are still written
+                print(f"stopping {stack.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            try:
                 remove_test_objects(client, stack.hub.hub_name)
+            except Exception as exc:
+                print(f"removing {stack.name}'s objects: {type(exc).__name__}: {exc}", file=sys.stderr)
     paths = report.write_all(args.out, stamp, results)
     print("\n".join(f"wrote {p}" for p in paths))
     print((args.out / f"{stamp}.md").read_text())
