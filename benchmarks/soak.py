@@ -19,8 +19,9 @@ of the run over 10 % above the middle third, i.e. still growing under steady loa
 
 The cleanup service runs during the soak (every 5 minutes) and could remove a leak before the
 end: every removal it logs is counted as a leak, and a final dry run of it (which removes
-nothing) must find nothing either. Volumes must be exactly those of the servers that were
-started and not deleted; networks at most one per user. Spawn latency is reported per third
+nothing) must find nothing either. Volumes must be exactly one per server ever started (the
+shipped config keeps a deleted server's volume: ``remove_volume_on_delete`` is off); networks
+at most one per user. Spawn latency is reported per third
 of the run. Writes ``<out>/<date>-soak.md``; exits 1 if any request was refused or failed,
 anything leaked or was lost.
 """
@@ -175,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     slots = [(u, s) for u in users for s in SERVERS]
     slot_locks = {slot: threading.Lock() for slot in slots}
     running: set[tuple[str, str]] = set()
-    volumes_expected: set[tuple[str, str]] = set()  # servers started and not deleted
+    volumes_expected: set[tuple[str, str]] = set()  # servers ever started: one volume each
+    in_hub: set[tuple[str, str]] = set()  # servers the hub has (started, not deleted)
     state_lock = threading.Lock()
     tally = Tally()
     samples: list[Sample] = []
@@ -233,9 +235,9 @@ def run(args: argparse.Namespace) -> int:
             return
         tally.add("deletes" if delete else "stops")
         with state_lock:
-            running.discard((user, server))
+            running.discard((user, server))  # a deleted server's volume stays (remove_volume_on_delete off)
             if delete:
-                volumes_expected.discard((user, server))
+                in_hub.discard((user, server))
         labels = [f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}", f"mlhub.server_name={server}"]
         if any(c["State"] == "running" for c in _containers(client, *labels)):
             tally.error(f"stop {user}/{server}: container still running", lost=True)
@@ -246,13 +248,14 @@ def run(args: argparse.Namespace) -> int:
             crowded = len(running) >= args.max_running
         roll = rng.random()
         if not is_running:
-            if server and roll < 0.15 and (user, server) in volumes_expected:
+            if server and roll < 0.15 and (user, server) in in_hub:
                 stop(user, server, delete=True)  # delete a stopped named server (and its volume)
                 return
             if crowded:
                 return
             with state_lock:
                 volumes_expected.add((user, server))
+                in_hub.add((user, server))
             t_start = time.monotonic() - t0
             try:
                 latency = stack.spawn_until_ready(user, server)
@@ -342,12 +345,10 @@ def run(args: argparse.Namespace) -> int:
             f"{final.containers} workspace containers left after every stop ({final.running} running)"
         )
     if extra := volume_slots - volumes_expected:
-        leaks.append(
-            f"{len(extra)} volumes of deleted or never-started servers: {sorted(map(str, extra))[:5]}"
-        )
+        leaks.append(f"{len(extra)} volumes of servers never started: {sorted(map(str, extra))[:5]}")
     if missing := volumes_expected - volume_slots:
         leaks.append(
-            f"{len(missing)} volumes of servers never deleted are gone (data lost): {sorted(map(str, missing))[:5]}"
+            f"{len(missing)} volumes of started servers are gone (data lost): {sorted(map(str, missing))[:5]}"
         )
     if len(network_users) != len(set(network_users)) or not set(network_users) <= set(users):
         leaks.append(f"networks not one per soak user: {sorted(map(str, network_users))[:10]}")
