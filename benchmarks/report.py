@@ -419,7 +419,11 @@ def write_all(out: Path, stamp: str, results: dict[str, Any]) -> list[Path]:
 
 
 def plot_all(out: Path, stamp: str, results: dict[str, Any]) -> list[Path]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # run.sh installs it (the "bench" extra); a bare run still gets JSON and Markdown
+        print("plots skipped: matplotlib is not installed (pip install -e '.[bench]')")
+        return []
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
