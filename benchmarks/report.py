@@ -227,11 +227,11 @@ def prose(results: dict[str, Any]) -> list[str]:
 # --- Markdown -----------------------------------------------------------------------------
 
 
-def _row(name: str, stock: Any, mlhub: Any, unit: str = "s", note: str = "") -> str:
+def _row(name: str, stock: Any, mlhub: Any, unit: str = "s", note: str = "", compare: bool = True) -> str:
     def fmt(v: Any) -> str:
         return f"{v:.3g}" if finite(v) else ("—" if v is None else str(v))
 
-    r = ratio(_num(stock), _num(mlhub)) if unit == "s" else float("nan")
+    r = ratio(_num(stock), _num(mlhub)) if unit == "s" and compare else float("nan")
     return (
         f"| {name} | {fmt(stock)} | {fmt(mlhub)} | {f'{r:.2f}×' if finite(r) else 'n/a'} | {unit} | {note} |"
     )
@@ -250,6 +250,7 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
         "",
         f"Machine: {results.get('machine', '?')}. Command: `{results.get('command', '?')}`.",
         f"Hub: {results.get('hub_mode', 'host')}. Workspace image `{results.get('image', '?')}` on both stacks.",
+        f"One-container install: `{results.get('hub_image', '?')}`.",
         f"Stacks interleaved: {'yes' if results['interleaved'] else 'no'} (order: {results.get('order_rule', '?')}).",
         "Written by `benchmarks/bench.py` only; ratio = stock / MLHub (above 1: MLHub faster).",
         "",
@@ -269,11 +270,12 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
     fl = results["floor"]
     lines.append(
         _row(
-            "floor: `docker run` until the server answers (median)",
+            "floor: `docker run` until the server answers, no hub (median)",
             fl.get("median_s"),
-            None,
+            fl.get("median_s"),
             "s",
-            f"range {_range(fl)}, {fl.get('runs')} runs",
+            f"the same for both stacks; range {_range(fl)}, {fl.get('runs')} runs",
+            compare=False,
         )
     )
     s, m = results["single_spawn"]["stock"], results["single_spawn"]["mlhub"]
@@ -362,7 +364,8 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
                 None,
                 _get(one, "single_spawn.median_s"),
                 "s",
-                f"user's first spawn {_s(one.get('first_spawn_s'))}",
+                f"hub on the host, same interleaving: {_s(_get(one, 'host_single_spawn.median_s'))}; "
+                f"a user's first spawn (with their network): {_s(one.get('first_spawn_s'))}",
             )
         )
     lines += ["", "## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
