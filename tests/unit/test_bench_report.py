@@ -134,3 +134,21 @@ def test_no_arguments_is_the_full_protocol_and_smaller_runs_are_smoke():
     assert not is_full(parse_args(["--skip", "restart"]))
     with pytest.raises(SystemExit):
         parse_args(["--skip", "everything"])
+
+
+def test_soak_counts_the_cleanup_services_removals_and_splits_latency_in_thirds():
+    from benchmarks.soak import CLEANUP_REMOVAL, latency_by_third
+
+    log = "\n".join(
+        [
+            "[I 2026-11-30 19:21:30,333 cleanup-service] Cleanup service for hub mlts44cb (install c2)",
+            "[I 2026-11-30 19:26:30,100 cleanup-service] Removed volume mlts-x-workspace of soak01 (its account is gone)",
+            "[I 2026-11-30 19:26:30,200 cleanup-service] Deleted server soak02/a (container gone)",
+            "[I 2026-11-30 19:26:30,300 cleanup-service] Cleanup users for hub mlts: removed 2, kept 3, errors 0",
+            "[I 2026-11-30 19:26:31.000 JupyterHub docker:820] Removed network mlts-soak00: soak00 has no workspace left",
+        ]
+    )
+    assert len(CLEANUP_REMOVAL.findall(log)) == 2
+    rows = latency_by_third([(0, 1.0), (10, 2.0), (50, 3.0), (90, 4.0)], minutes=1.5)
+    assert rows[0].startswith("| first third | 2 | 1.50 s")
+    assert rows[1].startswith("| middle third | 1 | 3.00 s") and rows[2].startswith("| last third | 1 | 4.00 s")
