@@ -24,7 +24,16 @@ import docker
 
 from benchmarks import report, scenarios
 from benchmarks.machine import image_facts, machine
-from benchmarks.stacks import PARITY, Stack, container_stack, host_stack, stop_stack
+from benchmarks.stacks import (
+    MLHUB_CONFIG,
+    PARITY,
+    STOCK_CONFIG,
+    Stack,
+    container_stack,
+    host_stack,
+    overrides_win,
+    stop_stack,
+)
 from benchmarks.stats import summary
 from benchmarks.steps import difference, parse_histograms, step_report
 from devtools.hubprocess import REPO, remove_test_objects
@@ -144,9 +153,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for name in ("stock", "mlhub"):
             stacks[name] = host_stack(name, workdir, client, env)
+        both_win = overrides_win(STOCK_CONFIG) and overrides_win(MLHUB_CONFIG)
         results["config_parity"] = {
-            "http_timeout_equal": True,
-            "start_timeout_equal": True,
+            "http_timeout_equal": both_win and overrides_win(STOCK_CONFIG, ("http_timeout",)),
+            "start_timeout_equal": both_win,
             "http_timeout": {name: PARITY["http_timeout"] for name in stacks},
             "start_timeout": {name: PARITY["start_timeout"] for name in stacks},
             "set_by": "the overrides file both configs load last (MLHUB_USER_CONFIG)",

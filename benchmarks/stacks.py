@@ -12,6 +12,7 @@ back-off: the same on both sides.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from pathlib import Path
@@ -26,6 +27,21 @@ DEADLINE_S = 600  # no single wait is longer than this
 #: What both stacks are given (the overrides file is loaded last by both configs).
 PARITY = {"http_timeout": 60, "start_timeout": 300}
 PARITY_CONFIG = "\n".join(f"c.Spawner.{k} = {v}" for k, v in PARITY.items())
+
+
+STOCK_CONFIG = REPO / "benchmarks" / "stock_config.py"
+MLHUB_CONFIG = REPO / "jupyterhub_config.py"
+
+
+def overrides_win(config: Path, keys: tuple[str, ...] = tuple(PARITY)) -> bool:
+    """True if *config* loads the overrides file (``load_subconfig``) and sets none of *keys*
+    after it, so the benchmark's values for them are the ones the hub uses."""
+    text = config.read_text()
+    at = text.rfind("load_subconfig(")
+    if at < 0:
+        return False
+    after = text[at:].split("\n", 1)[1] if "\n" in text[at:] else ""
+    return not any(re.search(rf"\b{re.escape(key)}\s*=", after) for key in keys)
 
 
 class SpawnFailed(RuntimeError):
@@ -175,12 +191,12 @@ def host_stack(name: str, workdir: Path, client: docker.DockerClient, env: dict[
     if name == "stock":
         network = stock_network(client, hub_name)
         env["BENCH_STOCK_NETWORK"] = network
-        config = REPO / "benchmarks" / "stock_config.py"
+        config = STOCK_CONFIG
         reached = (
             f"container IP on one user-defined bridge network ({network}), DockerSpawner use_internal_ip"
         )
     else:
-        config = REPO / "jupyterhub_config.py"
+        config = MLHUB_CONFIG
         reached = "container IP on the user's own bridge network (MLHub's default)"
     hub = HostHub(workdir / name, hub_name, env=env, config=config, extra_config=PARITY_CONFIG)
     return Stack(name, hub.start(), client, reached)

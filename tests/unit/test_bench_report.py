@@ -151,4 +151,20 @@ def test_soak_counts_the_cleanup_services_removals_and_splits_latency_in_thirds(
     assert len(CLEANUP_REMOVAL.findall(log)) == 2
     rows = latency_by_third([(0, 1.0), (10, 2.0), (50, 3.0), (90, 4.0)], minutes=1.5)
     assert rows[0].startswith("| first third | 2 | 1.50 s")
-    assert rows[1].startswith("| middle third | 1 | 3.00 s") and rows[2].startswith("| last third | 1 | 4.00 s")
+    assert rows[1].startswith("| middle third | 1 | 3.00 s") and rows[2].startswith(
+        "| last third | 1 | 4.00 s"
+    )
+
+
+def test_both_configs_let_the_benchmarks_timeouts_win(tmp_path):
+    from benchmarks.stacks import MLHUB_CONFIG, STOCK_CONFIG, overrides_win
+
+    assert overrides_win(STOCK_CONFIG) and overrides_win(MLHUB_CONFIG)
+    late = tmp_path / "late.py"
+    late.write_text('load_subconfig("x")\nc.Spawner.http_timeout = 30\n')
+    assert not overrides_win(late)
+    assert (
+        not overrides_win(tmp_path.joinpath("none.py"))
+        if tmp_path.joinpath("none.py").write_text("c = 1\n")
+        else True
+    )
