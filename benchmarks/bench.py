@@ -153,10 +153,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for name in ("stock", "mlhub"):
             stacks[name] = host_stack(name, workdir, client, env)
-        both_win = overrides_win(STOCK_CONFIG) and overrides_win(MLHUB_CONFIG)
+
+        def equal(key: str) -> bool:  # both configs let the overrides file's value win
+            return overrides_win(STOCK_CONFIG, (key,)) and overrides_win(MLHUB_CONFIG, (key,))
+
         results["config_parity"] = {
-            "http_timeout_equal": both_win and overrides_win(STOCK_CONFIG, ("http_timeout",)),
-            "start_timeout_equal": both_win,
+            "http_timeout_equal": equal("http_timeout"),
+            "start_timeout_equal": equal("start_timeout"),
             "http_timeout": {name: PARITY["http_timeout"] for name in stacks},
             "start_timeout": {name: PARITY["start_timeout"] for name in stacks},
             "set_by": "the overrides file both configs load last (MLHUB_USER_CONFIG)",
