@@ -138,8 +138,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "machine": machine(),
             "image": image_facts(IMAGE),
             "hub_image": image_facts("mlhub/mlhub:latest"),
-            "command": "bash benchmarks/run.sh " + shlex.join(sys.argv[1:]),
-            "hub_mode": "on the host (both stacks); MLHub's one-container install in `one_container`",
+            "command": "python -m benchmarks.bench " + shlex.join(sys.argv[1:]),
+            "hub_mode": "on the host (both stacks)"
+            + ("" if "container" in args.skip else "; MLHub's one-container install in `one_container`"),
             "interleaved": True,
             "order_rule": f"pairs shuffled with seed {args.seed}"
             if args.seed is not None
