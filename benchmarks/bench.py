@@ -220,7 +220,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "single_spawn": summary(times["mlhub-container"]),
                 "host_single_spawn": summary(times["mlhub"]),
                 "order": order,
+                "concurrent": {},
             }
+            for n in [n for n in args.ns if n <= 20] if "concurrent" not in args.skip else []:
+                print(f"{n} concurrent spawns, hub in a container vs on the host", flush=True)
+                out, _ = scenarios.concurrent(both, n, args.runs, args.seed, failures)
+                results["one_container"]["concurrent"][str(n)] = {
+                    "container": out["mlhub-container"],
+                    "host": out["mlhub"],
+                }
     finally:
         for stack in [*stacks.values(), *extra]:
             try:

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from benchmarks.plots import plot_all
 from benchmarks.stats import finite, ratio
 
 CONCURRENCY = ("10", "20", "50", "100", "200")
@@ -368,6 +369,18 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
                 f"a user's first spawn (with their network): {_s(one.get('first_spawn_s'))}",
             )
         )
+    for n, pair in sorted((one.get("concurrent") or {}).items(), key=lambda item: int(item[0])):
+        c, h = pair.get("container", {}), pair.get("host", {})
+        lines.append(
+            _row(
+                f"{n} concurrent, hub in one container: all ready (median)",
+                h.get("all_ready_s"),
+                c.get("all_ready_s"),
+                "s",
+                f"'stock' column: MLHub with the hub on the host; errors {h.get('errors')} / {c.get('errors')}",
+                compare=False,
+            )
+        )
     lines += ["", "## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
     for t in targets(results):
         met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
@@ -419,57 +432,3 @@ def write_all(out: Path, stamp: str, results: dict[str, Any]) -> list[Path]:
     paths[1].write_text(markdown(results, stamp))
     paths += plot_all(out, stamp, results)
     return paths
-
-
-def plot_all(out: Path, stamp: str, results: dict[str, Any]) -> list[Path]:
-    try:
-        import matplotlib
-    except ImportError:  # run.sh installs it (the "bench" extra); a bare run still gets JSON and Markdown
-        print("plots skipped: matplotlib is not installed (pip install -e '.[bench]')")
-        return []
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    series = {
-        "floor": results["floor"].get("values") or [],
-        "stock": results["single_spawn"]["stock"].get("values") or [],
-        "mlhub": results["single_spawn"]["mlhub"].get("values") or [],
-    }
-    series = {k: v for k, v in series.items() if v}
-    if series:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.boxplot(list(series.values()), tick_labels=list(series.keys()), orientation="horizontal")
-        ax.set_title("Spawn to ready, one server")
-        ax.set_xlabel("seconds")
-        fig.tight_layout()
-        path = out / f"{stamp}-single-spawn.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    drawn = False
-    for stack in STACKS:
-        xs, ys, lo, hi = [], [], [], []
-        for n in sorted(results["concurrent"], key=int):
-            summary = results["concurrent"].get(n, {}).get(stack, {}).get("all_ready") or {}
-            if finite(summary.get("median_s")):
-                xs.append(int(n))
-                ys.append(summary["median_s"])
-                lo.append(summary["median_s"] - summary["min_s"])
-                hi.append(summary["max_s"] - summary["median_s"])
-        if xs:
-            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=stack)
-            drawn = True
-    if drawn:
-        ax.set_title("Time until all servers are ready (median, range)")
-        ax.set_xlabel("concurrent spawns")
-        ax.set_ylabel("seconds")
-        ax.legend()
-        fig.tight_layout()
-        path = out / f"{stamp}-concurrent.png"
-        fig.savefig(path, dpi=100)
-        written.append(path)
-    plt.close(fig)
-    return written
