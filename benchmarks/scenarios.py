@@ -23,6 +23,9 @@ from benchmarks.stats import interleaved_order, pct, summary
 from devtools.hubprocess import TEST_HUB_PREFIX, claim_hub_name
 
 Failures = list[dict[str, Any]]
+#: The cleanup scenario's made-up networks get /28 subnets of 10.213.0.0/16 (up to 4096 networks,
+#: i.e. 81,920 objects); nothing else on a test engine uses that range.
+NETWORK_BASE = "10.213"
 
 
 def _spawn(
@@ -264,8 +267,12 @@ def make_objects(stack: Stack, total: int, image: str) -> dict[str, int]:
         if i % 20 == 1:  # containers only among the orphans
             api.create_container(image, command=["true"], labels=labels, name=name)
             return "container"
-        if i % 20 == 3:
-            api.create_network(name, driver="bridge", internal=True, labels=labels)
+        if i % 20 == 3:  # its own /28 (the engine's default pools hold about 30 networks)
+            k = i // 20
+            ipam = docker.types.IPAMConfig(
+                pool_configs=[docker.types.IPAMPool(subnet=f"{NETWORK_BASE}.{k // 16}.{(k % 16) * 16}/28")]
+            )
+            api.create_network(name, driver="bridge", internal=True, labels=labels, ipam=ipam)
             return "network"
         api.create_volume(name=name, labels=labels)
         return "volume"
