@@ -1,9 +1,11 @@
 """Soak: many users start, use and stop workspaces at random for a bounded time.
 
-    python -m benchmarks.soak [--minutes 30] [--users 50] [--max-running 10] [--workers 6] [--seed 1]
+    python -m benchmarks.soak [--minutes 30] [--users 50] [--max-running 10] [--workers 6] [--seed 1] [--out DIR]
 
-One MLHub hub (shipped config, real Docker, the stock test image). Workers pick users at
-random: start a stopped workspace and call its API, or stop a running one; at most
+One MLHub hub (shipped config, real Docker, the stock test image). Workers pick a user and one
+of their servers (the default one or a named one) at random: start it (the hub's progress
+stream, then its API through the proxy: the spawn latency), use it, open an SSH session to it
+through the gateway, stop it, or delete a named server with its volume; at most
 ``--max-running`` run at once (a few more for a moment: a worker's check and its start are not
 one step). Before the clock starts, ``--workers`` users start, use and
 stop a workspace at once (a warm-up: the hub's HTTP and Docker connection pools fill to what
@@ -13,8 +15,15 @@ containers, volumes and networks are sampled. At the end every workspace is stop
 checks that nothing leaked (any container left, running or not; more volumes or networks than
 users, which own one each; fds above the quiet baseline + 20; hub or proxy RSS in the last third
 of the run over 10 % above the middle third, i.e. still growing under steady load) and nothing was lost
-(every accepted start became ready, every stop removed its container). Writes
-``benchmarks/results/<date>-soak.md``; exits 1 if anything leaked or was lost.
+(every accepted start became ready, every stop removed its container).
+
+The cleanup service runs during the soak (every 5 minutes) and could remove a leak before the
+end: every removal it logs is counted as a leak, and a final dry run of it (which removes
+nothing) must find nothing either. Volumes must be exactly one per server ever started (the
+shipped config keeps a deleted server's volume: ``remove_volume_on_delete`` is off); networks
+at most one per user. Spawn latency is reported per third
+of the run. Writes ``<out>/<date>-soak.md``; exits 1 if any request was refused or failed,
+anything leaked or was lost.
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ import concurrent.futures as cf
 import datetime as dt
 import os
 import random
+import re
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -34,10 +45,27 @@ from pathlib import Path
 import docker
 import requests
 
+from benchmarks.stacks import HostHub, Stack
+from benchmarks.stats import pct
 from devtools.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 
 IMAGE = "mlhub/test-stock:latest"
 RESULTS = REPO / "benchmarks" / "results"
+SERVERS = ("", "a", "b")  # each user's default server and two named ones
+SSH_OPTS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+]
+#: What the cleanup service logs when it removes something (runner.py): each one is a leak here.
+CLEANUP_REMOVAL = re.compile(r"cleanup-service\] (Removed \w+ \S+ of \S+|Deleted server \S+)")
 
 
 @dataclass
@@ -57,8 +85,11 @@ class Tally:
     starts: int = 0
     uses: int = 0
     stops: int = 0
+    deletes: int = 0
+    ssh: int = 0
     errors: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (t, seconds to ready)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, what: str, n: int = 1) -> None:
@@ -113,22 +144,41 @@ def sample(hub: HubProcess, client: docker.DockerClient, t0: float, proxy: int |
     )
 
 
+def _ssh_key(user: str, keys: Path) -> Path:
+    key = keys / user
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
 def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     client = docker.from_env(timeout=120)
     remove_test_objects(client)
     workdir = Path(tempfile.mkdtemp(prefix="mlhub-soak-"))
-    hub = HubProcess(
+    hub = HostHub(
         workdir,
         claim_hub_name(f"{TEST_HUB_PREFIX}s{rng.randrange(16**4):04x}"),
         env={"MLHUB_WORKSPACE_IMAGE": IMAGE, "CLEANUP_INTERVAL_SECONDS": "300"},
     ).start()
+    stack = Stack("mlhub", hub, client, "")
     proxy = _proxy_pid(hub.proc.pid)  # the same process for the whole run
     users = [f"soak{i:02d}" for i in range(args.users)]
     tokens = {u: hub.ensure_user(u) for u in users}
-    user_locks = {u: threading.Lock() for u in users}
-    running: set[str] = set()
-    running_lock = threading.Lock()
+    keys = {u: _ssh_key(u, workdir) for u in users}
+    for u in users:
+        r = requests.post(
+            f"{hub.url}/services/ssh/api/keys",
+            headers={"Authorization": f"token {tokens[u]}"},
+            json={"key": keys[u].with_suffix(".pub").read_text()},
+            timeout=30,
+        )
+        assert r.status_code == 201, f"SSH key of {u}: {r.status_code} {r.text[:200]}"
+    slots = [(u, s) for u in users for s in SERVERS]
+    slot_locks = {slot: threading.Lock() for slot in slots}
+    running: set[tuple[str, str]] = set()
+    volumes_expected: set[tuple[str, str]] = set()  # servers ever started: one volume each
+    in_hub: set[tuple[str, str]] = set()  # servers the hub has (started, not deleted)
+    state_lock = threading.Lock()
     tally = Tally()
     samples: list[Sample] = []
     t0 = time.monotonic()
@@ -139,74 +189,114 @@ def run(args: argparse.Namespace) -> int:
             samples.append(sample(hub, client, t0, proxy))
             stop_sampling.wait(15)
 
-    def use(user: str) -> None:
-        got = requests.get(
-            hub.at(f"/user/{user}/api/status"), headers={"Authorization": f"token {tokens[user]}"}, timeout=30
-        )
-        if got.status_code != 200:
-            tally.error(f"use {user}: {got.status_code}")
+    def use(user: str, server: str) -> None:
+        path = f"/user/{user}/" + (f"{server}/" if server else "") + "api/status"
+        try:
+            got = requests.get(hub.at(path), headers={"Authorization": f"token {tokens[user]}"}, timeout=30)
+            if got.status_code != 200:
+                tally.error(f"use {user}/{server}: HTTP {got.status_code}")
+        except requests.RequestException as exc:
+            tally.error(f"use {user}/{server}: {exc}")
         tally.add("uses")
 
-    def step(user: str) -> None:
-        token = tokens[user]
-        with running_lock:
-            is_running = user in running
-            crowded = len(running) >= args.max_running
-        if not is_running and crowded:
+    def ssh(user: str, server: str) -> None:
+        login = f"{user},{server}" if server else user
+        done = subprocess.run(
+            [
+                "ssh",
+                "-p",
+                str(hub.ssh_port),
+                *SSH_OPTS,
+                "-i",
+                str(keys[user]),
+                f"{login}@127.0.0.1",
+                "echo soak",
+            ],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        if done.returncode != 0 or b"soak" not in done.stdout:
+            tally.error(f"ssh {login}: exit {done.returncode} {done.stderr.decode(errors='replace')[:160]}")
+        tally.add("ssh")
+
+    def stop(user: str, server: str, delete: bool) -> None:
+        path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+        r = hub.api("DELETE", path, json={"remove": True} if delete else None)
+        if r.status_code not in (202, 204):
+            tally.error(
+                f"{'delete' if delete else 'stop'} {user}/{server}: HTTP {r.status_code} {r.text[:120]}"
+            )
             return
+        try:
+            hub.wait_stopped(user, server, timeout=120)
+        except AssertionError as exc:
+            tally.error(f"stop {user}/{server}: {str(exc)[:160]}", lost=True)
+            return
+        tally.add("deletes" if delete else "stops")
+        with state_lock:
+            running.discard((user, server))  # a deleted server's volume stays (remove_volume_on_delete off)
+            if delete:
+                in_hub.discard((user, server))
+        labels = [f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}", f"mlhub.server_name={server}"]
+        if any(c["State"] == "running" for c in _containers(client, *labels)):
+            tally.error(f"stop {user}/{server}: container still running", lost=True)
+
+    def step(user: str, server: str) -> None:
+        with state_lock:
+            is_running = (user, server) in running
+            crowded = len(running) >= args.max_running
+        roll = rng.random()
         if not is_running:
-            r = hub.api("POST", f"/users/{user}/server", token=token, json={})
-            if r.status_code not in (201, 202):
-                tally.error(f"start {user}: {r.status_code} {r.text[:120]}")
+            if server and roll < 0.15 and (user, server) in in_hub:
+                stop(user, server, delete=True)  # delete a stopped named server (and its volume)
                 return
+            if crowded:
+                return
+            with state_lock:
+                volumes_expected.add((user, server))
+                in_hub.add((user, server))
+            t_start = time.monotonic() - t0
             try:
-                hub.wait_ready(user, "", timeout=120)
-            except AssertionError as exc:
-                tally.error(f"start {user} accepted, never ready: {str(exc)[:160]}", lost=True)
+                latency = stack.spawn_until_ready(user, server)
+            except Exception as exc:
+                tally.error(f"start {user}/{server}: {stack.cause(user, server, str(exc))[:300]}")
                 return
             tally.add("starts")
-            with running_lock:
-                running.add(user)
-            for _ in range(rng.randint(1, 3)):
-                use(user)
-        elif rng.random() < 0.5:
-            use(user)
+            with tally.lock:
+                tally.latencies.append((t_start, latency))
+            with state_lock:
+                running.add((user, server))
+            use(user, server)
+        elif roll < 0.45:
+            use(user, server)
+        elif roll < 0.65:
+            ssh(user, server)
         else:
-            try:
-                hub.stop_server(user)
-            except AssertionError as exc:
-                tally.error(f"stop {user}: {str(exc)[:160]}", lost=True)
-                return
-            tally.add("stops")
-            with running_lock:
-                running.discard(user)
-            left = _containers(client, f"mlhub.origin={hub.hub_name}", f"mlhub.user={user}")
-            if any(c["State"] == "running" for c in left):
-                tally.error(f"stop {user}: container still running", lost=True)
-
-    def warm_up(user: str) -> None:
-        r = hub.api("POST", f"/users/{user}/server", token=tokens[user], json={})
-        assert r.status_code in (201, 202), f"warm-up start {user}: {r.status_code} {r.text[:200]}"
-        hub.wait_ready(user, "", timeout=120)
-        use(user)
-        hub.stop_server(user)
+            stop(user, server, delete=bool(server) and roll > 0.9)
 
     def worker() -> None:
         while time.monotonic() < deadline:
-            user = rng.choice(users)
-            lock = user_locks[user]
+            slot = rng.choice(slots)
+            lock = slot_locks[slot]
             if not lock.acquire(blocking=False):
                 continue
             try:
-                step(user)
+                step(*slot)
             except Exception as exc:  # a crash in the harness is an error of the run
-                tally.error(f"{user}: {type(exc).__name__}: {exc}")
+                tally.error(f"{slot}: {type(exc).__name__}: {exc}")
             finally:
                 lock.release()
 
+    log_start = len(hub.log_text())
     try:
-        with cf.ThreadPoolExecutor(args.workers) as pool:
-            list(pool.map(warm_up, users[: args.workers]))
+        with cf.ThreadPoolExecutor(args.workers) as pool:  # warm-up: pools fill to the run's concurrency
+            list(
+                pool.map(
+                    lambda u: (stack.spawn_until_ready(u, ""), stop(u, "", False)), users[: args.workers]
+                )
+            )
+        volumes_expected.update((u, "") for u in users[: args.workers])
         time.sleep(5)
         baseline = sample(hub, client, t0, proxy)
         threading.Thread(target=sampler, daemon=True).start()
@@ -214,14 +304,37 @@ def run(args: argparse.Namespace) -> int:
         with cf.ThreadPoolExecutor(args.workers) as pool:
             for f in [pool.submit(worker) for _ in range(args.workers)]:
                 f.result()
-        for user in sorted(running):
-            hub.stop_server(user)
+        for user, server in sorted(running):
+            stop(user, server, delete=False)
         time.sleep(5)
         stop_sampling.set()
         final = sample(hub, client, t0, proxy)
         samples.append(final)
+        admin = hub.ensure_user("soakadmin", admin=True)
+        dry = requests.get(
+            f"{hub.url}/services/cleanup-service/users",
+            params={"dry_run": 1},
+            headers={"Authorization": f"token {admin}"},
+            timeout=300,
+        ).json()
+        volumes = client.api.volumes(filters={"label": f"mlhub.origin={hub.hub_name}"}).get("Volumes") or []
+        # every labelled volume but the hub's claim on its name (mlhub.role=install)
+        volume_slots = {
+            ((v.get("Labels") or {}).get("mlhub.user"), (v.get("Labels") or {}).get("mlhub.server_name", ""))
+            for v in volumes
+            if not (v.get("Labels") or {}).get("mlhub.role")
+        }
+        network_users = [
+            (n.get("Labels") or {}).get("mlhub.user")
+            for n in client.api.networks(filters={"label": f"mlhub.origin={hub.hub_name}"})
+            if not (n.get("Labels") or {}).get("mlhub.role")
+        ]
+        cleanup_removals = CLEANUP_REMOVAL.findall(hub.log_text()[log_start:])
     finally:
         hub.stop()
+        logs = args.out / f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}-soak-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / "hub.log").write_text(hub.log_text())
         remove_test_objects(client, hub.hub_name)
 
     rss_middle, rss_late = _middle_and_late(samples, "rss_mb")
@@ -231,10 +344,20 @@ def run(args: argparse.Namespace) -> int:
         leaks.append(
             f"{final.containers} workspace containers left after every stop ({final.running} running)"
         )
-    if final.volumes > args.users or final.networks > args.users:
+    if extra := volume_slots - volumes_expected:
+        leaks.append(f"{len(extra)} volumes of servers never started: {sorted(map(str, extra))[:5]}")
+    if missing := volumes_expected - volume_slots:
         leaks.append(
-            f"{final.volumes} volumes and {final.networks} networks for {args.users} users (one each)"
+            f"{len(missing)} volumes of started servers are gone (data lost): {sorted(map(str, missing))[:5]}"
         )
+    if len(network_users) != len(set(network_users)) or not set(network_users) <= set(users):
+        leaks.append(f"networks not one per soak user: {sorted(map(str, network_users))[:10]}")
+    if cleanup_removals:
+        leaks.append(
+            f"the cleanup service removed {len(cleanup_removals)} leftovers during the run: {cleanup_removals[:5]}"
+        )
+    if dry.get("removed"):
+        leaks.append(f"a final cleanup dry run would remove {len(dry['removed'])}: {dry['removed'][:3]}")
     if proxy_late > proxy_middle * 1.10:
         leaks.append(
             f"proxy RSS still growing: {proxy_middle:.1f} MB → {proxy_late:.1f} MB from the middle to the last third"
@@ -248,9 +371,17 @@ def run(args: argparse.Namespace) -> int:
             f"hub RSS still growing: {rss_middle:.1f} MB → {rss_late:.1f} MB from the middle to the last third"
         )
     write_report(
-        args, samples, tally, baseline, (rss_middle, rss_late), (proxy_middle, proxy_late), final, leaks
+        args,
+        samples,
+        tally,
+        baseline,
+        (rss_middle, rss_late),
+        (proxy_middle, proxy_late),
+        final,
+        leaks,
+        len(cleanup_removals),
     )
-    return 1 if leaks or tally.lost else 0
+    return 1 if leaks or tally.lost or tally.errors else 0
 
 
 def _middle_and_late(samples: list[Sample], field: str) -> tuple[float, float]:
@@ -260,29 +391,63 @@ def _middle_and_late(samples: list[Sample], field: str) -> tuple[float, float]:
     return statistics.median(values[third:-third] or values), statistics.median(values[-third:])
 
 
-def write_report(args, samples, tally, baseline, hub_rss, proxy_rss, final, leaks) -> None:
+def latency_by_third(latencies: list[tuple[float, float]], minutes: float) -> list[str]:
+    """Median and p95 spawn latency in each third of the run (by when the start began)."""
+    rows = []
+    span = max(t for t, _ in latencies) if latencies else minutes * 60
+    for i, name in enumerate(("first", "middle", "last")):
+        part = [s for t, s in latencies if i * span / 3 <= t <= (i + 1) * span / 3 + (i == 2)]
+        rows.append(
+            f"| {name} third | {len(part)} | {pct(part, 0.5):.2f} s | {pct(part, 0.95):.2f} s |"
+            if part
+            else f"| {name} third | 0 | — | — |"
+        )
+    return rows
+
+
+def write_report(args, samples, tally, baseline, hub_rss, proxy_rss, final, leaks, cleanup_removed) -> None:
     rss_middle, rss_late = hub_rss
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
-    path = RESULTS / f"{stamp}-soak.md"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{stamp}-soak.md"
+    failed = leaks or tally.lost or tally.errors
+    verdict = "; ".join(leaks) if leaks else ""
+    verdict = (
+        ("LEAK: " + verdict)
+        if leaks
+        else (
+            "FAILED requests"
+            if (tally.lost or tally.errors)
+            else "nothing leaked, nothing lost, no request failed"
+        )
+    )
     lines = [
         f"# Soak run, {stamp}",
         "",
         f"`python -m benchmarks.soak --minutes {args.minutes} --users {args.users} --max-running {args.max_running} "
-        f"--workers {args.workers} --seed {args.seed}` on {os.cpu_count()} cores; image `{IMAGE}`.",
+        f"--workers {args.workers} --seed {args.seed}` on {os.cpu_count()} cores; image `{IMAGE}`; "
+        f"servers per user: default + {len(SERVERS) - 1} named. Exit status: {1 if failed else 0}.",
         "",
         "| result | value |",
         "| --- | --- |",
-        f"| starts (each became ready) / API uses / stops | {tally.starts} / {tally.uses} / {tally.stops} |",
+        f"| starts (each became ready) / API uses / SSH sessions / stops / deletes | {tally.starts} / {tally.uses} / {tally.ssh} / {tally.stops} / {tally.deletes} |",
         f"| errors (refused or failed requests) | {len(tally.errors)} |",
         f"| lost (accepted but never ready, or not removed) | {len(tally.lost)} |",
+        f"| removals by the cleanup service during the run (each a leak) | {cleanup_removed} |",
         f"| hub RSS: quiet after warm-up / median of middle third → last third / quiet at the end | "
         f"{baseline.rss_mb:.1f} MB / {rss_middle:.1f} MB → {rss_late:.1f} MB / {final.rss_mb:.1f} MB |",
         f"| hub open fds: quiet after warm-up → quiet at the end (max during the run) | "
         f"{baseline.fds} → {final.fds} ({max(s.fds for s in samples)}) |",
         f"| proxy RSS: median of middle third → last third | {proxy_rss[0]:.1f} MB → {proxy_rss[1]:.1f} MB |",
         f"| after the last stop: workspace containers (running) / volumes / networks | "
-        f"{final.containers} ({final.running}) / {final.volumes} / {final.networks} (one volume and network per user) |",
-        f"| verdict | {'LEAK: ' + '; '.join(leaks) if leaks else ('LOST requests' if tally.lost else 'nothing leaked, nothing lost')} |",
+        f"{final.containers} ({final.running}) / {final.volumes} / {final.networks} |",
+        f"| verdict | {verdict} |",
+        "",
+        "## Spawn latency per third of the run (request until the server answers through the proxy)",
+        "",
+        "| part | starts | median | p95 |",
+        "| --- | ---: | ---: | ---: |",
+        *latency_by_third(tally.latencies, args.minutes),
         "",
         "## Samples (every 15 s)",
         "",
@@ -294,8 +459,9 @@ def write_report(args, samples, tally, baseline, hub_rss, proxy_rss, final, leak
         for s in samples
     ]
     if tally.errors or tally.lost:
-        lines += ["", "## Errors", ""] + [f"- {e}" for e in (tally.lost + tally.errors)[:50]]
+        lines += ["", "## Errors", ""] + [f"- {e}" for e in (tally.lost + tally.errors)[:100]]
     path.write_text("\n".join(lines) + "\n")
+    print(path.read_text())
     print(f"wrote {path}")
 
 
@@ -308,6 +474,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=6, help="concurrent clients (default 6)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where the report goes (default benchmarks/results)"
+    )
     args = parser.parse_args()
     if not (
         0 < args.minutes <= 240

@@ -29,4 +29,9 @@ c.DockerSpawner.remove = True
 c.DockerSpawner.prefix = os.environ["HUB_NAME"]
 c.DockerSpawner.extra_create_kwargs = {"labels": {"mlhub.origin": os.environ["HUB_NAME"]}}
 c.Spawner.start_timeout = 300
+# The benchmark passes BENCH_STOCK_NETWORK: servers on one user-defined bridge, reached by
+# container IP (as MLHub reaches its servers), not through Docker's port forwarding.
+if os.environ.get("BENCH_STOCK_NETWORK"):
+    c.DockerSpawner.network_name = os.environ["BENCH_STOCK_NETWORK"]
+    c.DockerSpawner.use_internal_ip = True
 load_subconfig(os.environ["MLHUB_USER_CONFIG"])  # noqa: F821

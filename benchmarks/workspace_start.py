@@ -20,8 +20,11 @@ from pathlib import Path
 import docker
 import requests
 
-from benchmarks.bench import RESULTS, import_profile, machine, pct
-from devtools.hubprocess import TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
+from benchmarks.machine import import_profile, machine
+from benchmarks.stats import pct
+from devtools.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
+
+RESULTS = REPO / "benchmarks" / "results"
 
 
 def _ts(text: str) -> float:
@@ -63,6 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--image", action="append", default=None)
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where the table goes (default benchmarks/results)"
+    )
     args = parser.parse_args()
     images = args.image or ["mlhub/workspace:latest", "mlhub/test-stock:latest"]
     client = docker.from_env()
@@ -109,7 +115,8 @@ def main() -> None:
         "```",
         "",
     ]
-    out = RESULTS / f"{stamp}-workspace-start.md"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"{stamp}-workspace-start.md"
     out.write_text("\n".join(lines))
     print(out.read_text())
 

@@ -85,9 +85,13 @@ def remove_test_objects(client: docker.DockerClient, hub_name: str | None = None
             return origin == hub_name
         return origin.startswith(TEST_HUB_PREFIX) and not _owned_by_another_live_process(origin)
 
-    for container in client.containers.list(all=True, filters={"label": LABEL_ORIGIN}):
+    # ignore_removed: another run's containers may go between the listing and their inspection
+    for container in client.containers.list(all=True, filters={"label": LABEL_ORIGIN}, ignore_removed=True):
         if mine(container.labels):
-            container.remove(force=True, v=True)
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
     for network in client.networks.list(filters={"label": LABEL_ORIGIN}):
         if mine(network.attrs.get("Labels")):
             network.reload()
