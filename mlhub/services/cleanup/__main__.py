@@ -13,15 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
-import sys
 import time
-from urllib.parse import urlparse
 
-from mlhub.services.cleanup.config import ConfigError, read_config
+from mlhub.services.base import listen, read_or_exit, setup_logging, watch_hub
+from mlhub.services.cleanup.config import read_config
 from mlhub.services.cleanup.hub_api import HubAPI
 from mlhub.services.cleanup.runner import Cleaner, RunInProgress
-from mlhub.services.hub_client import listen_address
 
 log = logging.getLogger("mlhub.services.cleanup")
 
@@ -55,13 +52,8 @@ async def make_backend(config):
 
 
 async def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="[%(levelname).1s %(asctime)s cleanup-service] %(message)s"
-    )
-    try:
-        config = read_config(os.environ)
-    except ConfigError as exc:
-        sys.exit(f"cleanup-service cannot start:\n{exc}")
+    setup_logging("cleanup-service")
+    config = read_or_exit(lambda: read_config(os.environ), "cleanup-service")
     backend = await make_backend(config)
     cleaner = Cleaner(
         config.hub_name,
@@ -73,9 +65,7 @@ async def main() -> None:
     schedule = {"interval": config.interval, "next_run_at": None}
     from mlhub.services.cleanup.app import make_app
 
-    app = make_app(config.prefix, cleaner, schedule, secrets.token_bytes(32))
-    url = urlparse(config.service_url)
-    app.listen(url.port or 80, listen_address(url.hostname))
+    listen(make_app(config.prefix, cleaner, schedule), config.service_url)
     log.info(
         "Cleanup service for hub %s (install %s, deleted accounts' volumes: %s) on %s (periodic: %s)",
         config.hub_name,
@@ -86,7 +76,7 @@ async def main() -> None:
     )
     if config.interval > 0:
         asyncio.ensure_future(periodic(cleaner, schedule))
-    await asyncio.Event().wait()
+    await watch_hub("cleanup-service")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import sys
-from urllib.parse import urlparse
 
 import asyncssh
 
-from mlhub.services.hub_client import listen_address
-from mlhub.services.ssh.config import ConfigError, GatewayConfig, read_config
+from mlhub.services.base import listen, read_or_exit, setup_logging, watch_hub
+from mlhub.services.ssh.config import GatewayConfig, read_config
 from mlhub.services.ssh.engine import Engine
 from mlhub.services.ssh.hub import GatewayHub
 from mlhub.services.ssh.keystore import KeyStore
@@ -59,12 +57,9 @@ async def make_engine(config: GatewayConfig) -> Engine:
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s ssh-gateway] %(message)s")
+    setup_logging("ssh-gateway")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    try:
-        config = read_config(os.environ)
-    except ConfigError as exc:
-        sys.exit(f"ssh gateway cannot start:\n{exc}")
+    config: GatewayConfig = read_or_exit(lambda: read_config(os.environ), "ssh gateway")
     keys = KeyStore(config.keys_db_url)
     hub = GatewayHub(config.api_url, config.api_token)
     try:
@@ -94,12 +89,8 @@ async def main() -> None:
         keepalive_interval=60,
         login_timeout=60,
     )
-    app = make_app(
-        Context(keys, hub, config.prefix, config.ssh_port, config.public_host, config.public_url),
-        secrets.token_bytes(32),
-    )
-    url = urlparse(config.service_url)
-    app.listen(url.port or 80, listen_address(url.hostname))
+    app = make_app(Context(keys, hub, config.prefix, config.ssh_port, config.public_host, config.public_url))
+    listen(app, config.service_url)
     log.info(
         "SSH gateway for hub %s on port %d (host key %s; token logins %s); keys page on %s",
         config.hub_name,
@@ -109,7 +100,7 @@ async def main() -> None:
         config.service_url,
     )
     async with server:
-        await server.wait_closed()
+        await watch_hub("ssh gateway")
 
 
 if __name__ == "__main__":
