@@ -15,8 +15,9 @@ import logging
 import os
 import time
 
+from mlhub.engines.base import Engine
 from mlhub.services.base import listen, read_or_exit, setup_logging, watch_hub
-from mlhub.services.cleanup.config import read_config
+from mlhub.services.cleanup.config import CleanupConfig, read_config
 from mlhub.services.cleanup.hub_api import HubAPI
 from mlhub.services.cleanup.runner import Cleaner, RunInProgress
 
@@ -37,18 +38,16 @@ async def periodic(cleaner: Cleaner, schedule: dict) -> None:
                 log.exception("Periodic %s cleanup failed; the next run retries", kind)
 
 
-async def make_backend(config):
+async def make_backend(config: CleanupConfig) -> Engine:
+    """The engine adapter (mlhub/engines) for the hub's execution mode."""
     if config.mode == "k8s":
-        from kubernetes_asyncio import client
-        from kubernetes_asyncio import config as kube_config
+        from mlhub.engines.kube import KubeEngine, load_config
 
-        from mlhub.services.cleanup.kube_backend import KubeBackend
+        await load_config(kubeconfig_fallback=False)
+        return KubeEngine(config.namespace)
+    from mlhub.engines.docker import DockerEngine
 
-        kube_config.load_incluster_config()
-        return KubeBackend(client.ApiClient(), config.namespace)
-    from mlhub.services.cleanup.docker_backend import DockerBackend
-
-    return DockerBackend()
+    return DockerEngine()
 
 
 async def main() -> None:

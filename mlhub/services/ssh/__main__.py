@@ -17,9 +17,9 @@ import sys
 
 import asyncssh
 
+from mlhub.engines.base import Engine
 from mlhub.services.base import listen, read_or_exit, setup_logging, watch_hub
 from mlhub.services.ssh.config import GatewayConfig, read_config
-from mlhub.services.ssh.engine import Engine
 from mlhub.services.ssh.hub import GatewayHub
 from mlhub.services.ssh.keystore import KeyStore
 from mlhub.services.ssh.server import Gateway
@@ -41,19 +41,17 @@ def host_key(config: GatewayConfig) -> asyncssh.SSHKey:
 
 
 async def make_engine(config: GatewayConfig) -> Engine:
+    """The engine adapter (mlhub/engines) for the hub's execution mode."""
     if config.mode == "k8s":
-        from kubernetes_asyncio import config as kube_config
+        from mlhub.engines.kube import KubeEngine, load_config
 
-        from mlhub.services.ssh.kube_exec import KubeEngine
-
-        try:
-            kube_config.load_incluster_config()
-        except kube_config.ConfigException:
-            await kube_config.load_kube_config()
+        await load_config()
         return KubeEngine(config.namespace)
-    from mlhub.services.ssh.docker_exec import DockerEngine
+    from mlhub.engines.docker import DockerEngine
 
-    return DockerEngine()
+    engine = DockerEngine()
+    engine.check_exec()
+    return engine
 
 
 async def main() -> None:
