@@ -19,7 +19,8 @@ import requests
 
 from devtools.hubprocess import HubProcess, free_port, new_hub_name, remove_test_objects
 
-SERVICES = ("cleanup-service", "ssh")
+#: MLHub's services, and JupyterHub's idle culler (started through mlhub.services.idle_culler)
+SERVICES = ("cleanup-service", "ssh", "idle-culler")
 
 
 def alive(pid: int) -> bool:
@@ -111,6 +112,10 @@ def test_services_exit_when_their_hub_is_killed_and_a_new_hub_gets_the_ports(fix
         what=f"the orphaned services {old} exit after their hub was killed",
     )
 
+    # they said why, in the log they share with the hub
+    log = hub.log_tail(400)
+    assert "cleanup-service: the hub (pid" in log and "ssh gateway: the hub (pid" in log
+
     hub.start()
     cleanup_port = int(hub.env["MLHUB_CLEANUP_PORT"])
     wait_until(lambda: ssh_banner(hub.ssh_port).startswith(b"SSH-"), 60, "the new SSH gateway answers")
@@ -119,4 +124,4 @@ def test_services_exit_when_their_hub_is_killed_and_a_new_hub_gets_the_ports(fix
     started += new.values()
     assert not set(new.values()) & set(old.values())
     assert all(alive(pid) for pid in new.values()), hub.log_tail()
-    assert "Address already in use" not in hub.log_tail(200)
+    assert "Address already in use" not in hub.log_tail(400)
