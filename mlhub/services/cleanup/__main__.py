@@ -1,11 +1,10 @@
 """Run the cleanup service (started by the hub as a managed JupyterHub service).
 
-Environment (set by the hub; see the README): JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN,
-JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub), HUB_NAME,
-CLEANUP_INTERVAL_SECONDS (default 3600, -1: no periodic runs), MLHUB_EXECUTION_MODE (docker or
-k8s), MLHUB_NAMESPACE (k8s: the namespace of the hub's objects; default POD_NAMESPACE),
-MLHUB_INSTALL_ID (only objects with this ``mlhub.install`` are removed), MLHUB_DELETED_USER_VOLUMES
-(remove or keep: deleted accounts' volumes).
+Environment: JupyterHub's (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL,
+JUPYTERHUB_SERVICE_PREFIX) and the settings table's variables whose receivers include
+``cleanup`` (mlhub/core/settings.py; the README lists them): HUB_NAME, CLEANUP_INTERVAL_SECONDS,
+EXECUTION_MODE, MLHUB_NAMESPACE (default POD_NAMESPACE), MLHUB_INSTALL_ID,
+MLHUB_DELETED_USER_VOLUMES. It exits when its hub is gone (mlhub/services/lifetime.py).
 """
 
 from __future__ import annotations

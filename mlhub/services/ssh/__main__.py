@@ -1,11 +1,12 @@
 """Run the SSH gateway (started by the hub as the managed JupyterHub service ``ssh``).
 
-Environment (set by jupyterhub_config.py; see the README): JUPYTERHUB_API_URL,
-JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub),
-HUB_NAME, MLHUB_DATA_DIR (host key and key database), MLHUB_SSH_IP, MLHUB_SSH_PORT (default
-2222), MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH, MLHUB_SSH_KEYS_DB_URL, MLHUB_EXECUTION_MODE
-(docker or k8s), MLHUB_NAMESPACE (k8s: the workspaces' namespace), MLHUB_SSH_ACTIVITY_INTERVAL
-(seconds between reports of open sessions' activity to the hub; default 300).
+Environment: JupyterHub's (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL,
+JUPYTERHUB_SERVICE_PREFIX) and the settings table's variables whose receivers include ``ssh``
+(mlhub/core/settings.py; the README lists them): HUB_NAME, MLHUB_DATA_DIR (host key and key
+database), MLHUB_IP, MLHUB_SSH_PORT, MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH,
+MLHUB_SSH_KEYS_DB_URL, MLHUB_PUBLIC_URL, EXECUTION_MODE, MLHUB_NAMESPACE and
+MLHUB_CULL_IDLE_SECONDS (open sessions' activity is reported as often as workspaces report
+theirs). It exits when its hub is gone (mlhub/services/lifetime.py).
 """
 
 from __future__ import annotations
