@@ -5,6 +5,7 @@
 # they are read and validated once, by mlhub.core.settings.read_settings.
 # Put your own overrides in a file named by MLHUB_USER_CONFIG; it is loaded last.
 
+import dataclasses
 import os
 import sys
 from urllib.parse import urlparse
@@ -13,6 +14,7 @@ from mlhub.core.settings import (
     SettingsError,
     activity_interval,
     read_settings,
+    service_environment,
     shared_port_on,
 )
 
@@ -221,21 +223,17 @@ _passed_through_env = {
     if os.environ.get(name)
 }
 
+# What the services receive: the settings table's variables for each (with the install id the
+# hub uses, also when it was generated).
+_effective = dataclasses.replace(settings, install_id=_install_id)
+
 # --- Services: cleanup (always), SSH gateway (START_SSH), idle culling (on unless 0) -----
 c.JupyterHub.services = [
     {
         "name": "cleanup-service",
         "url": f"http://{_service_host}:{settings.cleanup_port}",
         "command": [sys.executable, "-m", "mlhub.services.cleanup"],
-        "environment": {
-            "HUB_NAME": settings.hub_name,
-            "MLHUB_INSTALL_ID": _install_id,
-            "MLHUB_DELETED_USER_VOLUMES": settings.deleted_user_volumes,
-            "CLEANUP_INTERVAL_SECONDS": str(settings.cleanup_interval),
-            "MLHUB_EXECUTION_MODE": settings.execution_mode,
-            "MLHUB_NAMESPACE": settings.namespace or "default",
-            **_passed_through_env,
-        },
+        "environment": {**service_environment(_effective, "cleanup"), **_passed_through_env},
         "oauth_no_confirm": True,
     }
 ]
@@ -268,22 +266,7 @@ if settings.start_ssh:
             "name": "ssh",
             "url": f"http://{_service_host}:{settings.ssh_service_port}",
             "command": [sys.executable, "-m", "mlhub.services.ssh"],
-            "environment": {
-                "HUB_NAME": settings.hub_name,
-                "MLHUB_DATA_DIR": settings.data_dir,
-                "MLHUB_SSH_IP": settings.ip,
-                "MLHUB_SSH_PORT": str(settings.ssh_port),
-                # the port shown to users: the hub's public one when SSH shares it
-                "MLHUB_SSH_PUBLIC_PORT": str(_public_port if _shared_port else settings.ssh_port),
-                "MLHUB_SSH_PUBLIC_HOST": settings.ssh_public_host,
-                "MLHUB_PUBLIC_URL": settings.public_url,
-                "MLHUB_SSH_TOKEN_AUTH": str(settings.ssh_token_auth).lower(),
-                "MLHUB_EXECUTION_MODE": settings.execution_mode,
-                "MLHUB_NAMESPACE": settings.namespace or "default",
-                # an open SSH session is activity: the gateway reports it this often
-                "MLHUB_SSH_ACTIVITY_INTERVAL": str(activity_interval(settings.cull_idle_seconds)),
-                **_passed_through_env,
-            },
+            "environment": {**service_environment(_effective, "ssh"), **_passed_through_env},
             "oauth_no_confirm": True,
             "display": True,
         }
@@ -319,7 +302,7 @@ if settings.cull_idle_seconds:
             "command": [
                 sys.executable,
                 "-m",
-                "jupyterhub_idle_culler",
+                "mlhub.services.idle_culler",  # jupyterhub_idle_culler, ending with the hub
                 f"--timeout={settings.cull_idle_seconds}",
                 f"--cull-every={max(1, min(settings.cull_idle_seconds // 2, 300))}",
             ],
@@ -360,4 +343,4 @@ c.JupyterHub.template_vars = {
 # mlhub/hub/helm_values.py; the chart sets MLHUB_HELM_VALUES_DIR. Applied last, as in z2jh.
 from mlhub.hub.helm_values import apply_helm_values  # noqa: E402
 
-apply_helm_values(c)
+apply_helm_values(c, settings.helm_values_dir)

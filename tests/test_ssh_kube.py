@@ -31,9 +31,9 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from devtools.hubprocess import free_port
+from mlhub.engines.kube import KubeEngine, exit_status
 from mlhub.services.ssh.hub import GatewayHub, Workspace
 from mlhub.services.ssh.keystore import KeyStore
-from mlhub.services.ssh.kube_exec import KubeEngine, exit_status
 from mlhub.services.ssh.server import Gateway
 from mlhub.services.ssh.targets import Target
 

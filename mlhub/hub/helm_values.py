@@ -256,10 +256,9 @@ def forget_native_only_settings(
             )
 
 
-def apply_helm_values(c: Any, environ: Mapping[str, str] = os.environ) -> None:
-    """Load the values from ``$MLHUB_HELM_VALUES_DIR`` (if set) into ``c``; exit naming the
-    field when a value is bad."""
-    directory = environ.get(HELM_VALUES_DIR_VAR, "")
+def apply_helm_values(c: Any, directory: str) -> None:
+    """Load the values from *directory* (``MLHUB_HELM_VALUES_DIR``, read with the settings;
+    empty: none) into ``c``; exit naming the field when a value is bad."""
     if not directory:
         return
     try:

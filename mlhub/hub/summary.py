@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlhub.core.parsing import format_memory
+from mlhub.core.workspace import WorkspaceMeta, meta_of_state
 
 SECONDS_PER_DAY = 24 * 3600
 
@@ -111,13 +112,12 @@ def tools_for(image: str, tool_images: list[str] | tuple[str, ...], url: str) ->
     )
 
 
-def _meta(spawner: Any) -> dict[str, Any]:
+def _meta(spawner: Any) -> WorkspaceMeta:
     """MLHub's remembered meta of a spawner wrapper, or of a stopped server's ORM row."""
     meta = getattr(spawner, "mlhub_meta", None)
     if meta is not None:
-        return meta.to_state()
-    state = getattr(spawner, "state", None)
-    return dict(state.get("mlhub") or {}) if isinstance(state, dict) else {}
+        return meta
+    return meta_of_state(getattr(spawner, "state", None)) or WorkspaceMeta()
 
 
 def summarize(
@@ -139,14 +139,13 @@ def summarize(
         status = "stopped"
     url = owner.server_url(spawner.name)
     meta = _meta(spawner)
-    options: dict[str, Any] = dict(meta.get("options") or {})
-    expires_at = int(meta.get("expiration_timestamp") or 0)
+    options: dict[str, Any] = dict(meta.options)
+    expires_at = meta.expiration_timestamp
     left, expired = time_left(expires_at, now)
     image = str(options.get("image") or getattr(spawner, "image", "") or "")
     gpus = str(options.get("gpus") or "")
     cpu = options.get("cpu_limit")
-    bounds = meta.get("bounds") if isinstance(meta.get("bounds"), dict) else {}
-    pids, disk = bounds.get("pids"), bounds.get("disk")
+    pids, disk = meta.bounds.get("pids"), meta.bounds.get("disk")
     return WorkspaceSummary(
         owner=owner.name,
         name=spawner.name,
@@ -159,7 +158,7 @@ def summarize(
         processes=str(pids) if isinstance(pids, int) and pids > 0 else "",
         disk=format_memory(disk) if isinstance(disk, int) and disk > 0 else "",
         volume=bool(options.get("is_mount_volume", True)),
-        created_by=str(meta.get("created_by") or ""),
+        created_by=meta.created_by,
         expires_at=expires_at,
         time_left=left,
         expired=expired,

@@ -13,7 +13,6 @@ import html
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -35,6 +34,7 @@ from mlhub.core.options import (
 )
 from mlhub.core.ownership import DELETED_USER_VOLUMES, account_created
 from mlhub.core.parsing import format_memory
+from mlhub.core.workspace import WorkspaceMeta, meta_of_state
 from mlhub.hub.summary import DEFAULT_TOOL_IMAGES
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -43,41 +43,6 @@ TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
 HUB_SET_ENV = frozenset(
     {"MEM_LIMIT", "CPU_LIMIT", "MEM_GUARANTEE", "CPU_GUARANTEE", "JUPYTER_IMAGE_SPEC", "JUPYTER_IMAGE"}
 )
-
-
-@dataclass
-class WorkspaceMeta:
-    """What MLHub remembers about a server across stops and hub restarts."""
-
-    created_by: str = ""
-    days_to_live: float = 0.0
-    expiration_timestamp: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
-    #: the admin's bounds this workspace got: "pids" (processes), "disk" (/workspace bytes)
-    bounds: dict[str, int] = field(default_factory=dict)
-
-    def to_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "created_by": self.created_by,
-            "days_to_live": self.days_to_live,
-            "expiration_timestamp": self.expiration_timestamp,
-            "options": self.options,
-        }
-        if self.bounds:
-            state["bounds"] = dict(self.bounds)
-        return state
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> WorkspaceMeta | None:
-        if not state:
-            return None
-        return cls(
-            created_by=str(state.get("created_by", "")),
-            days_to_live=float(state.get("days_to_live") or 0),
-            expiration_timestamp=int(state.get("expiration_timestamp") or 0),
-            options=dict(state.get("options") or {}),
-            bounds={k: int(v) for k, v in (state.get("bounds") or {}).items() if isinstance(v, int)},
-        )
 
 
 def options_http_error(exc: OptionsError, submitted: dict[str, Any]) -> web.HTTPError:
@@ -476,7 +441,7 @@ class MLHubSpawner(LoggingConfigurable):
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        meta = WorkspaceMeta.from_state(state.get("mlhub"))
+        meta = meta_of_state(state)
         if meta:
             self.mlhub_meta = meta
 

@@ -18,7 +18,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from mlhub.services.cleanup.kube_backend import KubeBackend
+from mlhub.engines.kube import KubeEngine
 from mlhub.services.cleanup.model import HubServer
 from mlhub.services.cleanup.planner import plan_orphans
 from mlhub.services.cleanup.runner import Cleaner
@@ -103,7 +103,7 @@ class _Hub:
 
 
 @contextlib.asynccontextmanager
-async def served(fake: FakeKubeAPI) -> AsyncIterator[KubeBackend]:
+async def served(fake: FakeKubeAPI) -> AsyncIterator[KubeEngine]:
     """The fake API server on a loopback port, and the cleanup's backend talking to it."""
     sockets = bind_sockets(0, "127.0.0.1")
     server = HTTPServer(fake.app())
@@ -111,7 +111,7 @@ async def served(fake: FakeKubeAPI) -> AsyncIterator[KubeBackend]:
     config = client.Configuration(host=f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
     try:
         async with client.ApiClient(config) as api_client:
-            yield KubeBackend(api_client, NS)
+            yield KubeEngine(NS, api_client=api_client)
     finally:
         server.stop()
 

@@ -9,7 +9,8 @@ import pytest
 from traitlets.config import Config
 
 from devtools.hubprocess import REPO
-from mlhub.core.settings import IDENTITY_VARIABLES, SettingsError, read_settings
+from mlhub.core.identity_settings import IDENTITY_VARIABLES
+from mlhub.core.settings import SettingsError, read_settings
 from mlhub.hub.identity import IdentityError, authenticator_config, github_teams
 
 OAUTH = {"MLHUB_OAUTH_CLIENT_ID": "hub", "MLHUB_OAUTH_CLIENT_SECRET": "s3cret"}

@@ -1,11 +1,10 @@
 """Run the cleanup service (started by the hub as a managed JupyterHub service).
 
-Environment (set by the hub; see the README): JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN,
-JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub), HUB_NAME,
-CLEANUP_INTERVAL_SECONDS (default 3600, -1: no periodic runs), MLHUB_EXECUTION_MODE (docker or
-k8s), MLHUB_NAMESPACE (k8s: the namespace of the hub's objects; default POD_NAMESPACE),
-MLHUB_INSTALL_ID (only objects with this ``mlhub.install`` are removed), MLHUB_DELETED_USER_VOLUMES
-(remove or keep: deleted accounts' volumes).
+Environment: JupyterHub's (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL,
+JUPYTERHUB_SERVICE_PREFIX) and the settings table's variables whose receivers include
+``cleanup`` (mlhub/core/settings.py; the README lists them): HUB_NAME, CLEANUP_INTERVAL_SECONDS,
+EXECUTION_MODE, MLHUB_NAMESPACE (default POD_NAMESPACE), MLHUB_INSTALL_ID,
+MLHUB_DELETED_USER_VOLUMES. It exits when its hub is gone (mlhub/services/lifetime.py).
 """
 
 from __future__ import annotations
@@ -13,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
-import sys
 import time
-from urllib.parse import urlparse
 
-from mlhub.services.cleanup.config import ConfigError, read_config
+from mlhub.engines.base import Engine
+from mlhub.services.base import listen, read_or_exit, setup_logging, watch_hub
+from mlhub.services.cleanup.config import CleanupConfig, read_config
 from mlhub.services.cleanup.hub_api import HubAPI
 from mlhub.services.cleanup.runner import Cleaner, RunInProgress
-from mlhub.services.hub_client import listen_address
 
 log = logging.getLogger("mlhub.services.cleanup")
 
@@ -40,28 +37,21 @@ async def periodic(cleaner: Cleaner, schedule: dict) -> None:
                 log.exception("Periodic %s cleanup failed; the next run retries", kind)
 
 
-async def make_backend(config):
+async def make_backend(config: CleanupConfig) -> Engine:
+    """The engine adapter (mlhub/engines) for the hub's execution mode."""
     if config.mode == "k8s":
-        from kubernetes_asyncio import client
-        from kubernetes_asyncio import config as kube_config
+        from mlhub.engines.kube import KubeEngine, load_config
 
-        from mlhub.services.cleanup.kube_backend import KubeBackend
+        await load_config(kubeconfig_fallback=False)
+        return KubeEngine(config.namespace)
+    from mlhub.engines.docker import DockerEngine
 
-        kube_config.load_incluster_config()
-        return KubeBackend(client.ApiClient(), config.namespace)
-    from mlhub.services.cleanup.docker_backend import DockerBackend
-
-    return DockerBackend()
+    return DockerEngine()
 
 
 async def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="[%(levelname).1s %(asctime)s cleanup-service] %(message)s"
-    )
-    try:
-        config = read_config(os.environ)
-    except ConfigError as exc:
-        sys.exit(f"cleanup-service cannot start:\n{exc}")
+    setup_logging("cleanup-service")
+    config = read_or_exit(lambda: read_config(os.environ), "cleanup-service")
     backend = await make_backend(config)
     cleaner = Cleaner(
         config.hub_name,
@@ -73,9 +63,7 @@ async def main() -> None:
     schedule = {"interval": config.interval, "next_run_at": None}
     from mlhub.services.cleanup.app import make_app
 
-    app = make_app(config.prefix, cleaner, schedule, secrets.token_bytes(32))
-    url = urlparse(config.service_url)
-    app.listen(url.port or 80, listen_address(url.hostname))
+    listen(make_app(config.prefix, cleaner, schedule), config.service_url)
     log.info(
         "Cleanup service for hub %s (install %s, deleted accounts' volumes: %s) on %s (periodic: %s)",
         config.hub_name,
@@ -86,7 +74,7 @@ async def main() -> None:
     )
     if config.interval > 0:
         asyncio.ensure_future(periodic(cleaner, schedule))
-    await asyncio.Event().wait()
+    await watch_hub("cleanup-service")
 
 
 if __name__ == "__main__":

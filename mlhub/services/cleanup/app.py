@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
+from jupyterhub.services.auth import UserNotAllowed
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from mlhub.services.base import ServiceHandler, make_service_app
 from mlhub.services.cleanup.page import report_page
 from mlhub.services.cleanup.runner import Cleaner, RunInProgress
 
 
-class AdminHandler(HubOAuthenticated, web.RequestHandler):
+class AdminHandler(ServiceHandler):
     """Admins only: hub OAuth for browsers, API tokens (with access to this service) for scripts."""
+
+    login_needed = "admin rights on this hub are needed"
 
     def initialize(self, cleaner: Cleaner, schedule: dict[str, Any]) -> None:
         self.cleaner = cleaner
@@ -26,25 +28,6 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
         if model.get("kind") != "user" or not model.get("admin"):
             raise UserNotAllowed(model)
         return model
-
-    def prepare(self) -> None:
-        if self.current_user is None:
-            if "text/html" in self.request.headers.get("Accept", ""):
-                self.redirect(self.get_login_url())
-                return
-            raise web.HTTPError(403, "admin rights on this hub are needed")
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        reason = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            reason = exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": reason}))
-
-    def write_json(self, data: Any) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, indent=1))
 
 
 class RunHandler(AdminHandler):
@@ -103,15 +86,15 @@ class StatusHandler(AdminHandler):
 
 
 def make_app(
-    prefix: str, cleaner: Cleaner, schedule: dict[str, Any], cookie_secret: bytes
+    prefix: str, cleaner: Cleaner, schedule: dict[str, Any], cookie_secret: bytes | None = None
 ) -> web.Application:
     args = {"cleaner": cleaner, "schedule": schedule}
-    return web.Application(
+    return make_service_app(
+        prefix,
         [
-            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
             (url_path_join(prefix, r"(users|expired)/?"), RunHandler, args),
             (url_path_join(prefix, "status/?"), StatusHandler, args),
             (prefix.rstrip("/") + "/?", StatusHandler, args),
         ],
-        cookie_secret=cookie_secret,
+        cookie_secret,
     )

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mlhub.core.ownership import parse_time
+from mlhub.core.workspace import meta_of_state
 from mlhub.services.cleanup.model import HubServer
 from mlhub.services.hub_client import HubAPIError, HubClient
 
@@ -42,12 +43,12 @@ class HubAPI(HubClient):
         servers = []
         for user in users:
             for name, model in (user.get("servers") or {}).items():
-                meta = (model.get("state") or {}).get("mlhub") or {}
+                meta = meta_of_state(model.get("state"))
                 servers.append(
                     HubServer(
                         user=user["name"],
                         name=name,
-                        expiration_timestamp=int(meta.get("expiration_timestamp") or 0),
+                        expiration_timestamp=meta.expiration_timestamp if meta else 0,
                         running=bool(model.get("ready") or model.get("pending")),
                     )
                 )

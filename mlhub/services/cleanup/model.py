@@ -5,27 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlhub.engines.base import Resource
 
-@dataclass(frozen=True)
-class Resource:
-    """One labelled object on the engine (container, network, volume; pod, PVC, ...)."""
-
-    kind: str
-    name: str
-    id: str
-    labels: dict[str, str]
-    #: containers and pods: when the engine created it (epoch seconds; 0 unknown) and whether it
-    #: runs or is about to (Docker: created/running/restarting; Kubernetes: Pending/Running)
-    created: float = 0.0
-    active: bool = False
-
-    @property
-    def user(self) -> str | None:
-        return self.labels.get("mlhub.user")
-
-    @property
-    def server_name(self) -> str | None:
-        return self.labels.get("mlhub.server_name")
+__all__ = ["Action", "HubServer", "Plan", "Resource"]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """Run the SSH gateway (started by the hub as the managed JupyterHub service ``ssh``).
 
-Environment (set by jupyterhub_config.py; see the README): JUPYTERHUB_API_URL,
-JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX (from JupyterHub),
-HUB_NAME, MLHUB_DATA_DIR (host key and key database), MLHUB_SSH_IP, MLHUB_SSH_PORT (default
-2222), MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH, MLHUB_SSH_KEYS_DB_URL, MLHUB_EXECUTION_MODE
-(docker or k8s), MLHUB_NAMESPACE (k8s: the workspaces' namespace), MLHUB_SSH_ACTIVITY_INTERVAL
-(seconds between reports of open sessions' activity to the hub; default 300),
-MLHUB_SSH_PUBLIC_PORT (the port shown to users; default MLHUB_SSH_PORT).
+Environment: JupyterHub's (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL,
+JUPYTERHUB_SERVICE_PREFIX) and the settings table's variables whose receivers include ``ssh``
+(mlhub/core/settings.py; the README lists them): HUB_NAME, MLHUB_DATA_DIR (host key and key
+database), MLHUB_IP, MLHUB_SSH_PORT, MLHUB_SSH_PUBLIC_HOST, MLHUB_SSH_TOKEN_AUTH,
+MLHUB_SSH_KEYS_DB_URL, MLHUB_PUBLIC_URL, EXECUTION_MODE, MLHUB_NAMESPACE and
+MLHUB_CULL_IDLE_SECONDS (open sessions' activity is reported as often as workspaces report
+theirs); the variables of the hub's one port (MLHUB_PORT, SSL_ENABLED, START_CHP, START_SSH,
+MLHUB_PROXY_API_URL, MLHUB_SSH_SHARED_PORT, MLHUB_PROXY_INTERNAL_PORT) give the port shown to
+users. It exits when its hub is gone (mlhub/services/lifetime.py).
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import sys
-from urllib.parse import urlparse
 
 import asyncssh
 
-from mlhub.services.hub_client import listen_address
-from mlhub.services.ssh.config import ConfigError, GatewayConfig, read_config
-from mlhub.services.ssh.engine import Engine
+from mlhub.engines.base import Engine
+from mlhub.services.base import listen, read_or_exit, setup_logging, watch_hub
+from mlhub.services.ssh.config import GatewayConfig, read_config
 from mlhub.services.ssh.hub import GatewayHub
 from mlhub.services.ssh.keystore import KeyStore
 from mlhub.services.ssh.server import Gateway
@@ -44,28 +44,23 @@ def host_key(config: GatewayConfig) -> asyncssh.SSHKey:
 
 
 async def make_engine(config: GatewayConfig) -> Engine:
+    """The engine adapter (mlhub/engines) for the hub's execution mode."""
     if config.mode == "k8s":
-        from kubernetes_asyncio import config as kube_config
+        from mlhub.engines.kube import KubeEngine, load_config
 
-        from mlhub.services.ssh.kube_exec import KubeEngine
-
-        try:
-            kube_config.load_incluster_config()
-        except kube_config.ConfigException:
-            await kube_config.load_kube_config()
+        await load_config()
         return KubeEngine(config.namespace)
-    from mlhub.services.ssh.docker_exec import DockerEngine
+    from mlhub.engines.docker import DockerEngine
 
-    return DockerEngine()
+    engine = DockerEngine()
+    engine.check_exec()
+    return engine
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s ssh-gateway] %(message)s")
+    setup_logging("ssh-gateway")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    try:
-        config = read_config(os.environ)
-    except ConfigError as exc:
-        sys.exit(f"ssh gateway cannot start:\n{exc}")
+    config: GatewayConfig = read_or_exit(lambda: read_config(os.environ), "ssh gateway")
     keys = KeyStore(config.keys_db_url)
     hub = GatewayHub(config.api_url, config.api_token)
     try:
@@ -108,11 +103,9 @@ async def main() -> None:
                 config.ssh_port,
             ),
             service_name=config.service_name,
-        ),
-        secrets.token_bytes(32),
+        )
     )
-    url = urlparse(config.service_url)
-    app.listen(url.port or 80, listen_address(url.hostname))
+    listen(app, config.service_url)
     log.info(
         "SSH gateway for hub %s on port %d (host key %s; token logins %s); keys page on %s",
         config.hub_name,
@@ -122,7 +115,7 @@ async def main() -> None:
         config.service_url,
     )
     async with server:
-        await server.wait_closed()
+        await watch_hub("ssh gateway")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from mlhub.core.workspace import engine_object_ref
 from mlhub.services.hub_client import HubAPIError, HubClient
 from mlhub.services.ssh.targets import Target
 
@@ -41,13 +42,11 @@ class GatewayHub(HubClient):
         server = (model.get("servers") or {}).get(target.server)
         if server is None:
             return None
-        state = server.get("state") or {}
         return Workspace(
             target=target,
             ready=bool(server.get("ready")),
             pending=server.get("pending"),
-            # DockerSpawner keeps the container id, KubeSpawner the pod name
-            object_ref=state.get("object_id") or state.get("object_name") or state.get("pod_name") or "",
+            object_ref=engine_object_ref(server.get("state")),
             url=server.get("url") or "",
         )
 

@@ -16,8 +16,8 @@ from typing import Any
 import asyncssh
 
 from mlhub.core import labels
+from mlhub.engines.base import STDERR, Engine, ExecError
 from mlhub.services.ssh.activity import ActivityReporter
-from mlhub.services.ssh.engine import STDERR, Engine, ExecError
 from mlhub.services.ssh.hub import GatewayHub, NoSuchUser, Workspace, token_grants_access
 from mlhub.services.ssh.keystore import KeyStore
 from mlhub.services.ssh.session import TCPPipe, TCPSession, UserFacingError, WorkspaceSession

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import asyncssh
 
-from mlhub.services.ssh.docker_exec import STDERR, STDOUT
+from mlhub.engines.base import STDERR, STDOUT, WriterSide
 
 log = logging.getLogger("mlhub.services.ssh")
 
@@ -38,7 +38,7 @@ class Activity(Protocol):
     def closed(self) -> None: ...
 
 
-class TCPPipe:
+class TCPPipe(WriterSide):
     """A TCP connection with the :class:`Pipe` interface (all output counts as stdout)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -50,29 +50,6 @@ class TCPPipe:
         except ConnectionError:
             data = b""
         return (STDOUT, data) if data else (0, b"")
-
-    def write(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
-
-    def write_buffer_size(self) -> int:
-        return self.writer.transport.get_write_buffer_size()
-
-    async def drain(self) -> None:
-        try:
-            await self.writer.drain()
-        except ConnectionError:
-            pass
-
-    def write_eof(self) -> None:
-        if not self.writer.is_closing() and self.writer.can_write_eof():
-            try:
-                self.writer.write_eof()
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 class Bridge:

@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from mlhub.services.base import ServiceHandler, make_service_app
 from mlhub.services.ssh.hub import GatewayHub, NoSuchUser
 from mlhub.services.ssh.keystore import KeyError_, KeyExists, KeyStore
 from mlhub.services.ssh.targets import (
@@ -79,7 +79,11 @@ def ssh_host(ctx: Context, request_host: str) -> str:
     return host.strip("[]") or "localhost"
 
 
-class BaseHandler(HubOAuthenticated, web.RequestHandler):
+class BaseHandler(ServiceHandler):
+    login_needed = "log in to the hub (or send a hub API token of a user)"
+    users_only = True
+    redirect_on_get_only = True
+
     def initialize(self, ctx: Context) -> None:
         self.ctx = ctx
 
@@ -87,32 +91,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def is_admin(self) -> bool:
         return bool(self.current_user and self.current_user.get("admin"))
 
-    def prepare(self) -> None:
-        if self.current_user is None or self.current_user.get("kind") != "user":
-            if "text/html" in self.request.headers.get("Accept", "") and self.request.method == "GET":
-                self.redirect(self.get_login_url())
-                return
-            raise web.HTTPError(403, "log in to the hub (or send a hub API token of a user)")
-
     def subject_user(self) -> str:
         """Whose keys: yourself, or (admins only) ``?user=``."""
         user = self.get_argument("user", "") or self.current_user["name"]
         if user != self.current_user["name"] and not self.is_admin:
             raise web.HTTPError(403, "only admins manage other users' keys")
         return user
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        reason = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            reason = exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": reason}))
-
-    def write_json(self, data: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, indent=1))
 
 
 class KeysHandler(BaseHandler):
@@ -302,17 +286,17 @@ class SetupScriptHandler(web.RequestHandler):
         )
 
 
-def make_app(ctx: Context, cookie_secret: bytes) -> web.Application:
+def make_app(ctx: Context, cookie_secret: bytes | None = None) -> web.Application:
     prefix = ctx.prefix
     args = {"ctx": ctx}
-    return web.Application(
+    return make_service_app(
+        prefix,
         [
-            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
             (url_path_join(prefix, "api/keys/?"), KeysHandler, args),
             (url_path_join(prefix, r"api/keys/(\d+)/?"), KeyHandler, args),
             (url_path_join(prefix, "setup.sh"), SetupScriptHandler, args),
             (url_path_join(prefix, "tunnel"), TunnelHandler, args),
             (prefix.rstrip("/") + "/?", PageHandler, args),
         ],
-        cookie_secret=cookie_secret,
+        cookie_secret,
     )

@@ -1,6 +1,8 @@
-"""Processes inside workspace containers through the Docker engine's exec API.
+"""The Docker engine adapter: one docker-py client set-up (:func:`docker_client`), this hub's
+labelled containers, volumes and networks listed and removed (the cleanup service), processes
+inside workspace containers through the engine's exec API (the SSH gateway).
 
-Creating, inspecting and resizing an exec go through docker-py (in a thread); the exec's
+docker-py is blocking, so every call runs in a thread (never on the event loop). Creating, inspecting and resizing an exec go through docker-py (in a thread); the exec's
 stream itself is the engine's hijacked HTTP connection (``Upgrade: tcp``) read and written
 with asyncio, so a session costs no thread. Without a TTY the engine multiplexes stdout and
 stderr in 8-byte-headed frames; closing our write side is EOF on the process's stdin.
@@ -13,28 +15,42 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import docker
 from docker.errors import APIError, NotFound
 
-from mlhub.services.ssh.engine import (
+from mlhub.core.labels import ORIGIN
+from mlhub.engines.base import (
     STDERR,
     STDOUT,
     Engine,
     ExecError,
     ProcessStream,
+    Resource,
     WorkspaceInfo,
+    WriterSide,
     with_pid_file,
 )
+from mlhub.engines.workspace_disk import disk_of_volume
 
-__all__ = ["STDERR", "STDOUT", "DockerEngine", "ExecError", "ExecStream"]
+__all__ = ["STDERR", "STDOUT", "DockerEngine", "ExecError", "ExecStream", "docker_client"]
 
-log = logging.getLogger("mlhub.services.ssh")
+log = logging.getLogger("mlhub.engines.docker")
+
+#: container states in which it runs, or is about to
+ACTIVE_STATES = {"created", "running", "restarting"}
 
 
-class ExecStream(ProcessStream):
+def docker_client(environ: Mapping[str, str] | None = None, timeout: int = 60) -> docker.DockerClient:
+    """A docker-py client for the engine in *environ* (``DOCKER_HOST`` ..., default: this
+    process's environment, else the local socket)."""
+    return docker.from_env(timeout=timeout, environment=dict(os.environ if environ is None else environ))
+
+
+class ExecStream(WriterSide, ProcessStream):
     """A process started with ``docker exec``: the engine's hijacked connection."""
 
     def __init__(
@@ -63,26 +79,6 @@ class ExecStream(ProcessStream):
         except (asyncio.IncompleteReadError, ConnectionError):
             return 0, b""
 
-    def write(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
-
-    def write_buffer_size(self) -> int:
-        return self.writer.transport.get_write_buffer_size()
-
-    async def drain(self) -> None:
-        try:
-            await self.writer.drain()
-        except ConnectionError:
-            pass
-
-    def write_eof(self) -> None:
-        if not self.writer.is_closing() and self.writer.can_write_eof():
-            try:
-                self.writer.write_eof()
-            except OSError:
-                pass
-
     async def resize(self, width: int, height: int) -> None:
         if self.tty and width and height:
             try:
@@ -103,9 +99,6 @@ class ExecStream(ProcessStream):
                 return None
             await asyncio.sleep(0.05)
 
-    def close(self) -> None:
-        self.writer.close()
-
     async def still_running(self) -> bool:
         try:
             info = await asyncio.to_thread(self.engine.api.exec_inspect, self.exec_id)
@@ -117,16 +110,69 @@ class ExecStream(ProcessStream):
 class DockerEngine(Engine):
     """Workspaces as containers on a Docker engine (``DOCKER_HOST`` or the local socket)."""
 
-    def __init__(self, environ: Mapping[str, str] = os.environ):
-        self.client = docker.from_env(environment=dict(environ))
+    def __init__(self, environ: Mapping[str, str] | None = None, client: docker.DockerClient | None = None):
+        environ = os.environ if environ is None else environ
+        self.client = client or docker_client(environ)
         self.api = self.client.api
-        host = environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self.address = urlparse(host)
+        self.host = environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.address = urlparse(self.host)
+
+    def check_exec(self) -> None:
+        """Raise ValueError unless processes can be started here (exec streams need a
+        unix:// or tcp:// engine)."""
         if self.address.scheme not in ("unix", "tcp", "http"):
             raise ValueError(
-                f"DOCKER_HOST: the SSH gateway supports unix:// and tcp:// engines (got {host!r})"
+                f"DOCKER_HOST: the SSH gateway supports unix:// and tcp:// engines (got {self.host!r})"
             )
-        self.api_version = self.api.api_version
+
+    async def _run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: func(*args, **kwargs))
+
+    async def list_resources(self, hub_name: str) -> list[Resource]:
+        api = self.api
+        flt = {"label": [f"{ORIGIN}={hub_name}"]}
+        containers = await self._run(api.containers, all=True, filters=flt)
+        volumes = (await self._run(api.volumes, filters=flt)).get("Volumes") or []
+        networks = await self._run(api.networks, filters=flt)
+        resources = [
+            Resource(
+                "container",
+                c["Names"][0].lstrip("/"),
+                c["Id"],
+                c.get("Labels") or {},
+                created=float(c.get("Created") or 0),
+                active=c.get("State") in ACTIVE_STATES,
+            )
+            for c in containers
+        ]
+        resources += [Resource("volume", v["Name"], v["Name"], v.get("Labels") or {}) for v in volumes]
+        resources += [Resource("network", n["Name"], n["Id"], n.get("Labels") or {}) for n in networks]
+        return resources
+
+    async def remove(self, resource: Resource) -> None:
+        """Remove one resource; one that is already gone counts as removed."""
+        api = self.api
+        try:
+            if resource.kind == "container":
+                await self._run(api.remove_container, resource.id, force=True, v=True)
+            elif resource.kind == "volume":
+                found = await self._run(api.inspect_volume, resource.name)
+                await self._run(api.remove_volume, resource.name)
+                disk = disk_of_volume(found)
+                if disk is not None:  # a capped /workspace: its disk image goes with it
+                    await self._run(disk.remove)
+            elif resource.kind == "network":
+                found = await self._run(api.inspect_network, resource.id)
+                for cid in found.get("Containers") or {}:
+                    # e.g. the hub's own container, attached to reach the workspaces
+                    await self._run(api.disconnect_container_from_network, cid, resource.id, force=True)
+                await self._run(api.remove_network, resource.id)
+            else:
+                raise ValueError(f"unknown resource kind {resource.kind}")
+        except NotFound:
+            return
+        except APIError as exc:
+            raise RuntimeError(f"{resource.kind} {resource.name}: {exc.explanation or exc}") from None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.address.scheme == "unix":
@@ -167,11 +213,12 @@ class DockerEngine(Engine):
         except APIError as exc:
             raise ExecError(exc.explanation or str(exc)) from None
         exec_id = created["Id"]
+        self.check_exec()
         reader, writer = await self._connect()
         body = json.dumps({"Detach": False, "Tty": tty}).encode()
         writer.write(
             (
-                f"POST /v{self.api_version}/exec/{exec_id}/start HTTP/1.1\r\n"
+                f"POST /v{self.api.api_version}/exec/{exec_id}/start HTTP/1.1\r\n"
                 "Host: docker\r\nContent-Type: application/json\r\n"
                 "Connection: Upgrade\r\nUpgrade: tcp\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"

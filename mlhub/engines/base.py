@@ -1,7 +1,9 @@
-"""What the gateway needs from the engine its workspaces run on (Docker or Kubernetes).
+"""What MLHub's services need from the engine the workspaces run on (Docker or Kubernetes);
+one adapter per engine (:mod:`mlhub.engines.docker`, :mod:`mlhub.engines.kube`) offers it all.
 
-An engine finds a workspace by the reference the hub's spawner keeps in its state, and runs
-processes in it with stdin/stdout/stderr attached (:class:`ProcessStream`). Everything else
+The cleanup service lists a hub's labelled objects (:class:`Resource`) and removes them. The SSH
+gateway finds a workspace by the reference the hub's spawner keeps in its state, and runs
+processes in it with stdin/stdout/stderr attached (:class:`ProcessStream`); everything else
 (sftp-server lookup, port relays, hang-ups) is built from those two operations.
 """
 
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-log = logging.getLogger("mlhub.services.ssh")
+log = logging.getLogger("mlhub.engines")
 
 STDOUT, STDERR = 1, 2
 
@@ -34,6 +36,28 @@ exit 0
 """
 
 
+@dataclass(frozen=True)
+class Resource:
+    """One labelled object on the engine (container, network, volume; pod, PVC, ...)."""
+
+    kind: str
+    name: str
+    id: str
+    labels: dict[str, str]
+    #: containers and pods: when the engine created it (epoch seconds; 0 unknown) and whether it
+    #: runs or is about to (Docker: created/running/restarting; Kubernetes: Pending/Running)
+    created: float = 0.0
+    active: bool = False
+
+    @property
+    def user(self) -> str | None:
+        return self.labels.get("mlhub.user")
+
+    @property
+    def server_name(self) -> str | None:
+        return self.labels.get("mlhub.server_name")
+
+
 class ExecError(RuntimeError):
     """The engine refused to run the process (workspace gone, not running, ...)."""
 
@@ -51,6 +75,36 @@ class WorkspaceInfo:
 def with_pid_file(cmd: Sequence[str], pid_file: str) -> list[str]:
     """*cmd*, first writing its PID to *pid_file* so a hang-up can find it later."""
     return ["/bin/sh", "-c", f'echo $$ > {pid_file}; exec "$@"', "sh", *cmd]
+
+
+class WriterSide:
+    """The sending half of a pipe over an asyncio stream (a Docker exec's hijacked connection,
+    a TCP connection): writes, flow control, EOF, close."""
+
+    writer: asyncio.StreamWriter
+
+    def write(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def write_buffer_size(self) -> int:
+        return self.writer.transport.get_write_buffer_size()
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except ConnectionError:
+            pass
+
+    def write_eof(self) -> None:
+        if not self.writer.is_closing() and self.writer.can_write_eof():
+            try:
+                self.writer.write_eof()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 class ProcessStream:
@@ -103,7 +157,16 @@ class ProcessStream:
 
 
 class Engine:
-    """Base of the engines: :meth:`workspace` and :meth:`start`; the rest is built on them."""
+    """Base of the engine adapters. Cleanup: :meth:`list_resources`, :meth:`remove`. Processes:
+    :meth:`workspace` and :meth:`start`; the rest is built on them."""
+
+    async def list_resources(self, hub_name: str) -> list[Resource]:
+        """Every object labelled ``mlhub.origin=<hub_name>``."""
+        raise NotImplementedError
+
+    async def remove(self, resource: Resource) -> None:
+        """Remove one object; one that is already gone counts as removed."""
+        raise NotImplementedError
 
     async def workspace(self, ref: str) -> WorkspaceInfo | None:
         raise NotImplementedError

@@ -1,6 +1,10 @@
-"""Processes inside workspace pods through the Kubernetes API's exec (WebSocket) endpoint.
+"""The Kubernetes engine adapter: the client configuration (:func:`load_config`), this hub's
+labelled pods, services, PVCs and network policies in its namespace listed and deleted (the
+cleanup service), processes inside workspace pods through the API's exec (WebSocket) endpoint
+(the SSH gateway).
 
-The stream speaks ``v5.channel.k8s.io`` (or ``v4`` on older API servers): each binary message
+Where a user name is not a valid label value, the MLHub Kube spawner keeps the exact value in
+an annotation of the same key; annotations win over labels here. The exec stream speaks ``v5.channel.k8s.io`` (or ``v4`` on older API servers): each binary message
 starts with its channel, 0 stdin, 1 stdout, 2 stderr, 3 the final status, 4 terminal size;
 v5 adds 255 to close a channel (EOF on stdin), which v4 cannot express.
 """
@@ -12,23 +16,55 @@ import json
 import logging
 import ssl
 from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 from kubernetes_asyncio import client
+from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.rest import ApiException
 
-from mlhub.services.ssh.engine import (
+from mlhub.core.labels import ORIGIN
+from mlhub.engines.base import (
     STDERR,
     STDOUT,
     Engine,
     ExecError,
     ProcessStream,
+    Resource,
     WorkspaceInfo,
     with_pid_file,
 )
 
-log = logging.getLogger("mlhub.services.ssh")
+log = logging.getLogger("mlhub.engines.kube")
+
+# kind -> (API class, list method, delete method)
+KINDS: dict[str, tuple[str, str, str]] = {
+    "pod": ("CoreV1Api", "list_namespaced_pod", "delete_namespaced_pod"),
+    "service": ("CoreV1Api", "list_namespaced_service", "delete_namespaced_service"),
+    "pvc": (
+        "CoreV1Api",
+        "list_namespaced_persistent_volume_claim",
+        "delete_namespaced_persistent_volume_claim",
+    ),
+    "networkpolicy": (
+        "NetworkingV1Api",
+        "list_namespaced_network_policy",
+        "delete_namespaced_network_policy",
+    ),
+}
+
+
+async def load_config(kubeconfig_fallback: bool = True) -> None:
+    """Load the default client configuration: in-cluster (the hub pod's service account), else
+    (with *kubeconfig_fallback*) the kubeconfig."""
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        if not kubeconfig_fallback:
+            raise
+        await kube_config.load_kube_config()
+
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, ERROR, RESIZE, CLOSE = 0, 3, 4, 255
@@ -137,14 +173,54 @@ class KubeExecStream(ProcessStream):
 
 
 class KubeEngine(Engine):
-    """Workspaces as pods in one namespace; uses the default client configuration (in-cluster
-    or kubeconfig), loaded before this is made."""
+    """Workspaces as pods in one namespace; uses *api_client*, else the default client
+    configuration (in-cluster or kubeconfig: :func:`load_config`), loaded before this is made."""
 
-    def __init__(self, namespace: str, container: str = "notebook"):
+    def __init__(
+        self, namespace: str, container: str = "notebook", api_client: client.ApiClient | None = None
+    ):
         self.namespace = namespace
         self.container = container
-        self.configuration = client.Configuration.get_default_copy()
-        self.api = client.CoreV1Api(client.ApiClient(self.configuration))
+        self.api_client = api_client or client.ApiClient(client.Configuration.get_default_copy())
+        self.configuration = self.api_client.configuration
+        self.api = client.CoreV1Api(self.api_client)
+
+    def _api(self, kind: str) -> Any:
+        return getattr(client, KINDS[kind][0])(self.api_client)
+
+    async def list_resources(self, hub_name: str) -> list[Resource]:
+        resources = []
+        for kind, (_, list_method, _) in KINDS.items():
+            result = await getattr(self._api(kind), list_method)(
+                self.namespace, label_selector=f"{ORIGIN}={hub_name}"
+            )
+            for item in result.items:
+                meta = item.metadata
+                labels = {**(meta.labels or {}), **(meta.annotations or {})}
+                created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else 0.0
+                phase = getattr(getattr(item, "status", None), "phase", None) if kind == "pod" else None
+                resources.append(
+                    Resource(
+                        kind,
+                        meta.name,
+                        meta.uid or meta.name,
+                        labels,
+                        created,
+                        phase in ("Pending", "Running"),
+                    )
+                )
+        return resources
+
+    async def remove(self, resource: Resource) -> None:
+        _, _, delete_method = KINDS[resource.kind]
+        try:
+            await getattr(self._api(resource.kind), delete_method)(
+                resource.name, self.namespace, propagation_policy="Foreground"
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise RuntimeError(f"{resource.kind} {resource.name}: {exc.status} {exc.reason}") from None
 
     async def workspace(self, ref: str) -> WorkspaceInfo | None:
         try:

@@ -1,0 +1,127 @@
+"""MLHub's services live and die with their hub.
+
+The hub starts the cleanup service and the SSH gateway as managed subprocesses. When the hub
+process is killed (``kill -9``: no chance to stop them), they must exit on their own, so that a
+hub started again with the same command gets the ports 8091, 8092 and 2222 (here: this test's
+ports) for its own services instead of failing with "Address already in use".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from devtools.hubprocess import HubProcess, free_port, new_hub_name, remove_test_objects
+
+#: MLHub's services, and JupyterHub's idle culler (started through mlhub.services.idle_culler)
+SERVICES = ("cleanup-service", "ssh", "idle-culler")
+
+
+def alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def processes_in(directory: Path) -> set[int]:
+    """Processes whose working directory is *directory* (the hub's, which its children keep)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == directory:
+                    found.add(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def service_pids(hub: HubProcess) -> dict[str, int]:
+    services = hub.api("GET", "/services").json()
+    return {name: int(services[name]["pid"]) for name in SERVICES}
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def ssh_banner(port: int) -> bytes:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            return sock.recv(64)
+    except OSError:
+        return b""
+
+
+def cleanup_answers(port: int) -> bool:
+    try:
+        requests.get(f"http://127.0.0.1:{port}/services/cleanup-service/status", timeout=5)
+    except requests.RequestException:
+        return False
+    return True
+
+
+@pytest.fixture
+def fixed_port_hub(tmp_path, docker_client):
+    """A hub whose every port stays the same across restarts (as with the README's command)."""
+    hub = HubProcess(
+        tmp_path,
+        new_hub_name(),
+        env={"MLHUB_CLEANUP_PORT": str(free_port()), "CLEANUP_INTERVAL_SECONDS": "-1"},
+    )
+    started: list[int] = []
+    yield hub, started
+    hub.stop()
+    # What a failing run leaves behind (the services, and the proxy and idle culler the killed
+    # hub could not stop): this test's own processes only, those running in its directory.
+    for pid in set(started) | processes_in(tmp_path):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    remove_test_objects(docker_client, hub.hub_name)
+
+
+def test_services_exit_when_their_hub_is_killed_and_a_new_hub_gets_the_ports(fixed_port_hub):
+    hub, started = fixed_port_hub
+    hub.start()
+    old = service_pids(hub)
+    started += old.values()
+    assert all(alive(pid) for pid in old.values())
+
+    assert hub.proc is not None
+    os.kill(hub.proc.pid, signal.SIGKILL)  # the hub only, not its services
+    hub.proc.wait()
+    hub.proc = None
+
+    wait_until(
+        lambda: not any(alive(pid) for pid in old.values()),
+        timeout=60,
+        what=f"the orphaned services {old} exit after their hub was killed",
+    )
+
+    # they said why, in the log they share with the hub
+    log = hub.log_tail(400)
+    assert "cleanup-service: the hub (pid" in log and "ssh gateway: the hub (pid" in log
+
+    hub.start()
+    cleanup_port = int(hub.env["MLHUB_CLEANUP_PORT"])
+    wait_until(lambda: ssh_banner(hub.ssh_port).startswith(b"SSH-"), 60, "the new SSH gateway answers")
+    wait_until(lambda: cleanup_answers(cleanup_port), 60, "the new cleanup service answers")
+    new = service_pids(hub)
+    started += new.values()
+    assert not set(new.values()) & set(old.values())
+    assert all(alive(pid) for pid in new.values()), hub.log_tail()
+    assert "Address already in use" not in hub.log_tail(400)
