@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from mlhub.core.settings import (
     SettingsError,
     activity_interval,
+    ml_hub_leftovers,
     read_settings,
     service_environment,
     shared_port_on,
@@ -25,6 +26,8 @@ try:
     settings = read_settings(os.environ, default_data_dir=os.path.join(_here, ".mlhub", "data"))
 except SettingsError as exc:
     sys.exit(f"MLHub cannot start, invalid environment variables:\n{exc}")
+for _line in ml_hub_leftovers(os.environ):
+    print(f"[mlhub] WARNING: {_line}", file=sys.stderr, flush=True)
 
 # Everything the hub and its services write (database, cookie secret, SSH host key and key
 # store) is readable by the hub's user only.

@@ -29,3 +29,16 @@ def test_hub_refuses_to_start_with_a_bad_variable(tmp_path):
     assert "HUB_NAME: must be 1-12 lowercase letters" in output
     assert "MLHUB_PORT: must be between 1 and 65535" in output
     assert not (tmp_path / "jupyterhub.sqlite").exists()
+
+
+def test_ml_hubs_leftover_variables_are_named_at_start(tmp_path):
+    """START_NGINX and friends: ML Hub read them, MLHub does not; the start log says so."""
+    from tests.support.helm_hub import hub_config_from_chart
+
+    result = hub_config_from_chart(
+        {"hub": {"extraEnv": {"START_NGINX": "true", "DEFAULT_WORKSPACE_PORT": "8091"}}}, tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "[mlhub] WARNING: START_NGINX is ML Hub's and ignored by MLHub" in output
+    assert "[mlhub] WARNING: DEFAULT_WORKSPACE_PORT is ML Hub's and ignored by MLHub" in output

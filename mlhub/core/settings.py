@@ -403,3 +403,29 @@ def ssh_public_port(settings: HubSettings) -> int:
     if not shared_port_on(settings):
         return settings.ssh_port
     return urlparse(settings.public_url).port or (443 if settings.public_url.startswith("https:") else 80)
+
+
+#: ML Hub's variables that MLHub does not read, and what to do instead
+#: (docs/migrating-from-ml-hub.md): named in a warning at start rather than silently ignored.
+ML_HUB_ONLY_VARIABLES: dict[str, str] = {
+    "START_NGINX": "there is no nginx: tools go through the hub's proxy, SSH through the gateway",
+    "DEFAULT_WORKSPACE_PORT": "workspaces listen where JupyterHub tells them (c.Spawner.port)",
+    "DYNAMIC_WHITELIST_ENABLED": "authorize users on /hub/authorize (or c.Authenticator.allowed_users)",
+    "IS_CLEANUP_SERVICE_ENABLED": "the cleanup service always runs; CLEANUP_INTERVAL_SECONDS=-1 stops its periodic runs",
+    "DATA_VOLUME_CONTAINER": "use MLHUB_DATA_DIR",
+    "SSH_PERMIT_TARGET_HOST": "the SSH gateway reaches a user's own workspaces through the engine",
+    "SSH_PERMIT_TARGET_PORT": "the SSH gateway reaches a user's own workspaces through the engine",
+    "SSH_TARGET_LABELS": "the SSH gateway reaches a user's own workspaces through the engine",
+    "SSH_TARGET_PUBLICKEY_API_PORT": "users register keys on the SSH page",
+    "SSH_TARGET_KEY_PATH": "users register keys on the SSH page",
+    "MANUAL_AUTH_FILE": "users register keys on the SSH page",
+}
+
+
+def ml_hub_leftovers(environ: Mapping[str, str]) -> list[str]:
+    """One line per ML Hub variable set in *environ* that MLHub ignores (empty: none)."""
+    return [
+        f"{name} is ML Hub's and ignored by MLHub: {advice} (docs/migrating-from-ml-hub.md)"
+        for name, advice in ML_HUB_ONLY_VARIABLES.items()
+        if name in environ
+    ]

@@ -148,3 +148,13 @@ def test_every_variable_is_in_the_readme():
     from mlhub.core.settings import VARIABLES
 
     assert [name for name in VARIABLES if f"`{name}`" not in readme] == []
+
+
+def test_ml_hubs_variables_are_named_not_silently_ignored():
+    from mlhub.core.settings import ML_HUB_ONLY_VARIABLES, VARIABLES, ml_hub_leftovers
+
+    assert ml_hub_leftovers({"HUB_NAME": "lab"}) == []
+    said = ml_hub_leftovers({"START_NGINX": "true", "SSH_TARGET_LABELS": "x", "HUB_NAME": "lab"})
+    assert [line.split()[0] for line in said] == ["START_NGINX", "SSH_TARGET_LABELS"]
+    assert all("ignored by MLHub" in line for line in said)
+    assert not set(ML_HUB_ONLY_VARIABLES) & set(VARIABLES)  # none of them is read after all
