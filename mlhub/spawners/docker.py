@@ -23,7 +23,6 @@ from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default
 from mlhub.core import labels as L
 from mlhub.core.fair_defaults import DEFAULT_CAP_DROP, DEFAULT_PIDS_LIMIT, DEFAULT_WORKSPACE_DISK_LIMIT
 from mlhub.core.names import user_network_name, workspace_name, workspace_volume_name
-from mlhub.core.options import WorkspaceOptions
 from mlhub.core.ownership import Verdict, judge, moved_aside_name, parse_time
 from mlhub.engines import docker_network as net
 from mlhub.engines.workspace_disk import DiskError, WorkspaceDisk, disk_of_volume, unsupported_reason
@@ -380,18 +379,38 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             return {self.image: self.image}
         return dict(allowed) if allowed else {self.image: self.image}
 
+    def allows_custom_image(self) -> bool:
+        # DockerSpawner's allowed_images = "*" means any image, as allow_custom_image does
+        return self.allow_custom_image or self._get_allowed_images() == "*"
+
     async def check_allowed(self, image: str) -> str:
-        # Images are checked (and aliases resolved) by the MLHub validator before start.
-        if self.mlhub_options is not None:
-            return self.mlhub_options.image
+        # Images are checked (and aliases resolved) by the MLHub validator before start, into
+        # this start's plan. DockerSpawner.start assigns what this returns to ``self.image``:
+        # the admin's image, so the trait keeps its configured value.
+        if self.mlhub_plan is not None:
+            return self.image
         return await super().check_allowed(image)
 
-    def apply_validated_options(self, options: WorkspaceOptions) -> None:
-        self._configured_cpu_limit()
-        self.image = options.image
-        # NanoCpus is set in host config; DockerSpawner's cpu_quota would conflict with it.
-        self.cpu_limit = None
-        self.mem_limit = options.mem_limit
+    def plan_image(self) -> str:
+        """The image of this start: the plan's, or the configured one before any plan."""
+        return self.mlhub_plan.image if self.mlhub_plan is not None else self.image
+
+    async def pull_image(self, image: str) -> None:
+        # DockerSpawner.start pulls ``self.image`` (the admin's); this start runs the plan's
+        if self.mlhub_plan is not None and image == self.image:
+            image = self.mlhub_plan.image
+        await super().pull_image(image)
+
+    async def get_command(self) -> list[str]:
+        if self.cmd:
+            return [*self.cmd, *self.get_args()]
+        image_info = await self.docker("inspect_image", self.plan_image())
+        return [*image_info["Config"]["Cmd"], *self.get_args()]
+
+    def template_namespace(self) -> dict[str, Any]:
+        ns = super().template_namespace()
+        ns["imagename"] = self.plan_image().replace("/", "-").replace(":", "-")
+        return ns
 
     # --- names --------------------------------------------------------------------------
 
@@ -536,11 +555,8 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
         await super().stop(now=now)
 
     async def start(self) -> tuple[str, int]:
-        if self.mlhub_options is None:
-            # apply_user_options was replaced by the admin's own hook: validate here.
-            await self.mlhub_apply_user_options(self.user_options or {})
-        options = self.mlhub_options
-        assert options is not None
+        # made by apply_user_options; made here when the admin's own hook replaced it
+        options = (await self.ensure_plan()).options
         created_network = created_volume = created_disk = False
         owner = L.owner_labels(self.hub_name, self.user.name, self.install_id, self.account_created)
         try:
@@ -732,34 +748,54 @@ class MLHubDockerSpawner(MLHubSpawner, DockerSpawner):
             self.log.exception("Could not fully undo the failed start of %s", self._log_name)
 
     async def create_object(self) -> dict[str, Any]:
-        """DockerSpawner's create, plus MLHub's labels, limits, GPUs and volume."""
-        options = self.mlhub_options
-        assert options is not None
+        """Create the workspace container from this start's plan (made from ``user_options``
+        when called on its own): DockerSpawner's arguments (name, environment, command, its
+        volumes, links and mounts, the admin's ``extra_create_kwargs``/``extra_host_config``
+        in any of their forms), then the plan's image, labels, limits, GPUs and volume."""
+        plan = await self.ensure_plan()
         settings = container_settings(
-            options,
-            self.workspace_labels(),
+            plan.options,
+            dict(plan.labels),
             self.volume_name,
             self.workspace_mount_path,
             self.gpu_driver,
             self.use_init,
             self.hardening(),
         )
-        saved = self.extra_create_kwargs, self.extra_host_config
-        create_kwargs = await self._evaluated(self.extra_create_kwargs)
-        host_config = await self._evaluated(self.extra_host_config)
-        self.extra_create_kwargs = _deep_merge(create_kwargs, settings.create_kwargs)
-        # No auto-remove: a container that exits on its own keeps its logs until the hub removes
-        # it (stop, or an undone start says why it exited), and removals are never "in progress"
-        # when the next start creates a container of the same name.
-        self.extra_host_config = _deep_merge(
-            host_config, {**merge_host_config(host_config, settings.host_config), "auto_remove": False}
+        admin_create = self._render_templates(await self._evaluated(self.extra_create_kwargs))
+        admin_host = self._render_templates(await self._evaluated(self.extra_host_config))
+        create_kwargs: dict[str, Any] = {
+            "image": plan.image,
+            "environment": self.get_env(),
+            "volumes": self.volume_mount_points,
+            "name": self.container_name,
+            "command": await self.get_command(),
+            "ports": {f"{self.port}/tcp": None},
+        }
+        _deep_merge(create_kwargs, admin_create)
+        _deep_merge(create_kwargs, settings.create_kwargs)
+        # The plan's limits replace DockerSpawner's: NanoCpus (not its cpu_quota from the
+        # admin's cpu_limit) and the plan's memory. No auto-remove: a container that exits on
+        # its own keeps its logs until the hub removes it (stop, or an undone start says why it
+        # exited), and removals are never "in progress" when the next start creates a
+        # container of the same name.
+        host_config: dict[str, Any] = {
+            "binds": self.volume_binds,
+            "links": self.links,
+            "mounts": self.mount_binds,
+        }
+        if not self.use_internal_ip:
+            host_config["port_bindings"] = {self.port: (self.host_ip,)}
+        _deep_merge(host_config, admin_host)
+        _deep_merge(
+            host_config, {**merge_host_config(admin_host, settings.host_config), "auto_remove": False}
         )
-        try:
-            self._refuse_engine_socket(self.extra_host_config)
-            await self._wait_removal_finished()
-            return await super().create_object()
-        finally:
-            self.extra_create_kwargs, self.extra_host_config = saved
+        host_config.setdefault("network_mode", self.network_name)
+        self._refuse_engine_socket(host_config)
+        await self._wait_removal_finished()
+        self.log.debug("Creating %s with host config %s", self.object_name, host_config)
+        create_kwargs.setdefault("host_config", {}).update(self.client.create_host_config(**host_config))
+        return await self.docker("create_container", **create_kwargs)
 
     def _refuse_engine_socket(self, host_config: dict[str, Any]) -> None:
         found = engine_socket_sources(
