@@ -434,20 +434,12 @@ class MLHubSpawner(LoggingConfigurable):
         return AdminConfig(hub_name=self.hub_name, install_id=self.install_id)
 
     def make_start_plan(self, options: WorkspaceOptions) -> StartPlan:
-        """This start's plan: validated *options* under the admin's configuration. Nothing on
-        the spawner but ``mlhub_plan`` changes; the engine reads the plan at one seam."""
-        meta = self.mlhub_meta
-        return make_plan(
-            options,
-            self.plan_admin_config(),
-            Workspace(
-                user=self.user.name,
-                server=self.name,
-                created_by=meta.created_by if meta else "",
-                expiration_timestamp=meta.expiration_timestamp if meta else 0,
-                account_created=self.account_created,
-            ),
+        """This start's plan; nothing else on the spawner changes (docs/decisions/per-start-plan.md)."""
+        meta = self.mlhub_meta or WorkspaceMeta()
+        who = Workspace(
+            self.user.name, self.name, meta.created_by, meta.expiration_timestamp, self.account_created
         )
+        return make_plan(options, self.plan_admin_config(), who)
 
     async def ensure_plan(self) -> StartPlan:
         """The plan of this start; made from ``user_options`` (validated as a start would)
@@ -461,8 +453,7 @@ class MLHubSpawner(LoggingConfigurable):
 
     mlhub_options: WorkspaceOptions | None = None
     mlhub_meta: WorkspaceMeta | None = None
-    #: this start's plan (made from validated options; the admin's traits stay as configured)
-    mlhub_plan: StartPlan | None = None
+    mlhub_plan: StartPlan | None = None  # this start's plan; the admin's traits stay as set
 
     def workspace_labels(self) -> dict[str, str]:
         assert self.mlhub_plan is not None
@@ -476,11 +467,8 @@ class MLHubSpawner(LoggingConfigurable):
     def get_env(self) -> dict[str, str]:
         """The user's ``env`` option first, then everything the hub sets (which wins); limits
         and the image come from this start's plan, not from the admin's traits."""
-        engine_env: dict[str, str] = super().get_env()
-        if self.mlhub_plan is None:
-            engine_env["MLHUB_HUB_NAME"] = self.hub_name
-            return engine_env
-        return self.mlhub_plan.environment(engine_env)
+        engine_env: dict[str, str] = {**super().get_env(), "MLHUB_HUB_NAME": self.hub_name}
+        return self.mlhub_plan.environment(engine_env) if self.mlhub_plan else engine_env
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
