@@ -96,3 +96,18 @@ def test_options_never_write_the_admins_settings(hub_name, docker_client):
             assert attrs["HostConfig"]["SecurityOpt"] == ["no-new-privileges:true"]
     finally:
         docker_client.images.remove(other)
+
+
+def test_allowed_images_star_allows_any_image(hub_name, docker_client):
+    """DockerSpawner's ``allowed_images = "*"``: any image (it was refused: only the default)."""
+    spawner = make_spawner(hub_name, allowed_images="*")
+    docker_client.images.get(STOCK_IMAGE).tag("mlhub/test-plan-star", hub_name)
+    other = f"mlhub/test-plan-star:{hub_name}"
+    try:
+        asyncio.run(spawner.mlhub_apply_user_options({"image": other}))
+        obj = asyncio.run(spawner.create_object())
+        container = docker_client.containers.get(obj["Id"])
+        container.remove(force=True)
+        assert container.attrs["Config"]["Image"] == other and spawner.image == STOCK_IMAGE
+    finally:
+        docker_client.images.remove(other)
