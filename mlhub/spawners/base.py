@@ -22,7 +22,6 @@ from tornado import web
 from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from mlhub.core import labels as L
 from mlhub.core.fair_defaults import fair_cpu, fair_memory
 from mlhub.core.names import is_valid_hub_name, is_valid_install_id
 from mlhub.core.options import (
@@ -34,6 +33,7 @@ from mlhub.core.options import (
 )
 from mlhub.core.ownership import DELETED_USER_VOLUMES, account_created
 from mlhub.core.parsing import format_memory
+from mlhub.core.plan import AdminConfig, StartPlan, Workspace, make_plan
 from mlhub.core.workspace import WorkspaceMeta, meta_of_state
 from mlhub.hub.summary import DEFAULT_TOOL_IMAGES
 
@@ -208,6 +208,10 @@ class MLHubSpawner(LoggingConfigurable):
     def default_image(self) -> str:
         raise NotImplementedError
 
+    def allows_custom_image(self) -> bool:
+        """Whether users may run any image, not only ``allowed_image_map``'s; per engine."""
+        return self.allow_custom_image
+
     async def host_limits(self) -> tuple[float | None, int | None, int | None]:
         """(cores, memory bytes, GPUs or None for 'no limit') the engine offers; per engine."""
         return None, None, self.max_gpus
@@ -217,13 +221,13 @@ class MLHubSpawner(LoggingConfigurable):
         cores, memory, gpus = await self.host_limits()
         max_cpu = self.max_cpu_limit if self.max_cpu_limit is not None else cores
         max_mem = self.max_mem_limit if self.max_mem_limit is not None else memory
-        default_cpu = self._configured_cpu_limit()
-        default_mem = self._configured_mem_limit()
+        default_cpu = self.cpu_limit
+        default_mem = self.mem_limit
         reserved = HUB_SET_ENV | set(self.environment or {})
         return OptionLimits(
             images=self.allowed_image_map(),
             default_image=self.default_image(),
-            allow_custom_image=self.allow_custom_image,
+            allow_custom_image=self.allows_custom_image(),
             default_cpu_limit=default_cpu if default_cpu is not None else fair_cpu(max_cpu),
             max_cpu_limit=max_cpu,
             default_mem_limit=default_mem if default_mem is not None else fair_memory(max_mem),
@@ -244,16 +248,6 @@ class MLHubSpawner(LoggingConfigurable):
     def shown_disk_limit(self) -> int | None:
         """Size of /workspace, for the options form (None: no cap)."""
         return None
-
-    def _configured_cpu_limit(self) -> float | None:
-        value = getattr(self, "_mlhub_default_cpu", self.cpu_limit)
-        self._mlhub_default_cpu = value
-        return value
-
-    def _configured_mem_limit(self) -> int | None:
-        value = getattr(self, "_mlhub_default_mem", self.mem_limit)
-        self._mlhub_default_mem = value
-        return value
 
     # --- the options form ---------------------------------------------------------------
 
@@ -395,33 +389,40 @@ class MLHubSpawner(LoggingConfigurable):
             options.gpus or "none",
             options.days_to_live,
         )
-        self.apply_validated_options(options)
+        self.mlhub_plan = self.make_start_plan(options)
 
     def check_engine_options(self, options: WorkspaceOptions) -> None:
         """Refuse (HTTP 400, naming the field) what this engine cannot do; before any change."""
 
-    def apply_validated_options(self, options: WorkspaceOptions) -> None:
-        """Set the engine spawner's own attributes from validated options."""
-        self.cpu_limit = options.cpu_limit
-        self.mem_limit = options.mem_limit
+    def plan_admin_config(self) -> AdminConfig:
+        """The admin's values the plan needs (read, never written); engines add theirs."""
+        return AdminConfig(hub_name=self.hub_name, install_id=self.install_id)
+
+    def make_start_plan(self, options: WorkspaceOptions) -> StartPlan:
+        """This start's plan; nothing else on the spawner changes (docs/decisions/per-start-plan.md)."""
+        meta = self.mlhub_meta or WorkspaceMeta()
+        who = Workspace(
+            self.user.name, self.name, meta.created_by, meta.expiration_timestamp, self.account_created
+        )
+        return make_plan(options, self.plan_admin_config(), who)
+
+    async def ensure_plan(self) -> StartPlan:
+        """The plan of this start; made from ``user_options`` (validated as a start would)
+        when nothing made one yet, e.g. ``create_object()`` called without ``start()``."""
+        if self.mlhub_plan is None:
+            await self.mlhub_apply_user_options(self.user_options or {})
+        assert self.mlhub_plan is not None
+        return self.mlhub_plan
 
     # --- labels, env and state ----------------------------------------------------------
 
     mlhub_options: WorkspaceOptions | None = None
     mlhub_meta: WorkspaceMeta | None = None
+    mlhub_plan: StartPlan | None = None  # this start's plan; the admin's traits stay as set
 
     def workspace_labels(self) -> dict[str, str]:
-        assert self.mlhub_options is not None and self.mlhub_meta is not None
-        return L.workspace_labels(
-            self.hub_name,
-            self.user.name,
-            self.name,
-            self.mlhub_meta.created_by,
-            self.mlhub_options,
-            self.mlhub_meta.expiration_timestamp,
-            self.install_id,
-            self.account_created,
-        )
+        assert self.mlhub_plan is not None
+        return dict(self.mlhub_plan.labels)
 
     @property
     def account_created(self) -> int | None:
@@ -429,15 +430,10 @@ class MLHubSpawner(LoggingConfigurable):
         return account_created(self.user)
 
     def get_env(self) -> dict[str, str]:
-        """The user's ``env`` option first, then everything the hub sets (which wins)."""
-        env: dict[str, str] = dict(self.mlhub_options.env) if self.mlhub_options else {}
-        env.update(super().get_env())
-        if self.mlhub_options and self.mlhub_options.cpu_limit is not None:
-            env["CPU_LIMIT"] = f"{self.mlhub_options.cpu_limit:g}"
-        if self.mlhub_meta:
-            env["MLHUB_EXPIRATION_TIMESTAMP"] = str(self.mlhub_meta.expiration_timestamp)
-        env["MLHUB_HUB_NAME"] = self.hub_name
-        return env
+        """The user's ``env`` option first, then everything the hub sets (which wins); limits
+        and the image come from this start's plan, not from the admin's traits."""
+        engine_env: dict[str, str] = {**super().get_env(), "MLHUB_HUB_NAME": self.hub_name}
+        return self.mlhub_plan.environment(engine_env) if self.mlhub_plan else engine_env
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)

@@ -19,6 +19,7 @@ from mlhub.core.fair_defaults import DEFAULT_CAP_DROP
 from mlhub.core.names import safe_slug, user_network_name, workspace_name, workspace_volume_name
 from mlhub.core.options import WorkspaceOptions
 from mlhub.core.ownership import Verdict, judge, moved_aside_name
+from mlhub.core.plan import AdminConfig
 from mlhub.spawners import kube_objects as K
 from mlhub.spawners.base import MLHubSpawner
 
@@ -102,47 +103,41 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
         except K.KubeOptionsError as exc:
             raise web.HTTPError(400, f"Invalid workspace options: {exc}", reason="Invalid options") from None
 
-    def apply_validated_options(self, options: WorkspaceOptions) -> None:
-        add = K.pod_additions(
-            options,
-            self.pvc_name,
-            self.workspace_mount_path,
-            self.resource_request_ratio,
-            self.gpu_node_selector,
-            self.gpu_tolerations,
+    def plan_admin_config(self) -> AdminConfig:
+        return AdminConfig(
+            hub_name=self.hub_name,
+            install_id=self.install_id,
+            request_ratio=self.resource_request_ratio,
+            gpu_node_selector=dict(self.gpu_node_selector),
+            gpu_tolerations=tuple(self.gpu_tolerations),
         )
-        self.image = options.image
-        self.cpu_limit, self.cpu_guarantee = add.cpu_limit, add.cpu_guarantee
-        self.mem_limit, self.mem_guarantee = add.mem_limit, add.mem_guarantee
-        self.extra_resource_limits = {**self.extra_resource_limits, **add.extra_resource_limits}
-        self.node_selector = {**self.node_selector, **add.node_selector}
-        self.tolerations = [*self._sorted_dict_values(self.tolerations), *add.tolerations]
-        base_volumes = [
-            v for v in self._sorted_dict_values(self.volumes) if v.get("name") not in ("dshm", "workspace")
-        ]
-        base_mounts = [
-            m
-            for m in self._sorted_dict_values(self.volume_mounts)
-            if m.get("name") not in ("dshm", "workspace")
-        ]
-        self.volumes = [*base_volumes, *add.volumes]
-        self.volume_mounts = [*base_mounts, *add.volume_mounts]
-        self.storage_pvc_ensure = add.pvc
-        meta = {**self.workspace_labels(), K.USER_SLUG: safe_slug(self.user.name)}
-        labels, annotations = K.split_metadata(meta)
-        self.extra_labels = {**self.extra_labels, **{k: _escape_braces(v) for k, v in labels.items()}}
-        self.extra_annotations = {
-            **self.extra_annotations,
-            **{k: _escape_braces(v) for k, v in annotations.items()},
-        }
-        self.storage_extra_labels = {
-            **self.storage_extra_labels,
-            **{k: _escape_braces(v) for k, v in labels.items()},
-        }
-        self.storage_extra_annotations = {
-            **self.storage_extra_annotations,
-            **{k: _escape_braces(v) for k, v in annotations.items()},
-        }
+
+    # --- the one seam: the plan patches KubeSpawner's pod and PVC -------------------------
+
+    @property
+    def storage_pvc_ensure(self) -> bool:  # type: ignore[override]
+        """MLHub decides it per start: a PVC exactly when the plan mounts ``/workspace``."""
+        return self.mlhub_plan is not None and self.mlhub_plan.mount_volume
+
+    def _plan_metadata(self) -> tuple[dict[str, str], dict[str, str]]:
+        assert self.mlhub_plan is not None
+        return K.split_metadata({**self.mlhub_plan.labels, K.USER_SLUG: safe_slug(self.user.name)})
+
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod from the admin's settings, patched with this start's plan."""
+        plan = await self.ensure_plan()
+        pod = await super().get_pod_manifest()
+        labels, annotations = self._plan_metadata()
+        K.patch_pod(pod, plan, self.pvc_name, self.workspace_mount_path, labels, annotations)
+        return pod
+
+    def get_pvc_manifest(self) -> Any:
+        pvc = super().get_pvc_manifest()
+        if self.mlhub_plan is not None:
+            labels, annotations = self._plan_metadata()
+            pvc.metadata.labels = {**(pvc.metadata.labels or {}), **labels}
+            pvc.metadata.annotations = {**(pvc.metadata.annotations or {}), **annotations}
+        return pvc
 
     async def load_user_options(self) -> None:
         # MLHub's options were applied by apply_user_options; KubeSpawner's profiles are not used.
@@ -219,9 +214,6 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
                 "PVC %s was %s; not mounting it for %s: using %s", self.pvc_name, why, self.user.name, aside
             )
         self.pvc_name = aside
-        for volume in self.volumes if isinstance(self.volumes, list) else []:
-            if volume.get("name") == "workspace":
-                volume["persistentVolumeClaim"] = {"claimName": aside}
 
     async def _start(self) -> Any:
         await self.resolve_pvc()

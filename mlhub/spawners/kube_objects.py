@@ -13,6 +13,7 @@ from typing import Any
 from mlhub.core import labels as L
 from mlhub.core.names import safe_slug
 from mlhub.core.options import WorkspaceOptions
+from mlhub.core.plan import StartPlan
 
 GPU_RESOURCE = "nvidia.com/gpu"
 #: Labels that are not names: a user's slug selects their pods (``mlhub.user`` may be an
@@ -137,3 +138,73 @@ def network_policy(
             ],
         },
     }
+
+
+def plan_volumes(
+    plan: StartPlan, pvc_name: str, mount_path: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volume mounts) of *plan*: /dev/shm and the ``/workspace`` PVC."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if plan.shm_size is not None:
+        volumes.append(
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": quantity(plan.shm_size)}}
+        )
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    if plan.mount_volume:
+        volumes.append({"name": "workspace", "persistentVolumeClaim": {"claimName": pvc_name}})
+        mounts.append({"name": "workspace", "mountPath": mount_path})
+    return volumes, mounts
+
+
+def patch_pod(
+    pod: Any,
+    plan: StartPlan,
+    pvc_name: str,
+    mount_path: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+) -> None:
+    """Patch KubeSpawner's V1Pod (built from the admin's settings) with *plan*: image,
+    limits and requests, GPUs with their node selector and tolerations, /dev/shm, the
+    workspace PVC, labels. The plan's values replace the admin's for what it decides
+    (cpu, memory, the ``dshm``/``workspace`` volumes); the admin's other entries stay."""
+    from kubernetes_asyncio.client.models import V1Toleration, V1Volume, V1VolumeMount
+    from kubespawner.utils import get_k8s_model
+
+    check_options(plan.options)
+    container = pod.spec.containers[0]
+    container.image = plan.image
+    resources = container.resources
+    limits = {k: v for k, v in (resources.limits or {}).items() if k not in ("cpu", "memory")}
+    requests = {k: v for k, v in (resources.requests or {}).items() if k not in ("cpu", "memory")}
+    if plan.cpu_limit is not None:
+        limits["cpu"] = plan.cpu_limit
+    if plan.mem_limit is not None:
+        limits["memory"] = plan.mem_limit
+    if plan.cpu_guarantee is not None:
+        requests["cpu"] = plan.cpu_guarantee
+    if plan.mem_guarantee is not None:
+        requests["memory"] = plan.mem_guarantee
+    limits.update(plan.extra_resource_limits)
+    resources.limits = limits or None
+    resources.requests = requests or None
+    if plan.node_selector:
+        pod.spec.node_selector = {**(pod.spec.node_selector or {}), **plan.node_selector}
+    if plan.tolerations:
+        present = list(pod.spec.tolerations or [])
+        for toleration in plan.tolerations:
+            model = get_k8s_model(V1Toleration, dict(toleration))
+            if model not in present:
+                present.append(model)
+        pod.spec.tolerations = present
+    volumes, mounts = plan_volumes(plan, pvc_name, mount_path)
+    ours = ("dshm", "workspace")
+    pod.spec.volumes = [v for v in pod.spec.volumes or [] if v.name not in ours] + [
+        get_k8s_model(V1Volume, v) for v in volumes
+    ] or None
+    container.volume_mounts = [m for m in container.volume_mounts or [] if m.name not in ours] + [
+        get_k8s_model(V1VolumeMount, m) for m in mounts
+    ] or None
+    pod.metadata.labels = {**(pod.metadata.labels or {}), **labels}
+    pod.metadata.annotations = {**(pod.metadata.annotations or {}), **annotations}

@@ -394,3 +394,54 @@ def test_helm_workspace_values_land_in_the_pod(fake_api):
     mounts = {m["name"]: m for m in container(pod)["volumeMounts"]}
     assert mounts["datasets"] == {"name": "datasets", "mountPath": "/data", "readOnly": True}
     assert mounts["workspace"]["mountPath"] == "/workspace" and mounts["dshm"]["mountPath"] == "/dev/shm"
+
+
+def _admin_settings(spawner) -> dict:
+    # repr: a deep, comparable snapshot (some settings are callables)
+    return {name: repr(getattr(spawner, name)) for name in sorted(spawner.traits(config=True))}
+
+
+def test_one_spawner_gpus_two_two_then_none(fake_api):
+    """Issue 20: one spawner object given gpus=2, gpus=2, then gpus="" asked for 2 GPUs at the
+    end and carried the GPU toleration twice; options now go into a per-start plan."""
+    toleration = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+    async def sequence():
+        spawner = make_spawner()
+        admin = _admin_settings(spawner)
+        pods = []
+        for gpus in ("2", "2", ""):
+            await spawner.mlhub_apply_user_options({"gpus": gpus})
+            pods.append(serialize(await spawner.get_pod_manifest()))
+            assert _admin_settings(spawner) == admin  # no trait changed by this start
+        return pods
+
+    first, second, last = run_with_api(fake_api, sequence)
+    for pod in (first, second, last):
+        validate(pod)
+    assert first["spec"] == second["spec"]
+    assert container(second)["resources"]["limits"][GPU_RESOURCE] == "2"
+    assert second["spec"]["tolerations"].count(toleration) == 1
+    assert second["spec"]["nodeSelector"] == {"accelerator": "nvidia"}
+    assert GPU_RESOURCE not in container(last)["resources"]["limits"]
+    assert toleration not in (last["spec"].get("tolerations") or [])
+    assert "nodeSelector" not in last["spec"]
+
+
+def test_admin_volumes_and_labels_stay_with_the_plan(fake_api):
+    """The admin's own volumes, tolerations and labels are kept; the plan adds its own."""
+    admin_volume = {"name": "data", "emptyDir": {}}
+    admin_toleration = {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+    _, pod, _ = manifests(
+        fake_api,
+        options={"shm_size": "256m", "gpus": "1"},
+        volumes=[admin_volume],
+        volume_mounts=[{"name": "data", "mountPath": "/data"}],
+        tolerations=[admin_toleration],
+        extra_labels={"team": "ml"},
+    )
+    validate(pod)
+    names = [v["name"] for v in pod["spec"]["volumes"]]
+    assert names.count("data") == 1 and names.count("dshm") == 1 and names.count("workspace") == 1
+    assert admin_toleration in pod["spec"]["tolerations"]
+    assert pod["metadata"]["labels"]["team"] == "ml" and pod["metadata"]["labels"]["mlhub.user"] == "alice"

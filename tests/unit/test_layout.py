@@ -68,3 +68,12 @@ def test_ml_hubs_class_paths_still_work():
     assert mlhubspawner.MLHubDockerSpawner is MLHubDockerSpawner
     assert mlhubspawner.MLHubKubernetesSpawner is MLHubKubeSpawner
     assert mlhubspawner.MLHubKubeSpawner is MLHubKubeSpawner
+
+
+def test_no_module_over_500_lines():
+    long = {
+        str(path.relative_to(REPO)): n
+        for path in ROOT.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 500
+    }
+    assert long == {}
