@@ -27,7 +27,19 @@ from mlhub.services.lifetime import watch_hub
 __all__ = ["ServiceHandler", "listen", "make_service_app", "read_or_exit", "setup_logging", "watch_hub"]
 
 
-class ServiceHandler(HubOAuthenticated, web.RequestHandler):
+class JSONErrors(web.RequestHandler):
+    """Errors answered as JSON ``{"status", "message"}``, the message an HTTPError's log message."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            reason = exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": reason}))
+
+
+class ServiceHandler(HubOAuthenticated, JSONErrors):
     """A service page or API: hub OAuth for browsers, hub API tokens for scripts; errors as JSON.
 
     Subclasses set :attr:`login_needed` (the 403 message) and whether any logged-in hub identity
@@ -50,14 +62,6 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
                 self.redirect(self.get_login_url())
                 return
             raise web.HTTPError(403, self.login_needed)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        reason = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            reason = exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": reason}))
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

@@ -14,12 +14,13 @@ ProxyCommand.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from typing import Any
 
 from tornado import web, websocket
+
+from mlhub.services.base import JSONErrors
 
 log = logging.getLogger("mlhub.services.ssh")
 
@@ -45,7 +46,7 @@ def may_use_service(model: dict[str, Any], service: str) -> bool:
     )
 
 
-class TunnelHandler(websocket.WebSocketHandler):
+class TunnelHandler(websocket.WebSocketHandler, JSONErrors):
     open_tunnels: Counter[str] = Counter()
 
     def initialize(self, ctx: Any) -> None:
@@ -89,14 +90,6 @@ class TunnelHandler(websocket.WebSocketHandler):
         if self.open_tunnels[self.user] >= MAX_PER_USER or sum(self.open_tunnels.values()) >= MAX_TOTAL:
             log.warning("SSH tunnel for %s from %s refused: too many open", self.user, self.client())
             raise web.HTTPError(429, f"too many SSH tunnels open (at most {MAX_PER_USER} per user)")
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        reason = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            reason = exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": reason}))
 
     async def open(self, *args: Any) -> None:
         self.open_tunnels[self.user] += 1
