@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from devtools.hubprocess import REPO, HubProcess, new_hub_name, remove_test_objects
+from tests.support.engine_objects import cleanup
 from tests.support.helm_hub import hub_config_from_chart
 from tests.support.images import WORKSPACE_IMAGE
 from tests.support.web import login_state
@@ -150,6 +151,12 @@ def test_docker_migration_as_the_guide_says(ml_hub_install, tmp_path):
     hub = HubProcess(workdir, hub_name, env={"MLHUB_ADMIN_PASSWORD": "not-the-old-one"})
     try:
         hub.start()
+        # the cleanup's dry run lists ML Hub's workspaces as ML Hub's (and never removes them)
+        cleanup_admin = hub.ensure_user("cleanupadmin", admin=True)
+        dry = cleanup(hub, "users", cleanup_admin, dry_run=1).json()
+        kept = {a["name"]: a["reason"] for a in dry["kept"]}
+        for name in (f"ws-alice-{hub_name}", f"ws-alice-{hub_name}gpu"):
+            assert kept.get(name, "").startswith("ML Hub's workspace"), (name, kept)
         assert login_state(hub.url, "alice", "alice-old-pw") == "in"
         assert login_state(hub.url, "alice", "not-her-password") == "invalid"
         assert login_state(hub.url, "admin", "ml-hub-admin-pw") == "in"  # the admin keeps theirs

@@ -87,3 +87,15 @@ def expiration_of(labels: Mapping[str, str] | None) -> int:
             except ValueError:
                 return 0
     return 0
+
+
+#: labels only ML Hub put on its workspaces (MLHub's own are prefixed ``mlhub.``)
+ML_HUB_ONLY_LABELS = ("expiration_timestamp_seconds", "nvidia_visible_devices", "pod_name")
+
+
+def made_by_ml_hub(name: str, labels: Mapping[str, str]) -> bool:
+    """Whether an object of this hub (``mlhub.origin``) was made by ML Hub, the product MLHub
+    replaces: no ``mlhub.install``, and ML Hub's own labels or its ``ws-<user>-<hub>`` names."""
+    if INSTALL in labels:
+        return False
+    return name.startswith("ws-") or any(label in labels for label in ML_HUB_ONLY_LABELS)

@@ -184,3 +184,22 @@ def test_other_installs_and_earlier_accounts():
     assert [
         r.name for r, _ in plan_expired("hub1", [], expired, 100, install_id="aaaa1111").remove_resources
     ] == ["b"]
+
+
+def test_ml_hubs_workspaces_are_reported_as_ml_hubs():
+    """Issue 21: ML Hub's workspaces (its ws-<user>-<hub> names, its unprefixed labels) are
+    listed by the dry run as ML Hub's, never removed; other objects without an install id as such."""
+    resources = [
+        res("container", "ws-alice-hub1", "alice", **{"expiration_timestamp_seconds": "0"}),
+        res("volume", "ws-alice-hub1gpu", "alice", "gpu"),
+        res("container", "hub1-carol", "carol", **{"nvidia_visible_devices": "0"}),
+        res("volume", "hub1-old-workspace", "old"),
+        res("volume", "ws-bob-hub1", "bob", **{"mlhub.install": "aaaa1111"}),  # ours, whatever its name
+    ]
+    plan = plan_orphans("hub1", {"alice", "bob"}, [], resources, install_id="aaaa1111")
+    kept = {a.name: a.reason for a in plan.keep}
+    assert plan.remove_resources == []
+    for name in ("ws-alice-hub1", "ws-alice-hub1gpu", "hub1-carol"):
+        assert kept[name].startswith("ML Hub's workspace"), (name, kept[name])
+    assert kept["hub1-old-workspace"].startswith("no mlhub.install label")
+    assert kept["ws-bob-hub1"] == "user exists"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from mlhub.core.labels import INSTALL, ORIGIN, USER_CREATED, expiration_of
+from mlhub.core.labels import INSTALL, ORIGIN, USER_CREATED, expiration_of, made_by_ml_hub
 from mlhub.core.ownership import same_account
 from mlhub.services.cleanup.model import Action, HubServer, Plan, Resource
 
@@ -35,6 +35,10 @@ def _mine(resources: Iterable[Resource], hub_name: str, install_id: str = "") ->
     ]
 
 
+ML_HUB = (
+    "ML Hub's workspace (made by ML Hub, the version before MLHub): not removed automatically; "
+    "move its files over and remove it by hand (docs/migrating-from-ml-hub.md)"
+)
 NO_INSTALL = f"no {INSTALL} label (made before install ids, or by hand): not removed automatically; remove it by hand if unused"
 
 
@@ -71,7 +75,8 @@ def plan_orphans(
     for resource in _mine(resources, hub_name, install_id):
         user = resource.user
         if install_id and not resource.labels.get(INSTALL):
-            plan.keep.append(Action(resource.kind, resource.name, NO_INSTALL, user, resource.server_name))
+            why = ML_HUB if made_by_ml_hub(resource.name, resource.labels) else NO_INSTALL
+            plan.keep.append(Action(resource.kind, resource.name, why, user, resource.server_name))
             continue
         if user is None:
             plan.keep.append(Action(resource.kind, resource.name, "no mlhub.user label"))
