@@ -23,7 +23,11 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
+def docker_client(worker_id: str) -> Iterator[docker.DockerClient]:
+    """The engine. Leftovers of an interrupted run are swept by the first process only (with
+    pytest-xdist, another worker's unclaimed test objects may be in use): ``master`` without
+    xdist, ``gw0`` with it; each hub's own objects are removed by hub_factory."""
+    sweeps = worker_id in ("master", "gw0")
     try:
         client = docker.from_env(timeout=60)
         client.ping()
@@ -34,9 +38,11 @@ def docker_client() -> Iterator[docker.DockerClient]:
             client.images.get(image)
         except docker.errors.ImageNotFound:
             pytest.fail(f"Image {image} is missing; build it with docker/build-images.sh --with-test-images")
-    remove_test_objects(client)  # leftovers of an interrupted run
+    if sweeps:
+        remove_test_objects(client)  # leftovers of an interrupted run
     yield client
-    remove_test_objects(client)
+    if worker_id == "master":
+        remove_test_objects(client)
 
 
 @pytest.fixture(scope="session")
