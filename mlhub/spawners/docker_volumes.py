@@ -238,16 +238,15 @@ class DockerVolumes(LoggingConfigurable):
 
     async def _delete_forever(self) -> None:
         await self._wait_container_gone()
-        if self.remove_volume_on_delete:
-            with self.stop_step("volume"):
+        with self.stop_step("volume"):  # timed also when the volume is kept
+            if self.remove_volume_on_delete:
                 try:
                     self._mlhub_volume = await self.resolve_volume()
                 except net.ForeignObjectError:
                     self._mlhub_volume = ""
                 else:
                     await self._remove_volume_and_disk(self.volume_name)
-        if not self.name:
-            with self.stop_step("volume"):
+            if not self.name:
                 await self._forget_account()
         keep = {self.hub_container} if self.hub_container else set()
         with self.stop_step("network"):

@@ -1,0 +1,118 @@
+"""MLHub's series on a real hub's /hub/metrics after a real spawn, stop and delete; subnet
+choice when two processes create networks on the engine at once."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import multiprocessing
+import time
+
+import docker
+import pytest
+
+from benchmarks.steps import parse_histograms
+from devtools.hubprocess import new_hub_name
+from mlhub.core.steps import SPAWN_STEPS
+
+STOP_AND_DELETE_STEPS = ("stop", "remove", "volume", "network")
+
+
+@pytest.fixture(scope="module")
+def metrics_hub(hub_factory):
+    return hub_factory(env={"MLHUB_ADMIN_PASSWORD": "metrics-Admin-pw"})
+
+
+def scrape(hub) -> str:
+    r = hub.api("GET", "/../metrics")
+    if r.status_code == 404:
+        r = hub.api("GET", "/metrics")
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def test_steps_and_workspaces_on_hub_metrics(metrics_hub) -> None:
+    hub = metrics_hub
+    hub.ensure_user("meter")
+    r = hub.spawn("meter", "one", {})
+    assert r.status_code in (201, 202), r.text
+    running = scrape(hub)
+    assert 'mlhub_workspaces{image="' in running and 'state="running"' in running
+    hub.stop_server("meter", "one", remove=True)
+
+    # the deletion (volume, network) runs after the hub has answered the DELETE
+    deadline = time.monotonic() + 60
+    while True:
+        text = scrape(hub)
+        hist = parse_histograms(text)
+        if "step=network" in hist.get("mlhub_stop_step_seconds", {}) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    spawn = hist["mlhub_spawn_step_seconds"]
+    for step in SPAWN_STEPS:
+        assert spawn[f"step={step}"]["count"] >= 1, (step, spawn)
+    stop = hist["mlhub_stop_step_seconds"]
+    for step in STOP_AND_DELETE_STEPS:
+        assert stop.get(f"step={step}", {}).get("count", 0) >= 1, (step, stop, hub.log_tail(60))
+    for state in ("running", "pending", "stopped"):
+        assert f'state="{state}"' in text
+    assert "mlhub_workspace_expiries_total" in text
+    log = hub.log_tail(400)
+    assert "Started meter:one in " in log and "first_answer" in log
+    assert "Stopped meter:one in " in log and "Deleted meter:one in " in log
+
+
+def _make_networks(origin: str, prefix: str, count: int, pool: str, out) -> None:
+    """One 'hub process': *count* networks at once through MLHub's ensure_network."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlhub.engines import docker_network as net
+
+    client = docker.APIClient(version="auto")
+    executor = ThreadPoolExecutor(8)
+
+    async def call(method, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, lambda: getattr(client, method)(*args, **kwargs))
+
+    async def main() -> list[str]:
+        network_pool = ipaddress.IPv4Network(pool)
+        results = await asyncio.gather(
+            *(
+                net.ensure_network(
+                    call, f"{prefix}-{i}", {"mlhub.origin": origin, "mlhub.user": f"u{i}"}, network_pool, 24
+                )
+                for i in range(count)
+            ),
+            return_exceptions=True,
+        )
+        return [repr(r) for r in results if r is not True]
+
+    out.put(asyncio.run(main()))
+
+
+def test_two_processes_create_networks_at_once() -> None:
+    origin = new_hub_name()
+    client = docker.from_env()
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    count = 12
+    # the pool every MLHub hub uses by default, so other hubs on this engine race too
+    procs = [
+        ctx.Process(target=_make_networks, args=(origin, f"{origin}-p{n}", count, "172.30.0.0/15", out))
+        for n in range(2)
+    ]
+    try:
+        for p in procs:
+            p.start()
+        failures = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert failures == [[], []]
+        made = client.networks.list(filters={"label": f"mlhub.origin={origin}"})
+        assert len(made) == 2 * count
+        subnets = [n.attrs["IPAM"]["Config"][0]["Subnet"] for n in made]
+        assert len(set(subnets)) == len(subnets)
+    finally:
+        for n in client.networks.list(filters={"label": f"mlhub.origin={origin}"}):
+            n.remove()
