@@ -6,21 +6,24 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import multiprocessing
+import subprocess
 import time
 
 import docker
 import pytest
+import requests
 
 from benchmarks.steps import parse_histograms
 from devtools.hubprocess import new_hub_name
 from mlhub.core.steps import SPAWN_STEPS
+from tests.support.ssh import SSH_OPTS, keygen
 
 STOP_AND_DELETE_STEPS = ("stop", "remove", "volume", "network")
 
 
 @pytest.fixture(scope="module")
 def metrics_hub(hub_factory):
-    return hub_factory(env={"MLHUB_ADMIN_PASSWORD": "metrics-Admin-pw"})
+    return hub_factory(env={"MLHUB_ADMIN_PASSWORD": "metrics-Admin-pw", "CLEANUP_INTERVAL_SECONDS": "-1"})
 
 
 def scrape(hub) -> str:
@@ -60,6 +63,67 @@ def test_steps_and_workspaces_on_hub_metrics(metrics_hub) -> None:
     log = hub.log_tail(400)
     assert "Started meter:one in " in log and "first_answer" in log
     assert "Stopped meter:one in " in log and "Deleted meter:one in " in log
+
+
+def scrape_until(hub, wanted: str, timeout: float = 60) -> str:
+    """The services' series are fetched by the hub in the background at scrape time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = scrape(hub)
+        if wanted in text or time.monotonic() > deadline:
+            return text
+        time.sleep(1)
+
+
+def test_cleanup_removals_and_ssh_sessions_reach_hub_metrics(metrics_hub, docker_client, tmp_path) -> None:
+    hub = metrics_hub
+    admin = hub.ensure_user("madmin", admin=True)
+    # an orphan: a network labelled as the workspace network of a user this hub never had
+    orphan = docker_client.networks.create(
+        f"{hub.hub_name}-ghost",
+        labels={"mlhub.origin": hub.hub_name, "mlhub.user": "ghost", "mlhub.install": hub.install_id()},
+    )
+    r = requests.get(
+        f"{hub.url}/services/cleanup-service/users", headers={"Authorization": f"token {admin}"}, timeout=120
+    )
+    assert r.status_code == 200 and ["network", orphan.name] in [
+        [a["kind"], a["name"]] for a in r.json()["removed"]
+    ]
+    text = scrape_until(hub, 'mlhub_cleanup_removals_total{object="network",run="users"}')
+    assert 'mlhub_cleanup_removals_total{object="network",run="users"} 1.0' in text
+
+    token = hub.ensure_user("sshmeter")
+    key = keygen(tmp_path / "key")
+    r = requests.post(
+        f"{hub.url}/services/ssh/api/keys",
+        headers={"Authorization": f"token {token}"},
+        json={"key": key.with_suffix(".pub").read_text()},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    assert hub.spawn("sshmeter", "", {}, token=token).status_code in (201, 202)
+    ssh = subprocess.run(
+        ["ssh", "-p", str(hub.ssh_port), *SSH_OPTS, "-i", str(key), "sshmeter@127.0.0.1", "echo metered"],
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert ssh.returncode == 0 and ssh.stdout.strip() == b"metered", ssh.stderr
+    text = scrape_until(hub, 'mlhub_ssh_sessions_total{kind="exec"}')
+    assert 'mlhub_ssh_sessions_total{kind="exec"} 1.0' in text
+    assert 'mlhub_ssh_bytes_total{direction="out"}' in text
+
+
+def test_a_services_metrics_are_for_the_hub_only(metrics_hub) -> None:
+    """An admin's token (or none) does not read a service's metrics page; the hub's own
+    token for the service does (the hub shows them on /hub/metrics)."""
+    hub = metrics_hub
+    admin = hub.ensure_user("madmin", admin=True)
+    for headers in ({}, {"Authorization": f"token {admin}"}, {"Authorization": f"token {hub.token}"}):
+        r = requests.get(
+            f"{hub.url}/services/cleanup-service/metrics", headers=headers, timeout=30, allow_redirects=False
+        )
+        assert r.status_code == 403, (headers, r.status_code, r.text[:200])
 
 
 def _make_networks(origin: str, prefix: str, count: int, pool: str, out) -> None:

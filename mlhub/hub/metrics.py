@@ -4,7 +4,8 @@
   step of a start and a stop (benchmarks/steps.py reads these names; keep them).
 - ``mlhub_workspaces{state,image}``: computed at scrape time from the hub's in-memory
   spawners (:func:`install_workspace_collector`), so nothing has to keep it up to date.
-- ``mlhub_workspace_expiries_total``: workspaces stopped because their lifetime ran out.
+- the services' series (cleanup removals, expiries, SSH sessions and bytes), fetched from
+  them at scrape time (``mlhub.hub.service_metrics``).
 
 docs/metrics.md lists every series; docs/decisions/metrics.md says why this shape.
 """
@@ -15,8 +16,9 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 #: from a few ms (options) to a slow image pull or a server that needs a minute
@@ -34,10 +36,6 @@ STOP_STEP_SECONDS = Histogram(
     "Seconds each step of a workspace stop (stop, remove) and of its deletion (volume, network) took",
     ["step"],
     buckets=STEP_BUCKETS,
-)
-EXPIRIES = Counter(
-    "mlhub_workspace_expiries",
-    "Workspaces stopped because their lifetime (days_to_live) ran out",
 )
 
 STATES = ("running", "pending", "stopped")
@@ -93,6 +91,9 @@ class WorkspaceCollector(Collector):
     def __init__(self, workspaces: Callable[[], Iterable[tuple[str, str]]] = _hub_workspaces) -> None:
         self._workspaces = workspaces
 
+    def describe(self) -> Iterable[Metric]:
+        return []  # nothing is computed when the collector is registered
+
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "mlhub_workspaces",
@@ -118,3 +119,6 @@ def _register_once() -> None:
 
 
 _register_once()
+
+# the services' series, re-exposed next to these
+from mlhub.hub import service_metrics as _service_metrics  # noqa: E402,F401

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from mlhub.services.cleanup import planner
 from mlhub.services.cleanup.hub_api import HubAPI, HubAPIError
 from mlhub.services.cleanup.model import Plan, Resource
+from mlhub.services.metrics import CLEANUP_REMOVALS, EXPIRIES
 
 log = logging.getLogger("mlhub.services.cleanup")
 
@@ -132,6 +133,9 @@ class Cleaner:
                 report.errors.append({**action.to_json(), "error": str(exc)})
                 continue
             log.info("Deleted server %s (%s)", action.name, action.reason)
+            CLEANUP_REMOVALS.labels(run=report.kind, object="server").inc()
+            if report.kind == "expired":
+                EXPIRIES.inc()
             report.removed.append(action.to_json())
         for resource, action in plan.remove_resources:
             if dry_run:
@@ -146,4 +150,5 @@ class Cleaner:
                 report.errors.append({**action.to_json(), "error": str(exc)})
                 continue
             log.info("Removed %s %s of %s (%s)", resource.kind, resource.name, action.user, action.reason)
+            CLEANUP_REMOVALS.labels(run=report.kind, object=resource.kind).inc()
             report.removed.append(action.to_json())

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import asyncssh
 
 from mlhub.engines.base import STDERR, STDOUT, WriterSide
+from mlhub.services.metrics import SSH_BYTES, SSH_OPEN, SSH_SESSIONS
 
 log = logging.getLogger("mlhub.services.ssh")
 
@@ -70,6 +71,7 @@ class Bridge:
 
     # --- channel -> pipe
     def data_received(self, data: bytes, datatype: Any) -> None:
+        SSH_BYTES.labels(direction="in").inc(len(data))
         if self.pipe is None:
             self._pending.append(data)
             return
@@ -102,6 +104,9 @@ class Bridge:
 
     def attach(self, pipe: Pipe, on_end: Callable[[], Awaitable[None]]) -> None:
         """Start moving bytes between the channel and *pipe*; *on_end* runs when output ends."""
+        SSH_SESSIONS.labels(kind=getattr(self, "kind", "") or "tcp").inc()
+        SSH_OPEN.inc()
+        self._counted_open = True
         self.pipe = pipe
         for data in self._pending:
             pipe.write(data)
@@ -117,6 +122,7 @@ class Bridge:
                 if not data:
                     break
                 await self._can_write.wait()
+                SSH_BYTES.labels(direction="out").inc(len(data))
                 if kind == STDERR and hasattr(self.chan, "write_stderr"):
                     self.chan.write_stderr(data)
                 else:
@@ -127,6 +133,9 @@ class Bridge:
             self.chan.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if getattr(self, "_counted_open", False):
+            self._counted_open = False
+            SSH_OPEN.dec()
         if self.pipe is not None:
             self.pipe.close()
         if self._pump_task is not None and not self._pump_task.done():
