@@ -112,6 +112,8 @@ def test_cleanup_removals_and_ssh_sessions_reach_hub_metrics(metrics_hub, docker
     text = scrape_until(hub, 'mlhub_ssh_sessions_total{kind="exec"}')
     assert 'mlhub_ssh_sessions_total{kind="exec"} 1.0' in text
     assert 'mlhub_ssh_bytes_total{direction="out"}' in text
+    types = [line for line in text.splitlines() if line.startswith("# TYPE mlhub_")]
+    assert len(types) == len(set(types)), "a metric family twice makes the page invalid"
 
 
 def test_a_services_metrics_are_for_the_hub_only(metrics_hub) -> None:

@@ -38,7 +38,11 @@ def _services() -> list[Any]:
 
 def parse_families(text: str) -> list[Metric]:
     """The ``mlhub_*`` metric families of a service's Prometheus text."""
-    return [f for f in text_string_to_metric_families(text) if f.name.startswith("mlhub_")]
+    return [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name.startswith("mlhub_") and not f.name.endswith("_created")  # creation times: noise
+    ]
 
 
 class ServiceMetrics(Collector):
@@ -52,8 +56,12 @@ class ServiceMetrics(Collector):
 
     def collect(self) -> Iterable[Metric]:
         self._refresh_soon()
+        seen: set[str] = set()  # a family twice would make the page invalid: first wins
         for families in list(self._families.values()):
-            yield from families
+            for family in families:
+                if family.name not in seen:
+                    seen.add(family.name)
+                    yield family
 
     def _refresh_soon(self) -> None:
         if time.monotonic() - self._fetched_at < MAX_AGE or (self._task and not self._task.done()):

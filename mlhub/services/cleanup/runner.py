@@ -8,10 +8,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
 from mlhub.services.cleanup import planner
 from mlhub.services.cleanup.hub_api import HubAPI, HubAPIError
 from mlhub.services.cleanup.model import Plan, Resource
-from mlhub.services.metrics import CLEANUP_REMOVALS, EXPIRIES
+
+# on the hub's /hub/metrics through mlhub.services.metrics (docs/metrics.md)
+CLEANUP_REMOVALS = Counter(
+    "mlhub_cleanup_removals",
+    "Objects the cleanup service removed, by run (users: orphans, expired) and object kind",
+    ["run", "object"],
+)
+EXPIRIES = Counter(
+    "mlhub_workspace_expiries",
+    "Workspaces (servers) deleted because their lifetime (days_to_live) ran out",
+)
+
 
 log = logging.getLogger("mlhub.services.cleanup")
 

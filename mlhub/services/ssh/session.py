@@ -14,9 +14,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncssh
+from prometheus_client import Counter, Gauge
 
 from mlhub.engines.base import STDERR, STDOUT, WriterSide
-from mlhub.services.metrics import SSH_BYTES, SSH_OPEN, SSH_SESSIONS
+
+# on the hub's /hub/metrics through mlhub.services.metrics (docs/metrics.md)
+SSH_SESSIONS = Counter(
+    "mlhub_ssh_sessions",
+    "SSH channels opened to workspaces: shell, exec, sftp, or tcp (ssh -L)",
+    ["kind"],
+)
+SSH_OPEN = Gauge("mlhub_ssh_sessions_open", "SSH channels to workspaces open now")
+SSH_BYTES = Counter(
+    "mlhub_ssh_bytes",
+    "Bytes through the SSH gateway: in = from clients to workspaces, out = back",
+    ["direction"],
+)
+
 
 log = logging.getLogger("mlhub.services.ssh")
 
