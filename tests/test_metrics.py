@@ -182,3 +182,20 @@ def test_two_processes_create_networks_at_once() -> None:
     finally:
         for n in client.networks.list(filters={"label": f"mlhub.origin={origin}"}):
             n.remove()
+
+
+def test_engine_calls_get_a_pool_of_threads_and_connections() -> None:
+    """DockerSpawner's one engine thread becomes ``engine_threads``; docker-py's connection
+    pool is at least as large."""
+    from mlhub.spawners.docker import MLHubDockerSpawner
+
+    class Fresh(MLHubDockerSpawner):  # its own class-level executor and client
+        _executor = None
+        _client = None
+
+    spawner = Fresh(engine_threads=16, client_kwargs={"max_pool_size": 4})
+    assert spawner.executor._max_workers == 16
+    adapter = spawner.client._custom_adapter  # the engine's socket
+    assert adapter.max_pool_size == 16
+    assert spawner.client.version  # it talks to the engine
+    assert MLHubDockerSpawner.class_traits()["engine_threads"].default_value == 8
