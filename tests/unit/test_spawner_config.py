@@ -34,4 +34,3 @@ def test_good_values_are_kept():
     spawner.volume_driver_options = {"type": "tmpfs", "device": "tmpfs", "o": "size=2g"}
     assert spawner.volume_driver == "rexray/ebs:latest"
     assert spawner.volume_driver_options["o"] == "size=2g"
-
