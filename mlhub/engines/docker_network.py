@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -50,13 +51,29 @@ class NoFreeSubnet(RuntimeError):
     """Every subnet of the pool is taken."""
 
 
-def free_subnet(taken: Iterable[Subnet], pool: Subnet, prefix: int) -> Subnet | None:
-    """The first /prefix subnet of *pool* that overlaps none of *taken*."""
+def free_subnets(taken: Iterable[Subnet], pool: Subnet, prefix: int, limit: int = 0) -> list[Subnet]:
+    """The /prefix subnets of *pool* that overlap none of *taken*, lowest first (*limit*: at most)."""
     taken = [t for t in taken if t.overlaps(pool)]
+    out = []
     for candidate in pool.subnets(new_prefix=prefix):
         if not any(candidate.overlaps(t) for t in taken):
-            return candidate
-    return None
+            out.append(candidate)
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
+def free_subnet(taken: Iterable[Subnet], pool: Subnet, prefix: int) -> Subnet | None:
+    """The first /prefix subnet of *pool* that overlaps none of *taken*."""
+    found = free_subnets(taken, pool, prefix, limit=1)
+    return found[0] if found else None
+
+
+#: Attempts at a subnet before giving up; each looks at the engine's networks afresh.
+SUBNET_ATTEMPTS = 20
+#: A new network takes one of the lowest this many free subnets at random, so hubs and
+#: processes creating networks at the same moment rarely pick the same one.
+SUBNET_SPREAD = 32
 
 
 async def _taken_subnets(docker: DockerCall) -> list[Subnet]:
@@ -98,13 +115,14 @@ async def ensure_network(
             await docker("create_network", name, driver="bridge", labels=labels, check_duplicate=True)
             return True
         async with _subnet_lock:
-            for _attempt in range(5):
-                subnet = free_subnet(await _taken_subnets(docker), pool, prefix)
-                if subnet is None:
+            for attempt in range(SUBNET_ATTEMPTS):
+                candidates = free_subnets(await _taken_subnets(docker), pool, prefix, SUBNET_SPREAD)
+                if not candidates:
                     raise NoFreeSubnet(
                         f"no free /{prefix} subnet left in the network pool {pool} "
                         "(MLHubDockerSpawner.network_pool); remove unused networks or widen the pool"
                     )
+                subnet = random.choice(candidates)
                 ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
                 try:
                     await docker(
@@ -117,10 +135,15 @@ async def ensure_network(
                     )
                     return True
                 except APIError as exc:
-                    if "overlap" not in str(exc):
+                    if "overlap" not in str(exc).lower():
                         raise
-                    # another hub took it between our look and our create: look again
-            raise NoFreeSubnet(f"could not get a free subnet in {pool} after 5 attempts")
+                # another hub or process took it between our look and our create: look again,
+                # after a short random pause so the racers do not meet again
+                await asyncio.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+            raise NoFreeSubnet(
+                f"could not get a free subnet in {pool} after {SUBNET_ATTEMPTS} attempts: other hubs "
+                "on this engine took each one first; try again"
+            )
 
 
 async def connect(docker: DockerCall, network: str, container: str, aliases: list[str] | None = None) -> None:

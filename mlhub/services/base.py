@@ -72,9 +72,16 @@ class ServiceHandler(HubOAuthenticated, JSONErrors):
 def make_service_app(
     prefix: str, routes: Sequence[tuple[Any, ...]], cookie_secret: bytes | None = None
 ) -> web.Application:
-    """A service's tornado app: the hub OAuth callback under *prefix*, then *routes*."""
+    """A service's tornado app: the hub OAuth callback and the metrics for the hub under
+    *prefix*, then *routes*."""
+    from mlhub.services.metrics import MetricsHandler
+
     return web.Application(
-        [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler), *routes],
+        [
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            (url_path_join(prefix, "metrics"), MetricsHandler),
+            *routes,
+        ],
         cookie_secret=cookie_secret or secrets.token_bytes(32),
     )
 

@@ -36,6 +36,7 @@ from mlhub.core.parsing import format_memory
 from mlhub.core.plan import AdminConfig, StartPlan, Workspace, make_plan
 from mlhub.core.workspace import WorkspaceMeta, meta_of_state
 from mlhub.hub.summary import DEFAULT_TOOL_IMAGES
+from mlhub.spawners.steps import StepTiming
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
 
@@ -67,7 +68,7 @@ def options_http_error(exc: OptionsError, submitted: dict[str, Any]) -> web.HTTP
     return error
 
 
-class MLHubSpawner(LoggingConfigurable):
+class MLHubSpawner(StepTiming, LoggingConfigurable):
     """Settings and behaviour shared by the MLHub Docker and Kubernetes spawners.
 
     A mixin: it expects the engine spawner (a JupyterHub ``Spawner``) after it in the MRO.
@@ -303,7 +304,8 @@ class MLHubSpawner(LoggingConfigurable):
         refused request made it, the row goes too (:meth:`_forget_refused_row`).
         """
         try:
-            await self._mlhub_check_and_apply(user_options)
+            with self.new_start_clock().step("options"):
+                await self._mlhub_check_and_apply(user_options)
         except web.HTTPError as exc:
             if exc.status_code in (400, 403) and self._row_made_by_this_request():
                 self._forget_refused_row()

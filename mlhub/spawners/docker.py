@@ -6,6 +6,7 @@ Entry point ``mlhub-docker``: ``c.JupyterHub.spawner_class = "mlhub-docker"``.
 from __future__ import annotations
 
 import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from docker.errors import NotFound
@@ -86,6 +87,35 @@ class MLHubDockerSpawner(DockerLifecycle, DockerContainerRequest, DockerVolumes,
         Docker's default address pools hold only about 30 bridge networks, too few for a
         class; choose a range unused on your LAN. Empty: let Docker choose (about 30 users).""",
     )
+
+    engine_threads = Int(
+        8,
+        min=1,
+        config=True,
+        help="""Threads that make the blocking Docker engine calls of all spawners of the hub
+        (DockerSpawner uses one, so concurrent starts queue behind each other's calls; a start
+        makes about a dozen). 8 lets several starts overlap while keeping the engine, which does
+        the real work, from being flooded; docker-py's connection pool is made at least as
+        large (``client_kwargs['max_pool_size']``).""",
+    )
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """One pool of ``engine_threads`` threads for the hub's engine calls (DockerSpawner: 1)."""
+        cls = type(self)
+        if cls._executor is None:
+            cls._executor = ThreadPoolExecutor(self.engine_threads, thread_name_prefix="mlhub-engine")
+        return cls._executor
+
+    @property
+    def client(self) -> Any:
+        """DockerSpawner's client, with a connection pool no smaller than the thread pool."""
+        cls = type(self)
+        if cls._client is None:
+            wanted = max(self.engine_threads, int(self.client_kwargs.get("max_pool_size") or 0))
+            if self.client_kwargs.get("max_pool_size") != wanted:
+                self.client_kwargs = {**self.client_kwargs, "max_pool_size": wanted}
+        return DockerSpawner.client.fget(self)  # type: ignore[attr-defined]
 
     network_prefix_length = Int(
         24,

@@ -19,6 +19,7 @@ from traitlets.config import LoggingConfigurable
 
 from mlhub.core import labels as L
 from mlhub.core.ownership import Verdict
+from mlhub.core.steps import StepClock
 from mlhub.engines import docker_network as net
 
 
@@ -77,6 +78,11 @@ class DockerLifecycle(LoggingConfigurable):
             return None
 
     async def stop(self, now: bool = False) -> None:
+        """DockerSpawner's stop, timed (steps ``stop`` and ``remove``)."""
+        with self.timed_stop("Stopped"):
+            await self._stop(now)
+
+    async def _stop(self, now: bool = False) -> None:
         """DockerSpawner's stop. With no container (a failed start already undone, or a
         container removed behind the hub's back) there is only state to clear; DockerSpawner
         would ask the engine to stop container "" and log a traceback for every failed start."""
@@ -97,27 +103,57 @@ class DockerLifecycle(LoggingConfigurable):
         await super().stop(now=now)
 
     async def start(self) -> tuple[str, int]:
+        clock = self.start_clock()  # begun by apply_user_options (step "options")
+        try:
+            result = await self._timed_start(clock)
+        except BaseException:
+            self.finish_start_clock(ok=False)
+            raise
+        self.finish_start_clock(ok=True)
+        return result
+
+    async def create_object(self) -> dict[str, Any]:
+        with self.start_step("create"):
+            return await super().create_object()
+
+    async def start_object(self) -> None:
+        with self.start_step("start"):
+            await super().start_object()
+
+    async def stop_object(self) -> None:
+        with self.stop_step("stop"):
+            await super().stop_object()
+
+    async def remove_object(self) -> None:
+        with self.stop_step("remove"):
+            await super().remove_object()
+
+    async def _timed_start(self, clock: StepClock) -> tuple[str, int]:
         # made by apply_user_options; made here when the admin's own hook replaced it
-        options = (await self.ensure_plan()).options
+        with clock.step("options"):
+            options = (await self.ensure_plan()).options
         created_network = created_volume = created_disk = False
         owner = L.owner_labels(self.hub_name, self.user.name, self.install_id, self.account_created)
         try:
-            await self._check_image_present(options.image)
+            with clock.step("image"):
+                await self._check_image_present(options.image)
             try:
-                await self._check_network()
-                pool = ipaddress.IPv4Network(self.network_pool) if self.network_pool else None
-                created_network = await net.ensure_network(
-                    self.docker, self.network_name, owner, pool, self.network_prefix_length
-                )
-                if created_network:
-                    self.log.info("Created network %s for %s", self.network_name, self.user.name)
-                if self.hub_container:
-                    await net.connect(self.docker, self.network_name, self.hub_container)
+                with clock.step("network"):
+                    await self._check_network()
+                    pool = ipaddress.IPv4Network(self.network_pool) if self.network_pool else None
+                    created_network = await net.ensure_network(
+                        self.docker, self.network_name, owner, pool, self.network_prefix_length
+                    )
+                    if created_network:
+                        self.log.info("Created network %s for %s", self.network_name, self.user.name)
+                    if self.hub_container:
+                        await net.connect(self.docker, self.network_name, self.hub_container)
                 labels = self.workspace_labels()
                 disk_cap = None
                 if options.is_mount_volume:
-                    self._mlhub_volume = await self.resolve_volume()
-                    created_volume, created_disk, disk_cap = await self._prepare_volume(labels)
+                    with clock.step("volume"):
+                        self._mlhub_volume = await self.resolve_volume()
+                        created_volume, created_disk, disk_cap = await self._prepare_volume(labels)
                     if created_volume:
                         self.log.info("Created volume %s for %s", self.volume_name, self._log_name)
                 self._remember_bounds(disk_cap)
@@ -125,7 +161,7 @@ class DockerLifecycle(LoggingConfigurable):
                 raise web.HTTPError(409, str(exc)) from None
             except net.NoFreeSubnet as exc:
                 raise web.HTTPError(503, f"No network for {self.user.name}'s workspace: {exc}") from None
-            result = await super().start()
+            result = await super().start()  # create and start are timed by their own methods
         except asyncio.CancelledError:
             # JupyterHub's start_timeout cancelled the start: undo it all the same
             self.log.warning("Start of %s was cancelled (start_timeout); undoing it", self._log_name)
@@ -139,7 +175,8 @@ class DockerLifecycle(LoggingConfigurable):
         # JupyterHub does when start returns); only an exit during the watch undoes the start.
         self._record_started(result)
         try:
-            await self._wait_serving_or_exited(result)
+            with clock.step("first_answer"):
+                await self._wait_serving_or_exited(result)
         except web.HTTPError:
             await self._undo_start(created_network, created_volume, created_disk)
             raise

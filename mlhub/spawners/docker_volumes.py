@@ -233,26 +233,34 @@ class DockerVolumes(LoggingConfigurable):
         once no other workspace of the user uses it. JupyterHub deletes the default server
         only with its account (it refuses to delete it alone): then the account's volumes go
         too, or stay, as ``deleted_user_volumes`` says."""
+        with self.timed_stop("Deleted"):
+            await self._delete_forever()
+
+    async def _delete_forever(self) -> None:
         await self._wait_container_gone()
-        if self.remove_volume_on_delete:
-            try:
-                self._mlhub_volume = await self.resolve_volume()
-            except net.ForeignObjectError:
-                self._mlhub_volume = ""
-            else:
-                await self._remove_volume_and_disk(self.volume_name)
-        if not self.name:
-            await self._forget_account()
+        with self.stop_step("volume"):  # timed also when the volume is kept
+            if self.remove_volume_on_delete:
+                try:
+                    self._mlhub_volume = await self.resolve_volume()
+                except net.ForeignObjectError:
+                    self._mlhub_volume = ""
+                else:
+                    await self._remove_volume_and_disk(self.volume_name)
+            if not self.name:
+                await self._forget_account()
         keep = {self.hub_container} if self.hub_container else set()
-        users_containers = await self.docker(
-            "containers",
-            all=True,
-            filters={"label": [f"{L.ORIGIN}={self.hub_name}", f"{L.USER}={self.user.name}"]},
-        )
-        if users_containers:
-            return
-        if await net.remove_network_if_unused(self.docker, self.network_name, keep):
-            self.log.info("Removed network %s: %s has no workspace left", self.network_name, self.user.name)
+        with self.stop_step("network"):
+            users_containers = await self.docker(
+                "containers",
+                all=True,
+                filters={"label": [f"{L.ORIGIN}={self.hub_name}", f"{L.USER}={self.user.name}"]},
+            )
+            if users_containers:
+                return
+            if await net.remove_network_if_unused(self.docker, self.network_name, keep):
+                self.log.info(
+                    "Removed network %s: %s has no workspace left", self.network_name, self.user.name
+                )
 
     async def _forget_account(self) -> None:
         """The account is being deleted: remove its volumes (``deleted_user_volumes=remove``)

@@ -216,6 +216,23 @@ class MLHubKubeSpawner(MLHubSpawner, KubeSpawner):
         self.pvc_name = aside
 
     async def _start(self) -> Any:
-        await self.resolve_pvc()
-        await self.ensure_network_policy()
-        return await super()._start()
+        """KubeSpawner's start, timed: ``volume`` (the PVC to use), ``network`` (the network
+        policy), ``start`` (KubeSpawner's own: PVC, pod, until it runs) and ``options``."""
+        clock = self.start_clock()
+        try:
+            with clock.step("volume"):
+                await self.resolve_pvc()
+            with clock.step("network"):
+                await self.ensure_network_policy()
+            with clock.step("start"):
+                result = await super()._start()
+        except BaseException:
+            self.finish_start_clock(ok=False)
+            raise
+        self.finish_start_clock(ok=True)
+        return result
+
+    async def stop(self, now: bool = False) -> None:
+        """KubeSpawner's stop (pod deletion until it is gone), timed as the ``stop`` step."""
+        with self.timed_stop("Stopped"), self.stop_step("stop"):
+            await super().stop(now=now)

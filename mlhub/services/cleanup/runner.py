@@ -8,9 +8,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
 from mlhub.services.cleanup import planner
 from mlhub.services.cleanup.hub_api import HubAPI, HubAPIError
 from mlhub.services.cleanup.model import Plan, Resource
+
+# on the hub's /hub/metrics through mlhub.services.metrics (docs/metrics.md)
+CLEANUP_REMOVALS = Counter(
+    "mlhub_cleanup_removals",
+    "Objects the cleanup service removed, by run (users: orphans, expired) and object kind",
+    ["run", "object"],
+)
+EXPIRIES = Counter(
+    "mlhub_workspace_expiries",
+    "Workspaces (servers) deleted because their lifetime (days_to_live) ran out",
+)
+
 
 log = logging.getLogger("mlhub.services.cleanup")
 
@@ -132,6 +146,9 @@ class Cleaner:
                 report.errors.append({**action.to_json(), "error": str(exc)})
                 continue
             log.info("Deleted server %s (%s)", action.name, action.reason)
+            CLEANUP_REMOVALS.labels(run=report.kind, object="server").inc()
+            if report.kind == "expired":
+                EXPIRIES.inc()
             report.removed.append(action.to_json())
         for resource, action in plan.remove_resources:
             if dry_run:
@@ -146,4 +163,5 @@ class Cleaner:
                 report.errors.append({**action.to_json(), "error": str(exc)})
                 continue
             log.info("Removed %s %s of %s (%s)", resource.kind, resource.name, action.user, action.reason)
+            CLEANUP_REMOVALS.labels(run=report.kind, object=resource.kind).inc()
             report.removed.append(action.to_json())

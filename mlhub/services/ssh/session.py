@@ -14,8 +14,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncssh
+from prometheus_client import Counter, Gauge
 
 from mlhub.engines.base import STDERR, STDOUT, WriterSide
+
+# on the hub's /hub/metrics through mlhub.services.metrics (docs/metrics.md)
+SSH_SESSIONS = Counter(
+    "mlhub_ssh_sessions",
+    "SSH channels opened to workspaces: shell, exec, sftp, or tcp (ssh -L)",
+    ["kind"],
+)
+SSH_OPEN = Gauge("mlhub_ssh_sessions_open", "SSH channels to workspaces open now")
+SSH_BYTES = Counter(
+    "mlhub_ssh_bytes",
+    "Bytes through the SSH gateway: in = from clients to workspaces, out = back",
+    ["direction"],
+)
+
 
 log = logging.getLogger("mlhub.services.ssh")
 
@@ -70,6 +85,7 @@ class Bridge:
 
     # --- channel -> pipe
     def data_received(self, data: bytes, datatype: Any) -> None:
+        SSH_BYTES.labels(direction="in").inc(len(data))
         if self.pipe is None:
             self._pending.append(data)
             return
@@ -102,6 +118,9 @@ class Bridge:
 
     def attach(self, pipe: Pipe, on_end: Callable[[], Awaitable[None]]) -> None:
         """Start moving bytes between the channel and *pipe*; *on_end* runs when output ends."""
+        SSH_SESSIONS.labels(kind=getattr(self, "kind", "") or "tcp").inc()
+        SSH_OPEN.inc()
+        self._counted_open = True
         self.pipe = pipe
         for data in self._pending:
             pipe.write(data)
@@ -117,6 +136,7 @@ class Bridge:
                 if not data:
                     break
                 await self._can_write.wait()
+                SSH_BYTES.labels(direction="out").inc(len(data))
                 if kind == STDERR and hasattr(self.chan, "write_stderr"):
                     self.chan.write_stderr(data)
                 else:
@@ -127,6 +147,9 @@ class Bridge:
             self.chan.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if getattr(self, "_counted_open", False):
+            self._counted_open = False
+            SSH_OPEN.dec()
         if self.pipe is not None:
             self.pipe.close()
         if self._pump_task is not None and not self._pump_task.done():
