@@ -50,13 +50,16 @@ class Env:
         self.tmp = tmp
         self.cert = cert
         self.port = str(hub.port)
-        # `mlhub-ssh-tunnel` as pip installs it, trusting the hub's self-signed certificate
+        # `mlhub-ssh-tunnel`: the console script pip installed next to this Python (the set-up's
+        # `pip install -e .`), trusting the hub's self-signed certificate
+        installed = Path(sys.executable).with_name("mlhub-ssh-tunnel")
+        assert installed.is_file(), (
+            f"{installed} is missing: pip install the project (it declares the script)"
+        )
         self.bin = tmp / "bin"
         self.bin.mkdir()
         shim = self.bin / "mlhub-ssh-tunnel"
-        shim.write_text(
-            f'#!/bin/sh\nexec {sys.executable} -m mlhub.services.ssh.tunnel_client --ca-cert {cert} "$@"\n'
-        )
+        shim.write_text(f'#!/bin/sh\nexec {installed} --ca-cert {cert} "$@"\n')
         shim.chmod(0o755)
         self.tunnel_url = f"{hub.url}/services/ssh/tunnel"
 
