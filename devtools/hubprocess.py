@@ -70,6 +70,19 @@ def _owned_by_another_live_process(name: str) -> bool:
     return True
 
 
+def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM the process group *proc* leads (started with ``start_new_session``), SIGKILL it
+    after *timeout* seconds; nothing when the process has already ended."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def new_hub_name() -> str:
     """A test hub name no other hub on this engine uses (claimed for this process)."""
     return claim_hub_name(f"{TEST_HUB_PREFIX}{secrets.token_hex(3)}")
@@ -211,13 +224,8 @@ c.Spawner.start_timeout = 90
         raise RuntimeError(f"hub did not answer within {timeout}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc:
+            stop_process_group(self.proc, timeout=30)
         self.proc = None
 
     def restart(self) -> None:

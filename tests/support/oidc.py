@@ -6,7 +6,6 @@ users and their claims are set through its ``PUT /users/<sub>``."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from urllib.parse import quote
 
 import requests
 
-from devtools.hubprocess import free_port
+from devtools.hubprocess import free_port, stop_process_group
 
 
 @dataclass
@@ -82,10 +81,5 @@ def running_oidc_provider(workdir: Path) -> Iterator[OIDCProvider]:
             time.sleep(0.2)
         yield provider
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
         log.close()
