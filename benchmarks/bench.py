@@ -124,6 +124,12 @@ def steps_of(stacks: dict[str, Stack], before: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def scenario_failed(failures: list[dict[str, Any]], scenario: str, exc: BaseException) -> None:
+    """Record a scenario that raised, so a long run still writes what the other scenarios measured."""
+    print(f"{scenario}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    failures.append({"scenario": scenario, "stack": "harness", "cause": f"{type(exc).__name__}: {exc}"})
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     client = docker.from_env(timeout=300)
     remove_test_objects(client)
@@ -170,65 +176,88 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         before = {name: parse_histograms(s.metrics() or "") for name, s in stacks.items()}
         if "single" not in args.skip:
-            print("single spawn (with the floor)", flush=True)
-            stock_net = stacks["stock"].hub.env["BENCH_STOCK_NETWORK"]
-            times, order = scenarios.single_spawn(
-                stacks, args.reps, args.seed, failures, (client, IMAGE, stock_net)
-            )
-            results["floor"] = summary(times.pop("floor"))
-            results["single_spawn"] = {name: summary(v) for name, v in times.items()}
-            results["order"] = {"single": order}
-        if "concurrent" not in args.skip:
-            for n in args.ns:
-                print(f"{n} concurrent spawns", flush=True)
-                results["concurrent"][str(n)], order = scenarios.concurrent(
-                    stacks, n, args.runs, args.seed, failures
+            try:
+                print("single spawn (with the floor)", flush=True)
+                stock_net = stacks["stock"].hub.env["BENCH_STOCK_NETWORK"]
+                times, order = scenarios.single_spawn(
+                    stacks, args.reps, args.seed, failures, (client, IMAGE, stock_net)
                 )
-                results.setdefault("order", {})[f"concurrent-{n}"] = order
+                results["floor"] = summary(times.pop("floor"))
+                results["single_spawn"] = {name: summary(v) for name, v in times.items()}
+                results["order"] = {"single": order}
+            except Exception as exc:  # the other scenarios still run and are written
+                scenario_failed(failures, "single", exc)
+        if "concurrent" not in args.skip:
+            try:
+                for n in args.ns:
+                    print(f"{n} concurrent spawns", flush=True)
+                    results["concurrent"][str(n)], order = scenarios.concurrent(
+                        stacks, n, args.runs, args.seed, failures
+                    )
+                    results.setdefault("order", {})[f"concurrent-{n}"] = order
+            except Exception as exc:  # the other scenarios still run and are written
+                scenario_failed(failures, "concurrent", exc)
         results["steps"] = steps_of(stacks, before)
         if "busy" not in args.skip:
-            print("single spawn on a busy host", flush=True)
-            results["busy_host"] = scenarios.busy_host(stacks, args.busy_reps, args.seed, failures)
+            try:
+                print("single spawn on a busy host", flush=True)
+                results["busy_host"] = scenarios.busy_host(stacks, args.busy_reps, args.seed, failures)
+            except Exception as exc:  # the other scenarios still run and are written
+                scenario_failed(failures, "busy", exc)
         if "cleanup" not in args.skip:
-            print(f"cleanup over {args.cleanup_objects} objects", flush=True)
-            results["cleanup"] = scenarios.cleanup(
-                stacks["mlhub"], args.cleanup_objects, IMAGE, args.cleanup_spawns, failures
-            )
+            try:
+                print(f"cleanup over {args.cleanup_objects} objects", flush=True)
+                results["cleanup"] = scenarios.cleanup(
+                    stacks["mlhub"], args.cleanup_objects, IMAGE, args.cleanup_spawns, failures
+                )
+            except Exception as exc:  # the other scenarios still run and are written
+                scenario_failed(failures, "cleanup", exc)
         if "memory" not in args.skip:
-            print("memory of an idle workspace per flavor", flush=True)
-            results["idle_memory_mb"] = scenarios.idle_memory(
-                stacks["mlhub"], list(FLAVORS), args.memory_settle, failures
-            )
+            try:
+                print("memory of an idle workspace per flavor", flush=True)
+                results["idle_memory_mb"] = scenarios.idle_memory(
+                    stacks["mlhub"], list(FLAVORS), args.memory_settle, failures
+                )
+            except Exception as exc:  # the other scenarios still run and are written
+                scenario_failed(failures, "memory", exc)
         if "restart" not in args.skip:
-            for name, stack in stacks.items():
-                print(f"{name}: hub restart with {args.restart_servers} servers", flush=True)
-                results["hub_restart"][name] = scenarios.hub_restart(stack, args.restart_servers, failures)
+            try:
+                for name, stack in stacks.items():
+                    print(f"{name}: hub restart with {args.restart_servers} servers", flush=True)
+                    results["hub_restart"][name] = scenarios.hub_restart(
+                        stack, args.restart_servers, failures
+                    )
+            except Exception as exc:  # the other scenarios still run and are written
+                scenario_failed(failures, "restart", exc)
         if "container" not in args.skip:
-            print("MLHub as one container", flush=True)
-            box = container_stack(workdir, client, env)
-            extra.append(box)
-            t0 = time.perf_counter()
-            first = box.spawn_until_ready("first", "w")
-            box.delete("first", "w")
-            box.wait_gone(t0)
-            both = {"mlhub": stacks["mlhub"], "mlhub-container": box}
-            times, order = scenarios.single_spawn(
-                both, args.reps, args.seed, failures, None, scenario="container"
-            )
-            results["one_container"] = {
-                "first_spawn_s": first,
-                "single_spawn": summary(times["mlhub-container"]),
-                "host_single_spawn": summary(times["mlhub"]),
-                "order": order,
-                "concurrent": {},
-            }
-            for n in [n for n in args.ns if n <= 20] if "concurrent" not in args.skip else []:
-                print(f"{n} concurrent spawns, hub in a container vs on the host", flush=True)
-                out, _ = scenarios.concurrent(both, n, args.runs, args.seed, failures)
-                results["one_container"]["concurrent"][str(n)] = {
-                    "container": out["mlhub-container"],
-                    "host": out["mlhub"],
+            try:
+                print("MLHub as one container", flush=True)
+                box = container_stack(workdir, client, env)
+                extra.append(box)
+                t0 = time.perf_counter()
+                first = box.spawn_until_ready("first", "w")
+                box.delete("first", "w")
+                box.wait_gone(t0)
+                both = {"mlhub": stacks["mlhub"], "mlhub-container": box}
+                times, order = scenarios.single_spawn(
+                    both, args.reps, args.seed, failures, None, scenario="container"
+                )
+                results["one_container"] = {
+                    "first_spawn_s": first,
+                    "single_spawn": summary(times["mlhub-container"]),
+                    "host_single_spawn": summary(times["mlhub"]),
+                    "order": order,
+                    "concurrent": {},
                 }
+                for n in [n for n in args.ns if n <= 20] if "concurrent" not in args.skip else []:
+                    print(f"{n} concurrent spawns, hub in a container vs on the host", flush=True)
+                    out, _ = scenarios.concurrent(both, n, args.runs, args.seed, failures)
+                    results["one_container"]["concurrent"][str(n)] = {
+                        "container": out["mlhub-container"],
+                        "host": out["mlhub"],
+                    }
+            except Exception as exc:  # the other scenarios still run and are written
+                scenario_failed(failures, "container", exc)
     finally:
         for stack in [*stacks.values(), *extra]:
             try:
