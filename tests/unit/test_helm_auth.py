@@ -368,6 +368,11 @@ def test_hub_extra_env_still_works_alone_and_a_variable_set_twice_is_refused():
         ({"ldap": {"bindDnTemplates": ["uid=ada,dc=example,dc=org"]}}, "/auth/ldap/bindDnTemplates/0"),
         ({"ldap": {"bindDnTemplates": "uid={username},dc=example,dc=org"}}, "/auth/ldap/bindDnTemplates"),
         ({"ldap": {"allowedGroups": ["hub-users"]}}, "/auth/ldap/allowedGroups/0"),
+        # [cn=admins,ou=groups,dc=example,dc=org] unquoted: YAML splits the DN at its commas
+        (
+            {"ldap": {"adminGroups": yaml.safe_load("[cn=admins,ou=groups,dc=org]")}},
+            "/auth/ldap/adminGroups/0",
+        ),
         ({"ldap": {"caCert": {"secret": "ca"}}}, "secret"),
         ({"allowAll": "yes"}, "/auth/allowAll"),
         ({"adminUsers": "ada"}, "/auth/adminUsers"),
