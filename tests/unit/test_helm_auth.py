@@ -396,3 +396,17 @@ def test_bad_auth_values_are_refused_naming_the_field(auth, field):
     with pytest.raises(Exception) as refused:
         render({"auth": auth})
     assert field in str(refused.value), str(refused.value)
+
+
+def test_the_install_notes_follow_the_authenticator():
+    def notes(values: dict) -> str:
+        out = Chart.load(CHART).render(values=values, name="demo", namespace="ml", is_install=True)
+        return next(text for path, text in out.items() if path.endswith("NOTES.txt"))
+
+    assert "admin-password" in notes({})
+    ldap = notes({"auth": BY_TYPE["ldap"]})
+    assert (
+        "admin-password" not in ldap
+        and "Log in with ldap" in ldap
+        and "logs deployment/demo-mlhub-hub" in ldap
+    )
