@@ -31,11 +31,17 @@ def render(values: dict) -> list[dict]:
     ]
 
 
-def hub_config_from_chart(values: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def hub_config_from_chart(
+    values: dict, tmp_path: Path, cluster: dict[str, dict[str, str]] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the hub's config as the hub pod would: its env from the Deployment (secrets from
-    the chart's Secret, the values Secret's file in a directory named as in the pod)."""
+    the chart's Secret, the values Secret's file in a directory named as in the pod).
+    *cluster*: Secrets and ConfigMaps the admin made in the namespace (name -> key -> text),
+    read by the Deployment's secretKeyRefs and mounted where its volumes say, as Kubernetes would."""
     docs = render(values)
     secrets = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "Secret"}
+    for name, data in (cluster or {}).items():
+        secrets.setdefault(name, {k: base64.b64encode(v.encode()).decode() for k, v in data.items()})
     (hub,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"{FULL}-hub"]
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     for var in hub["spec"]["template"]["spec"]["containers"][0]["env"]:
@@ -47,6 +53,7 @@ def hub_config_from_chart(values: dict, tmp_path: Path) -> subprocess.CompletedP
             env[var["name"]] = base64.b64decode(secrets[ref["name"]][ref["key"]]).decode()
         elif "fieldRef" in source:
             env[var["name"]] = "ml"  # metadata.namespace
+    _mount_cluster_volumes(hub["spec"]["template"]["spec"], cluster or {}, env, tmp_path / "mounts")
     values_dir = tmp_path / "helm-values"
     values_dir.mkdir()
     (values_dir / "values.json").write_bytes(base64.b64decode(secrets[f"{FULL}-hub-values"]["values.json"]))
@@ -66,3 +73,25 @@ def hub_config_from_chart(values: dict, tmp_path: Path) -> subprocess.CompletedP
         timeout=120,
         cwd=tmp_path,
     )
+
+
+def _mount_cluster_volumes(
+    pod: dict, cluster: dict[str, dict[str, str]], env: dict[str, str], root: Path
+) -> None:
+    """The hub container's mounts of Secrets and ConfigMaps in *cluster*: their items written
+    below *root*, and variables naming a file under the mount path pointed there."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in pod["containers"][0]["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        source = volume.get("secret", {}).get("secretName") or volume.get("configMap", {}).get("name")
+        if source not in cluster:
+            continue
+        spec = volume.get("secret") or volume["configMap"]
+        items = spec.get("items") or [{"key": k, "path": k} for k in cluster[source]]
+        directory = root / mount["name"]
+        directory.mkdir(parents=True)
+        for item in items:
+            (directory / item["path"]).write_text(cluster[source][item["key"]])
+        for name, value in env.items():
+            if value.startswith(mount["mountPath"].rstrip("/") + "/"):
+                env[name] = str(directory) + value[len(mount["mountPath"].rstrip("/")) :]

@@ -4,6 +4,8 @@ validated against the Kubernetes schemas (kubernetes-validate). No cluster neede
 from __future__ import annotations
 
 import base64
+import json
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -361,3 +363,59 @@ def test_bad_z2jh_style_values_are_refused_naming_the_field(values, field):
     with pytest.raises(Exception) as refused:
         Chart.load(CHART).render(values=values, name=RELEASE, namespace=NAMESPACE)
     assert field in str(refused.value), str(refused.value)
+
+
+# --- The values reference (helm/mlhub/README.md) against values.yaml and the schema --------
+
+
+def documented_values() -> dict[str, object]:
+    """Each value in values.yaml under a ``# --`` comment (dotted path -> its default)."""
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    found: dict[str, object] = {}
+    path: list[str] = []
+    documented = False
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or (stripped.startswith("#") and not stripped.startswith("# --")):
+            documented = documented and bool(stripped)
+            continue
+        if stripped.startswith("# --"):
+            documented = True
+            continue
+        key = re.match(r"( *)([A-Za-z][A-Za-z0-9]*):", line)
+        if key:
+            path = path[: len(key.group(1)) // 2] + [key.group(2)]
+            if documented:
+                value: object = defaults
+                for part in path:
+                    value = value[part]  # type: ignore[index]
+                found[".".join(path)] = value
+        documented = False
+    return found
+
+
+def default_cell(value: object) -> str:
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, (list, dict)):
+        return f"`{json.dumps(value)}`" if not value else ""  # a structure: the README says it in words
+    return f"`{value}`" if value != "" else '`""`'
+
+
+def test_the_values_reference_lists_every_value_with_its_default_and_the_schema_knows_it():
+    rows = dict(re.findall(r"^\| `([^`]+)` \|([^|]*)\|", (CHART / "README.md").read_text(), re.M))
+    values = documented_values()
+    assert "auth.ldap.caCert.key" in values and "hubName" in values
+    assert sorted(set(values) - set(rows)) == [], "values.yaml values missing from helm/mlhub/README.md"
+    assert sorted(set(rows) - set(values)) == [], "README rows without a documented value in values.yaml"
+    assert {name: rows[name].strip() for name in values} == {
+        name: default_cell(v) for name, v in values.items()
+    }
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for name in values:
+        node = schema
+        for part in name.split("."):
+            assert part in node.get("properties", {}), f"values.schema.json has no {name}"
+            node = node["properties"][part]
