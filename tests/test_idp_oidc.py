@@ -66,26 +66,6 @@ def oidc_hub(
         remove_test_objects(docker_client, hub.hub_name)
 
 
-def oidc_login(
-    hub: HubProcess, provider: OIDCProvider, sub: str
-) -> tuple[requests.Session, requests.Response]:
-    """Log in as a browser does: the hub sends us to the provider, whose form (the subject
-    named by the tester) sends us back to the hub's callback. Returns the callback's reply."""
-    session = new_session()
-    start = session.get(f"{hub.url}/hub/oauth_login?next=%2Fhub%2Fhome", allow_redirects=False, timeout=30)
-    assert start.status_code == 302, start.text
-    authorize = start.headers["Location"]
-    assert authorize.startswith(f"{provider.issuer}/oauth2/authorize?"), authorize
-    form = session.get(authorize, timeout=30)
-    assert form.status_code == 200 and 'name="sub"' in form.text
-    back = session.post(authorize, data={"sub": sub}, allow_redirects=False, timeout=30)
-    assert back.status_code == 302, back.text
-    callback = back.headers["Location"]
-    # the callback is on the hub's own host (per-user origins keep /hub there)
-    assert callback.startswith(f"{hub.url}/hub/oauth_callback?code="), callback
-    return session, session.get(callback, allow_redirects=False, timeout=30)
-
-
 def whoami(hub: HubProcess, session: requests.Session) -> requests.Response:
     return session.get(f"{hub.url}/hub/api/user", timeout=30)
 
@@ -93,7 +73,7 @@ def whoami(hub: HubProcess, session: requests.Session) -> requests.Response:
 def test_a_member_of_the_allowed_group_logs_in_and_is_no_admin(
     oidc_hub: HubProcess, provider: OIDCProvider
 ) -> None:
-    session, done = oidc_login(oidc_hub, provider, "alice-sub")
+    session, done = provider.login(oidc_hub.url, "alice-sub")
     assert done.status_code == 302 and done.headers["Location"].endswith("/hub/home"), done.text
     me = whoami(oidc_hub, session)
     assert me.status_code == 200 and me.json()["name"] == "alice" and me.json()["admin"] is False
@@ -107,7 +87,7 @@ def test_a_member_of_the_allowed_group_logs_in_and_is_no_admin(
 def test_a_member_of_the_admin_group_is_admin_and_hub_groups_follow(
     oidc_hub: HubProcess, provider: OIDCProvider
 ) -> None:
-    session, done = oidc_login(oidc_hub, provider, "carol-sub")
+    session, done = provider.login(oidc_hub.url, "carol-sub")
     assert done.status_code == 302
     me = whoami(oidc_hub, session)
     assert me.json()["name"] == "carol" and me.json()["admin"] is True
@@ -119,10 +99,10 @@ def test_admin_rights_follow_the_groups_claim_at_the_next_login(
     oidc_hub: HubProcess, provider: OIDCProvider
 ) -> None:
     provider.set_user("erin-sub", {"preferred_username": "erin", "groups": ["hub-users", "hub-admins"]})
-    session, _ = oidc_login(oidc_hub, provider, "erin-sub")
+    session, _ = provider.login(oidc_hub.url, "erin-sub")
     assert whoami(oidc_hub, session).json()["admin"] is True
     provider.set_user("erin-sub", {"preferred_username": "erin", "groups": ["hub-users"]})
-    session, _ = oidc_login(oidc_hub, provider, "erin-sub")
+    session, _ = provider.login(oidc_hub.url, "erin-sub")
     assert whoami(oidc_hub, session).json()["admin"] is False
 
 
@@ -130,7 +110,7 @@ def test_accounts_outside_the_allowed_groups_are_refused(
     oidc_hub: HubProcess, provider: OIDCProvider
 ) -> None:
     for sub in ("bob-sub", "dave-sub"):  # another group; no groups claim at all
-        session, done = oidc_login(oidc_hub, provider, sub)
+        session, done = provider.login(oidc_hub.url, sub)
         assert done.status_code == 403, (sub, done.status_code)
         assert whoami(oidc_hub, session).status_code == 403
     assert "User 'bob' not allowed" in oidc_hub.log_tail(400)
@@ -143,7 +123,7 @@ def test_no_sign_up_and_no_authorize_page_with_a_provider(
     assert "Sign in with OpenID Connect" in page.text
     assert "signup" not in page.text and 'name="password"' not in page.text
     assert requests.get(f"{oidc_hub.url}/hub/signup", timeout=30).status_code == 404
-    session, _ = oidc_login(oidc_hub, provider, "carol-sub")
+    session, _ = provider.login(oidc_hub.url, "carol-sub")
     assert session.get(f"{oidc_hub.url}/hub/authorize", timeout=30).status_code == 404
     home = session.get(f"{oidc_hub.url}/hub/home", timeout=30)
     assert 'id="nav-authorize"' not in home.text and "change-password" not in home.text

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import requests
 
 from devtools.hubprocess import free_port, stop_process_group
+from tests.support.web import new_session
 
 
 @dataclass
@@ -40,9 +41,30 @@ class OIDCProvider:
         reply = requests.put(f"{self.issuer}/users/{quote(sub, safe='')}", json=claims, timeout=30)
         assert reply.status_code == 204, reply.text
 
+    def login(self, hub_url: str, sub: str) -> tuple[requests.Session, requests.Response]:
+        """Log in as a browser does: the hub sends us to the provider, whose form (the subject
+        named by the tester) sends us back to the hub's callback. Returns the callback's reply."""
+        session = new_session()
+        start = session.get(
+            f"{hub_url}/hub/oauth_login?next=%2Fhub%2Fhome", allow_redirects=False, timeout=30
+        )
+        assert start.status_code == 302, start.text
+        authorize = start.headers["Location"]
+        assert authorize.startswith(f"{self.issuer}/oauth2/authorize?"), authorize
+        form = session.get(authorize, timeout=30)
+        assert form.status_code == 200 and 'name="sub"' in form.text
+        back = session.post(authorize, data={"sub": sub}, allow_redirects=False, timeout=30)
+        assert back.status_code == 302, back.text
+        callback = back.headers["Location"]
+        # the callback is on the hub's own host (per-user origins keep /hub there)
+        assert callback.startswith(f"{hub_url}/hub/oauth_callback?code="), callback
+        return session, session.get(callback, allow_redirects=False, timeout=30)
+
 
 @contextmanager
-def running_oidc_provider(workdir: Path) -> Iterator[OIDCProvider]:
+def running_oidc_provider(workdir: Path, host: str = "127.0.0.1") -> Iterator[OIDCProvider]:
+    """The provider on *host* (loopback by default; the engine's bridge gateway for a hub in a
+    container, which must reach the same issuer URL as the browser)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / "oidc-provider.log"
@@ -53,7 +75,7 @@ def running_oidc_provider(workdir: Path) -> Iterator[OIDCProvider]:
             "-m",
             "oidc_provider_mock",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--require-registration",
@@ -63,7 +85,7 @@ def running_oidc_provider(workdir: Path) -> Iterator[OIDCProvider]:
         env={**os.environ, "NO_COLOR": "1"},
         start_new_session=True,
     )
-    provider = OIDCProvider(f"http://127.0.0.1:{port}", log_path)
+    provider = OIDCProvider(f"http://{host}:{port}", log_path)
     try:
         deadline = time.monotonic() + 30
         while True:

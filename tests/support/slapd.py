@@ -88,9 +88,9 @@ class Slapd:
 
 @contextmanager
 def running_slapd(
-    workdir: Path, tls_cert: Path | None = None, tls_key: Path | None = None
+    workdir: Path, tls_cert: Path | None = None, tls_key: Path | None = None, host: str = "127.0.0.1"
 ) -> Iterator[Slapd]:
-    """slapd on a free loopback port, with ``ou=people`` and ``ou=groups`` under ``dc=example,dc=org``
+    """slapd on a free port of *host* (loopback by default), with ``ou=people`` and ``ou=groups`` under ``dc=example,dc=org``
     (STARTTLS offered when a certificate and key are given)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "db").mkdir(exist_ok=True)
@@ -100,7 +100,7 @@ def running_slapd(
         _CONFIG.format(dir=workdir, tls=tls, suffix=SUFFIX, root_dn=ROOT_DN, root_password=ROOT_PASSWORD)
     )
     port = free_port()
-    server = Slapd("127.0.0.1", port, workdir)
+    server = Slapd(host, port, workdir)
     log = open(workdir / "slapd.log", "ab")
     slapd = shutil.which("slapd") or "/usr/sbin/slapd"
     # -d: stay in the foreground (this process is the server), log connections and operations
