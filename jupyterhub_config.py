@@ -210,8 +210,14 @@ if _docker_mode:
         )
         _disk_limit = 0
     c.MLHubDockerSpawner.workspace_disk_limit = _disk_limit or None
-c.Spawner.start_timeout = 120
+# Workspaces boot a few at a time (MLHubDockerSpawner.concurrent_boots); a start waiting its
+# turn counts against start_timeout, so a burst of starts (a class logging in at 9:00) queues
+# instead of failing: 300 s (zero-to-jupyterhub's default) covers 200 at once on 2 cores.
+c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 60
+# Pending starts are cheap while they wait for a boot slot; JupyterHub's default (100)
+# answered 429 to half of a 200-user burst (docs/decisions/boot-gate.md).
+c.JupyterHub.concurrent_spawn_limit = 300
 
 # Where the proxy reaches the hub's services: on loopback, unless the proxy runs in its own
 # pod (Kubernetes), which reaches them through the hub's Service.

@@ -27,6 +27,7 @@ from benchmarks.machine import image_facts, machine
 from benchmarks.stacks import (
     MLHUB_CONFIG,
     PARITY,
+    PARITY_HUB,
     STOCK_CONFIG,
     Stack,
     container_stack,
@@ -167,6 +168,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["config_parity"] = {
             "http_timeout_equal": equal("http_timeout"),
             "start_timeout_equal": equal("start_timeout"),
+            "concurrent_spawn_limit_equal": equal("concurrent_spawn_limit"),
+            "concurrent_spawn_limit": {name: PARITY_HUB["concurrent_spawn_limit"] for name in stacks},
             "http_timeout": {name: PARITY["http_timeout"] for name in stacks},
             "start_timeout": {name: PARITY["start_timeout"] for name in stacks},
             "set_by": "the overrides file both configs load last (MLHUB_USER_CONFIG)",

@@ -258,7 +258,9 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
         "## Configuration parity",
         "",
         f"- `http_timeout` equal: {p.get('http_timeout_equal')} ({p.get('http_timeout')}); "
-        f"`start_timeout` equal: {p.get('start_timeout_equal')} ({p.get('start_timeout')}).",
+        f"`start_timeout` equal: {p.get('start_timeout_equal')} ({p.get('start_timeout')}); "
+        f"`concurrent_spawn_limit` equal: {p.get('concurrent_spawn_limit_equal')} "
+        f"({p.get('concurrent_spawn_limit')}).",
         f"- How the hub reaches a server: stock {p.get('server_reached', {}).get('stock', '?')}; "
         f"MLHub {p.get('server_reached', {}).get('mlhub', '?')}.",
         *[f"- Declared difference: {d}" for d in p.get("declared_differences", [])],

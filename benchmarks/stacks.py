@@ -26,7 +26,12 @@ from devtools.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, address, clai
 DEADLINE_S = 600  # no single wait is longer than this
 #: What both stacks are given (the overrides file is loaded last by both configs).
 PARITY = {"http_timeout": 60, "start_timeout": 300}
-PARITY_CONFIG = "\n".join(f"c.Spawner.{k} = {v}" for k, v in PARITY.items())
+#: JupyterHub's own settings, the same on both stacks (MLHub's default limit; stock's is 100)
+PARITY_HUB = {"concurrent_spawn_limit": 300}
+PARITY_CONFIG = "\n".join(
+    [f"c.Spawner.{k} = {v}" for k, v in PARITY.items()]
+    + [f"c.JupyterHub.{k} = {v}" for k, v in PARITY_HUB.items()]
+)
 
 
 STOCK_CONFIG = REPO / "benchmarks" / "stock_config.py"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 #: the steps of a Docker start and stop, in order (benchmarks/steps.py reads them by name)
-SPAWN_STEPS = ("options", "image", "network", "volume", "create", "start", "first_answer")
+SPAWN_STEPS = ("options", "image", "network", "volume", "boot_wait", "create", "start", "first_answer")
 STOP_STEPS = ("stop", "remove", "volume", "network")
 
 

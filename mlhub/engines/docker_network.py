@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -44,7 +45,10 @@ def _check_owner(kind: str, name: str, found: dict[str, str] | None, wanted: dic
 
 
 Subnet = ipaddress.IPv4Network
-_subnet_lock = asyncio.Lock()
+#: Subnets this process is creating a network on, or made one on in the last CLAIM_SECONDS
+#: (a listing that began before the create may not show it), with when each was claimed.
+_creating: dict[Subnet, float] = {}
+CLAIM_SECONDS = 60.0
 
 
 class NoFreeSubnet(RuntimeError):
@@ -114,36 +118,46 @@ async def ensure_network(
         if pool is None:
             await docker("create_network", name, driver="bridge", labels=labels, check_duplicate=True)
             return True
-        async with _subnet_lock:
-            for attempt in range(SUBNET_ATTEMPTS):
-                candidates = free_subnets(await _taken_subnets(docker), pool, prefix, SUBNET_SPREAD)
-                if not candidates:
-                    raise NoFreeSubnet(
-                        f"no free /{prefix} subnet left in the network pool {pool} "
-                        "(MLHubDockerSpawner.network_pool); remove unused networks or widen the pool"
-                    )
-                subnet = random.choice(candidates)
-                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))])
-                try:
-                    await docker(
-                        "create_network",
-                        name,
-                        driver="bridge",
-                        labels=labels,
-                        ipam=ipam,
-                        check_duplicate=True,
-                    )
-                    return True
-                except APIError as exc:
-                    if "overlap" not in str(exc).lower():
-                        raise
-                # another hub or process took it between our look and our create: look again,
-                # after a short random pause so the racers do not meet again
-                await asyncio.sleep(random.uniform(0, 0.05 * (attempt + 1)))
-            raise NoFreeSubnet(
-                f"could not get a free subnet in {pool} after {SUBNET_ATTEMPTS} attempts: other hubs "
-                "on this engine took each one first; try again"
-            )
+        for attempt in range(SUBNET_ATTEMPTS):
+            # no lock is held across engine calls: networks of different users are created at
+            # the same time; the subnets this process is creating are kept out of every choice
+            taken = await _taken_subnets(docker)
+            now = time.monotonic()
+            for old in [net for net, at in _creating.items() if now - at > CLAIM_SECONDS]:
+                del _creating[old]
+            candidates = free_subnets([*taken, *_creating], pool, prefix, SUBNET_SPREAD)
+            if not candidates:
+                raise NoFreeSubnet(
+                    f"no free /{prefix} subnet left in the network pool {pool} "
+                    "(MLHubDockerSpawner.network_pool); remove unused networks or widen the pool"
+                )
+            subnet = random.choice(candidates)
+            _creating[subnet] = now
+            try:
+                await docker(
+                    "create_network",
+                    name,
+                    driver="bridge",
+                    labels=labels,
+                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]),
+                    check_duplicate=True,
+                )
+            except APIError as exc:
+                _creating.pop(subnet, None)
+                if "overlap" not in str(exc).lower():
+                    raise
+            except BaseException:
+                _creating.pop(subnet, None)
+                raise
+            else:
+                return True  # the subnet stays claimed for CLAIM_SECONDS
+            # another hub or process took it between our look and our create: look again,
+            # after a short random pause so the racers do not meet again
+            await asyncio.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        raise NoFreeSubnet(
+            f"could not get a free subnet in {pool} after {SUBNET_ATTEMPTS} attempts: other hubs "
+            "on this engine took each one first; try again"
+        )
 
 
 async def connect(docker: DockerCall, network: str, container: str, aliases: list[str] | None = None) -> None:

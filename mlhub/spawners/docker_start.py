@@ -14,7 +14,7 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from requests.exceptions import ConnectionError as EngineConnectionError
 from requests.exceptions import Timeout as EngineTimeout
 from tornado import web
-from traitlets import Float
+from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
 from mlhub.core import labels as L
@@ -26,6 +26,10 @@ from mlhub.engines import docker_network as net
 def engine_unreachable(exc: BaseException) -> bool:
     """True when *exc* says the Docker engine did not answer (down, restarting, socket gone)."""
     return isinstance(exc, (EngineConnectionError, EngineTimeout))
+
+
+#: One gate per hub process (all spawners' starts share the engine host's CPUs).
+_BOOT_GATE: asyncio.Semaphore | None = None
 
 
 class DockerLifecycle(LoggingConfigurable):
@@ -40,6 +44,36 @@ class DockerLifecycle(LoggingConfigurable):
         (container, new volume and network removed). After this time JupyterHub's own wait
         (``http_timeout``) goes on. 0: no watch.""",
     )
+
+    concurrent_boots = Int(
+        0,
+        min=0,
+        config=True,
+        help="""Workspaces of this hub that may boot at once: from creating the container until
+        its server accepts connections (or ``startup_check_seconds`` pass). Further starts wait
+        their turn (step ``boot_wait``; the wait counts against ``start_timeout``, not
+        ``http_timeout``). Booting servers share the engine host's CPUs: started all at once,
+        each boots so slowly that JupyterHub's ``http_timeout`` fails many (100 at once on 2
+        cores: 224 of 300 failed in the 2026-11-30 benchmark). 0: twice the engine's CPUs
+        (``docker info``), at least 4.""",
+    )
+
+    async def _boot_gate(self) -> asyncio.Semaphore:
+        """The hub's one gate on booting workspaces (made at the first start)."""
+        global _BOOT_GATE
+        if _BOOT_GATE is None:
+            size = self.concurrent_boots
+            if not size:
+                try:
+                    cpus = int((await self.docker("info")).get("NCPU") or 0)
+                except Exception as exc:  # the engine's own error follows at create
+                    self.log.warning("Cannot read the engine's CPUs (%s); assuming 2", exc)
+                    cpus = 2
+                size = max(4, 2 * cpus)
+            if _BOOT_GATE is None:  # another start may have made it meanwhile
+                _BOOT_GATE = asyncio.Semaphore(size)
+                self.log.info("At most %d workspaces boot at once", size)
+        return _BOOT_GATE
 
     async def get_object(self) -> dict[str, Any] | None:
         """The workspace container, or None; a foreign container of that name is ignored."""
@@ -104,11 +138,16 @@ class DockerLifecycle(LoggingConfigurable):
 
     async def start(self) -> tuple[str, int]:
         clock = self.start_clock()  # begun by apply_user_options (step "options")
+        self._boot_slot: asyncio.Semaphore | None = None
         try:
             result = await self._timed_start(clock)
         except BaseException:
             self.finish_start_clock(ok=False)
             raise
+        finally:
+            if self._boot_slot is not None:
+                self._boot_slot.release()
+                self._boot_slot = None
         self.finish_start_clock(ok=True)
         return result
 
@@ -161,6 +200,7 @@ class DockerLifecycle(LoggingConfigurable):
                 raise web.HTTPError(409, str(exc)) from None
             except net.NoFreeSubnet as exc:
                 raise web.HTTPError(503, f"No network for {self.user.name}'s workspace: {exc}") from None
+            await self._wait_boot_slot(clock)
             result = await super().start()  # create and start are timed by their own methods
         except asyncio.CancelledError:
             # JupyterHub's start_timeout cancelled the start: undo it all the same
@@ -180,6 +220,9 @@ class DockerLifecycle(LoggingConfigurable):
         except web.HTTPError:
             await self._undo_start(created_network, created_volume, created_disk)
             raise
+        if self._boot_slot is not None:  # booted: the next start may go
+            self._boot_slot.release()
+            self._boot_slot = None
         self.log.info(
             "Started workspace %s for %s on network %s (expires: %s)",
             self.object_name,
@@ -188,6 +231,15 @@ class DockerLifecycle(LoggingConfigurable):
             self.expiration_timestamp or "never",
         )
         return result
+
+    async def _wait_boot_slot(self, clock: StepClock) -> None:
+        """Wait until fewer than ``concurrent_boots`` workspaces of this hub are booting."""
+        gate = await self._boot_gate()
+        with clock.step("boot_wait"):
+            if gate.locked():
+                self.log.info("%s waits for a boot slot (the hub's are all taken)", self._log_name)
+            await gate.acquire()
+        self._boot_slot = gate
 
     def _remember_bounds(self, disk_cap: int | None) -> None:
         """Keep the workspace's process limit and /workspace size with its state (for the pages)."""
