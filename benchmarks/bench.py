@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shlex
 import sys
 import tempfile
@@ -67,6 +68,8 @@ DECLARED = [
     "Stock's servers share one user-defined network; MLHub gives each user their own.",
     "Authenticator: stock `dummy`, MLHub NativeAuthenticator; the benchmark uses API tokens on both.",
     "MLHub serves each user on their own origin (`<user>.localhost`); stock on the hub's origin.",
+    "CPU: stock's servers have no limit; MLHub's ask for `cpu_limit` = this machine's cores (`--mlhub-cpu host`, "
+    "the default) or get MLHub's fair default, a quarter of the host (`--mlhub-cpu default`; 0.5 core on 2 cores).",
     "MLHub runs its cleanup service (periodic runs off: CLEANUP_INTERVAL_SECONDS=-1) and SSH gateway; "
     "stock runs no services.",
 ]
@@ -85,6 +88,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--busy-reps", type=int, help="single spawns per stack with the CPU burners")
     p.add_argument(
         "--memory-settle", type=float, default=30, help="seconds a workspace idles before its memory is read"
+    )
+    p.add_argument(
+        "--mlhub-cpu",
+        choices=("host", "default"),
+        default="host",
+        help="MLHub's spawns ask for cpu_limit = this machine's cores, as stock's unlimited servers "
+        "get (host, default), or send no cpu_limit, so MLHub's fair default applies (a quarter of the host)",
     )
     p.add_argument(
         "--seed", type=int, help="shuffle each pair's order with this seed (default: ABBA alternation)"
@@ -161,6 +171,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for name in ("stock", "mlhub"):
             stacks[name] = host_stack(name, workdir, client, env)
+        cpu_options = {"cpu_limit": os.cpu_count() or 1} if args.mlhub_cpu == "host" else {}
+        stacks["mlhub"].spawn_options = dict(cpu_options)
 
         def equal(key: str) -> bool:  # both configs let the overrides file's value win
             return overrides_win(STOCK_CONFIG, (key,)) and overrides_win(MLHUB_CONFIG, (key,))
@@ -169,6 +181,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "http_timeout_equal": equal("http_timeout"),
             "start_timeout_equal": equal("start_timeout"),
             "concurrent_spawn_limit_equal": equal("concurrent_spawn_limit"),
+            "cpu_limit": {
+                "stock": "none (all cores)",
+                "mlhub": cpu_options.get("cpu_limit", "MLHub's fair default (a quarter of the host)"),
+            },
             "concurrent_spawn_limit": {name: PARITY_HUB["concurrent_spawn_limit"] for name in stacks},
             "http_timeout": {name: PARITY["http_timeout"] for name in stacks},
             "start_timeout": {name: PARITY["start_timeout"] for name in stacks},
@@ -236,6 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 print("MLHub as one container", flush=True)
                 box = container_stack(workdir, client, env)
+                box.spawn_options = dict(cpu_options)
                 extra.append(box)
                 t0 = time.perf_counter()
                 first = box.spawn_until_ready("first", "w")

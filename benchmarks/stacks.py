@@ -69,6 +69,8 @@ class Stack:
         self.client = client
         #: how the hub reaches a server, for the results' config parity
         self.reached = reached
+        #: the body of every spawn request (MLHub: the CPU the stock stack's servers get)
+        self.spawn_options: dict[str, Any] = {}
         self._tokens: dict[str, str] = {}
 
     # --- users and spawns ---------------------------------------------------------------
@@ -81,7 +83,11 @@ class Stack:
         token = self.token(user)
         start = time.perf_counter()
         r = self.hub.api(
-            "POST", f"/users/{user}/servers/{server}", token=token, json=options or {}, timeout=DEADLINE_S
+            "POST",
+            f"/users/{user}/servers/{server}",
+            token=token,
+            json=options or self.spawn_options,
+            timeout=DEADLINE_S,
         )
         if r.status_code not in (201, 202):
             raise SpawnFailed(f"refused: HTTP {r.status_code} {r.text[:300]}")

@@ -12,7 +12,7 @@ from prometheus_client import Counter
 
 from mlhub.services.cleanup import planner
 from mlhub.services.cleanup.hub_api import HubAPI, HubAPIError
-from mlhub.services.cleanup.model import Plan, Resource
+from mlhub.services.cleanup.model import Action, Plan, Resource
 
 # on the hub's /hub/metrics through mlhub.services.metrics (docs/metrics.md)
 CLEANUP_REMOVALS = Counter(
@@ -32,6 +32,9 @@ log = logging.getLogger("mlhub.services.cleanup")
 #: this long before the hub was asked (clock skew between the engine and this service, and a
 #: spawn that began while the run gathered its facts, are never mistaken for one).
 STALE_MARGIN = 30.0
+#: Objects removed at once (each removal is one engine call that mostly waits; one at a time,
+#: 5,000 orphans took 85 s in the 2026-11-30 benchmark).
+REMOVE_AT_ONCE = 8
 
 
 class Backend(Protocol):
@@ -150,18 +153,36 @@ class Cleaner:
             if report.kind == "expired":
                 EXPIRIES.inc()
             report.removed.append(action.to_json())
-        for resource, action in plan.remove_resources:
-            if dry_run:
-                report.removed.append(action.to_json())
-                continue
+        # one kind at a time (containers, then volumes, then networks: _ordered), REMOVE_AT_ONCE
+        # objects of it at once; the report keeps the plan's order
+        stages: list[list[tuple[Resource, Action]]] = []
+        for item in plan.remove_resources:
+            if stages and stages[-1][0][0].kind == item[0].kind:
+                stages[-1].append(item)
+            else:
+                stages.append([item])
+        gate = asyncio.Semaphore(REMOVE_AT_ONCE)
+        for stage in stages:
+            done = await asyncio.gather(
+                *(self._remove(resource, action, report, dry_run, gate) for resource, action in stage)
+            )
+            for entry, error in done:
+                (report.errors if error else report.removed).append(entry)
+
+    async def _remove(
+        self, resource: Resource, action: Action, report: RunReport, dry_run: bool, gate: asyncio.Semaphore
+    ) -> tuple[dict[str, Any], bool]:
+        """Remove one object; returns its report entry and whether it failed."""
+        if dry_run:
+            return action.to_json(), False
+        async with gate:
             try:
                 await self.backend.remove(resource)
             except (RuntimeError, OSError) as exc:
                 # keep going: the next run retries what is left, nothing depends on order
                 # except networks, which are removed last and retried next time
                 log.error("Could not remove %s %s: %s", resource.kind, resource.name, exc)
-                report.errors.append({**action.to_json(), "error": str(exc)})
-                continue
-            log.info("Removed %s %s of %s (%s)", resource.kind, resource.name, action.user, action.reason)
-            CLEANUP_REMOVALS.labels(run=report.kind, object=resource.kind).inc()
-            report.removed.append(action.to_json())
+                return {**action.to_json(), "error": str(exc)}, True
+        log.info("Removed %s %s of %s (%s)", resource.kind, resource.name, action.user, action.reason)
+        CLEANUP_REMOVALS.labels(run=report.kind, object=resource.kind).inc()
+        return action.to_json(), False
