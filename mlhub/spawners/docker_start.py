@@ -32,6 +32,44 @@ def engine_unreachable(exc: BaseException) -> bool:
 _BOOT_GATE: asyncio.Semaphore | None = None
 
 
+class _UserBoots:
+    """One boot at a time per user. A user's lock lives only while a start of theirs holds
+    it or waits for it, so the table does not grow with every user who ever started."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def busy(self, name: str) -> bool:
+        return name in self._locks and self._locks[name][0].locked()
+
+    async def acquire(self, name: str) -> None:
+        lock, users = self._locks.get(name, (asyncio.Lock(), 0))
+        self._locks[name] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._leave(name)
+            raise
+
+    def release(self, name: str) -> None:
+        self._locks[name][0].release()
+        self._leave(name)
+
+    def _leave(self, name: str) -> None:
+        lock, users = self._locks[name]
+        if users <= 1:
+            del self._locks[name]
+        else:
+            self._locks[name] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+#: One boot at a time per user (by name), for the whole hub process.
+_USER_BOOTS = _UserBoots()
+
+
 class DockerLifecycle(LoggingConfigurable):
     """Start, watch, undo, stop and poll (a mixin of MLHubDockerSpawner)."""
 
@@ -54,7 +92,8 @@ class DockerLifecycle(LoggingConfigurable):
         their turn (step ``boot_wait``; the wait counts against ``start_timeout``, not
         ``http_timeout``). Booting servers share the engine host's CPUs: started all at once,
         each boots so slowly that JupyterHub's ``http_timeout`` fails many (100 at once on 2
-        cores: 224 of 300 failed in the 2026-11-30 benchmark). 0: twice the engine's CPUs
+        cores: 224 of 300 failed in the 2026-11-30 benchmark). A user boots one workspace at
+        a time, so one account holds one slot at most. 0: twice the engine's CPUs
         (``docker info``), at least 4.""",
     )
 
@@ -138,16 +177,14 @@ class DockerLifecycle(LoggingConfigurable):
 
     async def start(self) -> tuple[str, int]:
         clock = self.start_clock()  # begun by apply_user_options (step "options")
-        self._boot_slot: asyncio.Semaphore | None = None
+        self._boot_slot: tuple[asyncio.Semaphore, str] | None = None
         try:
             result = await self._timed_start(clock)
         except BaseException:
             self.finish_start_clock(ok=False)
             raise
         finally:
-            if self._boot_slot is not None:
-                self._boot_slot.release()
-                self._boot_slot = None
+            self._release_boot_slot()
         self.finish_start_clock(ok=True)
         return result
 
@@ -220,9 +257,7 @@ class DockerLifecycle(LoggingConfigurable):
         except web.HTTPError:
             await self._undo_start(created_network, created_volume, created_disk)
             raise
-        if self._boot_slot is not None:  # booted: the next start may go
-            self._boot_slot.release()
-            self._boot_slot = None
+        self._release_boot_slot()  # booted: the next start may go
         self.log.info(
             "Started workspace %s for %s on network %s (expires: %s)",
             self.object_name,
@@ -233,13 +268,30 @@ class DockerLifecycle(LoggingConfigurable):
         return result
 
     async def _wait_boot_slot(self, clock: StepClock) -> None:
-        """Wait until fewer than ``concurrent_boots`` workspaces of this hub are booting."""
+        """Wait until this user has no other workspace booting and fewer than
+        ``concurrent_boots`` of the hub's are: one user's starts (named servers, or images
+        that never serve) hold at most one slot, so they cannot keep everyone else waiting."""
         gate = await self._boot_gate()
+        owner = self.user.name
         with clock.step("boot_wait"):
-            if gate.locked():
-                self.log.info("%s waits for a boot slot (the hub's are all taken)", self._log_name)
-            await gate.acquire()
-        self._boot_slot = gate
+            if _USER_BOOTS.busy(owner):
+                self.log.info("%s waits for the user's other workspace to boot", self._log_name)
+            await _USER_BOOTS.acquire(owner)
+            try:
+                if gate.locked():
+                    self.log.info("%s waits for a boot slot (the hub's are all taken)", self._log_name)
+                await gate.acquire()
+            except BaseException:
+                _USER_BOOTS.release(owner)
+                raise
+        self._boot_slot = (gate, owner)
+
+    def _release_boot_slot(self) -> None:
+        if self._boot_slot is not None:
+            gate, owner = self._boot_slot
+            self._boot_slot = None
+            gate.release()
+            _USER_BOOTS.release(owner)
 
     def _remember_bounds(self, disk_cap: int | None) -> None:
         """Keep the workspace's process limit and /workspace size with its state (for the pages)."""
