@@ -248,9 +248,25 @@ def hub_restart(stack: Stack, n: int, failures: Failures) -> dict[str, Any]:
 # --- cleanup over many engine objects -------------------------------------------------------
 
 
+def _make_object(api: Any, i: int, name: str, labels: dict[str, str], image: str) -> str:
+    """Object *i* of the cleanup's mix: 5 % containers (created, never started, only among the
+    orphans: odd *i*), 5 % networks (each its own /28), the rest volumes. Returns its kind."""
+    if i % 20 == 1:
+        api.create_container(image, command=["true"], labels=labels, name=name)
+        return "container"
+    if i % 20 == 3:  # its own /28 (the engine's default pools hold about 30 networks)
+        k = i // 20
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=f"{NETWORK_BASE}.{k // 16}.{(k % 16) * 16}/28")]
+        )
+        api.create_network(name, driver="bridge", internal=True, labels=labels, ipam=ipam)
+        return "network"
+    api.create_volume(name=name, labels=labels)
+    return "volume"
+
+
 def make_objects(stack: Stack, total: int, image: str) -> dict[str, int]:
-    """*total* labelled objects of this hub, half orphaned (their user does not exist):
-    5 % containers (created, never started), 5 % networks, the rest volumes."""
+    """*total* labelled objects of this hub, half orphaned (their user does not exist)."""
     hub, api = stack.hub, stack.client.api
     stack.token("keeper")
     kinds = {"container": 0, "network": 0, "volume": 0}
@@ -263,24 +279,49 @@ def make_objects(stack: Stack, total: int, image: str) -> dict[str, int]:
             "mlhub.user": owner,
             "mlhub.server_name": f"x{i}",
         }
-        name = f"{hub.hub_name}-bench-{i}"
-        if i % 20 == 1:  # containers only among the orphans
-            api.create_container(image, command=["true"], labels=labels, name=name)
-            return "container"
-        if i % 20 == 3:  # its own /28 (the engine's default pools hold about 30 networks)
-            k = i // 20
-            ipam = docker.types.IPAMConfig(
-                pool_configs=[docker.types.IPAMPool(subnet=f"{NETWORK_BASE}.{k // 16}.{(k % 16) * 16}/28")]
-            )
-            api.create_network(name, driver="bridge", internal=True, labels=labels, ipam=ipam)
-            return "network"
-        api.create_volume(name=name, labels=labels)
-        return "volume"
+        return _make_object(api, i, f"{hub.hub_name}-bench-{i}", labels, image)
 
     with cf.ThreadPoolExecutor(max_workers=8) as pool:
         for kind in pool.map(make, range(total)):
             kinds[kind] += 1
     return kinds
+
+
+def engine_floor(stack: Stack, total: int, image: str) -> float:
+    """Seconds the engine takes to remove objects like the cleanup's orphans directly (docker-py,
+    no MLHub), in the state the cleanup left (its kept half present): the same mix (the odd
+    indexes), kind by kind in the cleanup's order, as many at once as the cleanup removes."""
+    from mlhub.services.cleanup.runner import AT_ONCE_BY_KIND, REMOVE_AT_ONCE
+
+    api = stack.client.api
+    labels = {"mlhub.origin": f"{stack.hub.hub_name}-floor"}  # not the hub's: no cleanup sees them
+    names: dict[str, list[str]] = {"container": [], "network": [], "volume": []}
+
+    def make(i: int) -> None:
+        name = f"{stack.hub.hub_name}-floor-{i}"
+        names[_make_object(api, i, name, labels, image)].append(name)
+
+    with cf.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(make, range(1, total, 2)))
+    remove = {
+        "container": lambda n: api.remove_container(n, force=True, v=True),
+        "volume": api.remove_volume,
+        "network": api.remove_network,
+    }
+    try:
+        t0 = time.perf_counter()
+        for kind in ("container", "volume", "network"):
+            with cf.ThreadPoolExecutor(max_workers=AT_ONCE_BY_KIND.get(kind, REMOVE_AT_ONCE)) as pool:
+                list(pool.map(remove[kind], names[kind]))
+        return time.perf_counter() - t0
+    finally:  # whatever a failure left behind
+        flt = {"label": [f"mlhub.origin={labels['mlhub.origin']}"]}
+        for c in api.containers(all=True, filters=flt):
+            api.remove_container(c["Id"], force=True, v=True)
+        for v in api.volumes(filters=flt).get("Volumes") or []:
+            api.remove_volume(v["Name"])
+        for n in api.networks(filters=flt):
+            api.remove_network(n["Id"])
 
 
 def cleanup(stack: Stack, total: int, image: str, spawns: int, failures: Failures) -> dict[str, Any]:
@@ -311,12 +352,14 @@ def cleanup(stack: Stack, total: int, image: str, spawns: int, failures: Failure
         stack.delete("during", f"d{i}")
     worker.join()
     stack.wait_gone(time.perf_counter())
+    floor_s = engine_floor(stack, total, image)
     base, dur = summary(baseline["mlhub"]), summary(during)
     return {
         "objects": total,
         "orphaned": total // 2,
         "kinds": kinds,
         "seconds": report.get("seconds", float("nan")),
+        "engine_floor_seconds": floor_s,
         "dry_run_seconds": dry_s,
         "removed": len(report.get("removed", [])),
         "dry_run_removed": len(dry.get("removed", [])),

@@ -125,6 +125,30 @@ def test_users_endpoint_removes_objects_of_deleted_users_only(chub, docker_clien
     chub.stop_server("stay")
 
 
+def test_an_orphaned_network_with_a_bystander_attached_is_removed_and_the_bystander_lives(
+    chub, docker_client
+):
+    """The hub's own container stays attached to users' networks (to reach the workspaces): the
+    cleanup disconnects such a container, removes the network, and leaves the container running."""
+    admin = chub.ensure_user("cadmin", admin=True)
+    owner = {"mlhub.origin": chub.hub_name, "mlhub.user": "netghost", "mlhub.install": chub.install_id()}
+    net = docker_client.networks.create(f"{chub.hub_name}-netghost", labels=owner)
+    bystander = docker_client.containers.run(
+        WORKSPACE_IMAGE, ["sleep", "600"], name=f"{chub.hub_name}-bystander", detach=True
+    )
+    try:
+        net.connect(bystander)
+        report = cleanup(chub, "users", admin).json()
+        assert report["ok"], report["errors"]
+        assert ("network", net.name) in {(a["kind"], a["name"]) for a in report["removed"]}
+        assert not exists(docker_client, "network", net.name)
+        bystander.reload()
+        assert bystander.status == "running"
+        assert net.name not in bystander.attrs["NetworkSettings"]["Networks"]
+    finally:
+        bystander.remove(force=True)
+
+
 def test_users_endpoint_removes_a_container_left_running_for_a_stopped_server(chub, docker_client):
     """What a start interrupted between the engine's answer and the hub's leaves: the hub
     says the server is stopped, yet its container runs. Once older than the safety margin

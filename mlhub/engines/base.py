@@ -48,6 +48,9 @@ class Resource:
     #: runs or is about to (Docker: created/running/restarting; Kubernetes: Pending/Running)
     created: float = 0.0
     active: bool = False
+    #: Docker volumes: the driver's options as the listing gave them (a capped /workspace's
+    #: bind mount names its disk image), so removing one needs no further engine call
+    options: dict[str, str] = field(default_factory=dict)
 
     @property
     def user(self) -> str | None:

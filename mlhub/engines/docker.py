@@ -145,7 +145,10 @@ class DockerEngine(Engine):
             )
             for c in containers
         ]
-        resources += [Resource("volume", v["Name"], v["Name"], v.get("Labels") or {}) for v in volumes]
+        resources += [
+            Resource("volume", v["Name"], v["Name"], v.get("Labels") or {}, options=v.get("Options") or {})
+            for v in volumes
+        ]
         resources += [Resource("network", n["Name"], n["Id"], n.get("Labels") or {}) for n in networks]
         return resources
 
@@ -156,23 +159,33 @@ class DockerEngine(Engine):
             if resource.kind == "container":
                 await self._run(api.remove_container, resource.id, force=True, v=True)
             elif resource.kind == "volume":
-                found = await self._run(api.inspect_volume, resource.name)
                 await self._run(api.remove_volume, resource.name)
-                disk = disk_of_volume(found)
+                disk = disk_of_volume({"Name": resource.name, "Options": resource.options})
                 if disk is not None:  # a capped /workspace: its disk image goes with it
                     await self._run(disk.remove)
             elif resource.kind == "network":
-                found = await self._run(api.inspect_network, resource.id)
-                for cid in found.get("Containers") or {}:
-                    # e.g. the hub's own container, attached to reach the workspaces
-                    await self._run(api.disconnect_container_from_network, cid, resource.id, force=True)
-                await self._run(api.remove_network, resource.id)
+                await self._remove_network(resource.id)
             else:
                 raise ValueError(f"unknown resource kind {resource.kind}")
         except NotFound:
             return
         except APIError as exc:
             raise RuntimeError(f"{resource.kind} {resource.name}: {exc.explanation or exc}") from None
+
+    async def _remove_network(self, network: str) -> None:
+        """Remove a network; containers still attached (e.g. the hub's own, to reach the
+        workspaces) are disconnected first. One engine call when none is attached."""
+        api = self.api
+        try:
+            await self._run(api.remove_network, network)
+            return
+        except APIError as exc:
+            if "active endpoints" not in str(exc.explanation or exc):
+                raise
+        found = await self._run(api.inspect_network, network)
+        for cid in found.get("Containers") or {}:
+            await self._run(api.disconnect_container_from_network, cid, network, force=True)
+        await self._run(api.remove_network, network)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.address.scheme == "unix":

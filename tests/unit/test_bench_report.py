@@ -166,3 +166,13 @@ def test_both_configs_let_the_benchmarks_timeouts_win(tmp_path):
     never = tmp_path / "never.py"
     never.write_text("c.Spawner.http_timeout = 60\n")
     assert not overrides_win(never)
+
+
+def test_a_cleanup_miss_is_set_against_the_engines_own_floor():
+    doc = measured(stock=2.0, mlhub=1.5)
+    doc["cleanup"].update(seconds=80.0, engine_floor_seconds=70.0)
+    text = "\n".join(report.prose(doc))
+    assert "5000 removed at 16.0 ms each" in text
+    assert "removed objects like these in 70.0 s (floor), so the run was 10.0 s above it" in text
+    assert "below this engine's floor" in text
+    assert "| floor: the engine removes objects like the orphans directly" in report.markdown(doc, "test")
