@@ -351,7 +351,7 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
             None,
             c.get("engine_floor_seconds"),
             "s",
-            "same mix and state, as many at once as the cleanup",
+            "same mix and state, one at a time as the cleanup",
         )
     )
     lines.append(

@@ -290,9 +290,7 @@ def make_objects(stack: Stack, total: int, image: str) -> dict[str, int]:
 def engine_floor(stack: Stack, total: int, image: str) -> float:
     """Seconds the engine takes to remove objects like the cleanup's orphans directly (docker-py,
     no MLHub), in the state the cleanup left (its kept half present): the same mix (the odd
-    indexes), kind by kind in the cleanup's order, as many at once as the cleanup removes."""
-    from mlhub.services.cleanup.runner import AT_ONCE_BY_KIND, REMOVE_AT_ONCE
-
+    indexes), kind by kind in the cleanup's order, one at a time as the cleanup removes them."""
     api = stack.client.api
     labels = {"mlhub.origin": f"{stack.hub.hub_name}-floor"}  # not the hub's: no cleanup sees them
     names: dict[str, list[str]] = {"container": [], "network": [], "volume": []}
@@ -311,8 +309,8 @@ def engine_floor(stack: Stack, total: int, image: str) -> float:
     try:
         t0 = time.perf_counter()
         for kind in ("container", "volume", "network"):
-            with cf.ThreadPoolExecutor(max_workers=AT_ONCE_BY_KIND.get(kind, REMOVE_AT_ONCE)) as pool:
-                list(pool.map(remove[kind], names[kind]))
+            for name in names[kind]:
+                remove[kind](name)
         return time.perf_counter() - t0
     finally:  # whatever a failure left behind
         flt = {"label": [f"mlhub.origin={labels['mlhub.origin']}"]}

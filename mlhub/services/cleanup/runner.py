@@ -32,11 +32,10 @@ log = logging.getLogger("mlhub.services.cleanup")
 #: this long before the hub was asked (clock skew between the engine and this service, and a
 #: spawn that began while the run gathered its facts, are never mistaken for one).
 STALE_MARGIN = 30.0
-#: Containers or volumes removed at once (each removal is one engine call that mostly waits).
-#: Networks go one at a time: the engine removes them one after another anyway (about 0.1 s
-#: each, rewriting its firewall rules), and a queue of them would hold up spawns' networks.
-REMOVE_AT_ONCE = 8
-AT_ONCE_BY_KIND = {"network": 1}
+#: Objects are removed one at a time. Eight at once was no faster (10,000 objects, 5,000 of
+#: them orphaned: 79.7 s against 75.6 s one at a time; the engine removes networks one after
+#: another, about 0.13 s each, and they are most of the time), and it slowed spawns during the
+#: run by 29 % against 18 % (benchmark runs of 2026-12-01, docs/decisions/cleanup-pace.md).
 
 
 class Backend(Protocol):
@@ -155,36 +154,24 @@ class Cleaner:
             if report.kind == "expired":
                 EXPIRIES.inc()
             report.removed.append(action.to_json())
-        # one kind at a time (containers, then volumes, then networks: _ordered), REMOVE_AT_ONCE
-        # objects of it at once (AT_ONCE_BY_KIND); the report keeps the plan's order
-        stages: list[list[tuple[Resource, Action]]] = []
-        for item in plan.remove_resources:
-            if stages and stages[-1][0][0].kind == item[0].kind:
-                stages[-1].append(item)
-            else:
-                stages.append([item])
-        for stage in stages:
-            gate = asyncio.Semaphore(AT_ONCE_BY_KIND.get(stage[0][0].kind, REMOVE_AT_ONCE))
-            done = await asyncio.gather(
-                *(self._remove(resource, action, report, dry_run, gate) for resource, action in stage)
-            )
-            for entry, error in done:
-                (report.errors if error else report.removed).append(entry)
+        # in the plan's order (containers, then volumes, then networks: planner._ordered)
+        for resource, action in plan.remove_resources:
+            entry, error = await self._remove(resource, action, report, dry_run)
+            (report.errors if error else report.removed).append(entry)
 
     async def _remove(
-        self, resource: Resource, action: Action, report: RunReport, dry_run: bool, gate: asyncio.Semaphore
+        self, resource: Resource, action: Action, report: RunReport, dry_run: bool
     ) -> tuple[dict[str, Any], bool]:
         """Remove one object; returns its report entry and whether it failed."""
         if dry_run:
             return action.to_json(), False
-        async with gate:
-            try:
-                await self.backend.remove(resource)
-            except (RuntimeError, OSError) as exc:
-                # keep going: the next run retries what is left, nothing depends on order
-                # except networks, which are removed last and retried next time
-                log.error("Could not remove %s %s: %s", resource.kind, resource.name, exc)
-                return {**action.to_json(), "error": str(exc)}, True
+        try:
+            await self.backend.remove(resource)
+        except (RuntimeError, OSError) as exc:
+            # keep going: the next run retries what is left, nothing depends on order
+            # except networks, which are removed last and retried next time
+            log.error("Could not remove %s %s: %s", resource.kind, resource.name, exc)
+            return {**action.to_json(), "error": str(exc)}, True
         log.info("Removed %s %s of %s (%s)", resource.kind, resource.name, action.user, action.reason)
         CLEANUP_REMOVALS.labels(run=report.kind, object=resource.kind).inc()
         return action.to_json(), False
