@@ -104,6 +104,17 @@ def test_thread_counts_follow_the_cpu_limit_and_tutorials_are_there(tools_hub):
     assert "01-welcome.ipynb" in listing
 
 
+def test_node_is_in_login_shells_and_not_on_the_servers_path(tools_hub):
+    """With node on the server's PATH, importing JupyterLab runs `node yarn config` at every
+    start (0.25 s at full CPU, 0.85 s at half a core): code-server's node is for login shells
+    (terminals, SSH) and VS Code only."""
+    container = tools_hub.container()
+    path = _server_env(container)["PATH"].split(":")
+    assert "/opt/code-server/bin" not in path, path
+    shell = container.exec_run(["bash", "-lc", "command -v node && node --version"])
+    assert shell.exit_code == 0 and shell.output.decode().startswith("/opt/code-server/bin/node"), shell.output
+
+
 def test_settings_in_workspace_survive_stop_and_start(tools_hub):
     container = tools_hub.container()
     done = container.exec_run(["git", "config", "--global", "user.name", "Alice Example"])
