@@ -112,7 +112,9 @@ def test_node_is_in_login_shells_and_not_on_the_servers_path(tools_hub):
     path = _server_env(container)["PATH"].split(":")
     assert "/opt/code-server/bin" not in path, path
     shell = container.exec_run(["bash", "-lc", "command -v node && node --version"])
-    assert shell.exit_code == 0 and shell.output.decode().startswith("/opt/code-server/bin/node"), shell.output
+    assert shell.exit_code == 0 and shell.output.decode().startswith("/opt/code-server/bin/node"), (
+        shell.output
+    )
 
 
 def test_settings_in_workspace_survive_stop_and_start(tools_hub):
