@@ -24,6 +24,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.rest import ApiException
 
+from mlhub.core.background import background
 from mlhub.core.labels import ORIGIN
 from mlhub.engines.base import (
     STDERR,
@@ -165,7 +166,7 @@ class KubeExecStream(ProcessStream):
             return
         self._closing = True
         self._queue.put_nowait(None)
-        asyncio.ensure_future(self._close())
+        background(self._close())
 
     async def _close(self) -> None:
         await self.ws.close()

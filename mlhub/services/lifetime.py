@@ -12,6 +12,8 @@ import os
 import signal
 from typing import NoReturn
 
+from mlhub.core.background import background
+
 log = logging.getLogger("mlhub.services")
 
 #: How often a service looks whether its hub still runs (seconds).
@@ -56,7 +58,7 @@ async def watch_hub(who: str, interval: float = HUB_CHECK_INTERVAL) -> NoReturn:
     loop = asyncio.get_running_loop()
 
     def on_sigterm() -> None:
-        loop.create_task(_terminated(who, hub_pid))
+        background(_terminated(who, hub_pid))
 
     die_with_parent()
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)

@@ -22,6 +22,7 @@ from tornado import web
 from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from mlhub.core.background import background
 from mlhub.core.fair_defaults import fair_cpu, fair_memory
 from mlhub.core.names import is_valid_hub_name, is_valid_install_id
 from mlhub.core.options import (
@@ -346,7 +347,7 @@ class MLHubSpawner(StepTiming, LoggingConfigurable):
             user.db.commit()
             self.log.info("Removed server %s again: the request that created it was refused", self._log_name)
 
-        asyncio.ensure_future(forget())
+        background(forget())
 
     async def _mlhub_check_and_apply(self, user_options: dict[str, Any]) -> None:
         requester, is_owner, is_admin = self._requester()

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 
+from mlhub.core.background import background
 from mlhub.engines.base import Engine
 from mlhub.services.base import listen, read_or_exit, setup_logging, watch_hub
 from mlhub.services.cleanup.config import CleanupConfig, read_config
@@ -73,7 +74,7 @@ async def main() -> None:
         f"every {config.interval} s" if config.interval > 0 else "off",
     )
     if config.interval > 0:
-        asyncio.ensure_future(periodic(cleaner, schedule))
+        background(periodic(cleaner, schedule))
     await watch_hub("cleanup-service")
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+from mlhub.core.background import background
 from mlhub.services.hub_client import HubAPIError, HubClient
 from mlhub.services.ssh.targets import Target
 
@@ -53,7 +54,7 @@ class ActivityReporter:
             self._report_soon([target])  # the session's end is its last activity
 
     def _report_soon(self, targets: list[Target]) -> None:
-        asyncio.ensure_future(self.report(targets))
+        background(self.report(targets))
 
     async def _run(self) -> None:
         while self.open:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import asyncssh
 from prometheus_client import Counter, Gauge
 
+from mlhub.core.background import background
 from mlhub.engines.base import STDERR, STDOUT, WriterSide
 
 # on the hub's /hub/metrics through mlhub.services.metrics (docs/metrics.md)
@@ -93,7 +94,7 @@ class Bridge:
         if self.pipe.write_buffer_size() > HIGH_WATER and not self._draining:
             self._draining = True
             self.chan.pause_reading()
-            asyncio.ensure_future(self._drain())
+            background(self._drain())
 
     async def _drain(self) -> None:
         if self.pipe is not None:
@@ -226,7 +227,7 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
         self.size = (width, height)
         if self.pipe is not None and hasattr(self.pipe, "resize"):
-            asyncio.ensure_future(self.pipe.resize(width, height))
+            background(self.pipe.resize(width, height))
 
     def break_received(self, msec: int) -> bool:
         return False
@@ -245,7 +246,7 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
         return super().eof_received()
 
     def session_started(self) -> None:
-        asyncio.ensure_future(self._start())
+        background(self._start())
 
     async def _start(self) -> None:
         try:
@@ -277,7 +278,7 @@ class WorkspaceSession(Bridge, asyncssh.SSHServerSession):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self.pipe is not None and hasattr(self.pipe, "hangup"):
-            asyncio.ensure_future(self.pipe.hangup())
+            background(self.pipe.hangup())
         if self.activity is not None:
             self.activity.closed()
 
