@@ -36,10 +36,59 @@ LABEL_ORIGIN = "mlhub.origin"
 TEST_HUB_PREFIX = "mlt"
 
 
+#: Test ports come from below the kernel's ephemeral range: a port the kernel hands out
+#: (bind to port 0) can meanwhile become the source port of any outgoing connection, e.g. a
+#: hub's to a workspace from the bridge gateway's address, and the hub's own bind on
+#: ``<gateway>:<port>`` then fails with "Address already in use" (seen in CI, twice in one run).
+PORTS_FROM = 20000
+#: Which process reserved which test port: one file per port holding the owner's pid.
+PORT_OWNERS = Path(tempfile.gettempdir()) / "mlhub-test-ports"
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _reserve(port: int) -> bool:
+    """Reserve *port* for this process unless a live process holds it."""
+    PORT_OWNERS.mkdir(exist_ok=True)
+    path = PORT_OWNERS / str(port)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        try:
+            pid = int(path.read_text() or 0)
+            if pid == os.getpid():
+                return False  # given out before in this process
+            os.kill(pid, 0)
+            return False
+        except (OSError, ValueError):  # its owner is gone: take it over
+            path.write_text(str(os.getpid()))
+            return True
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(os.getpid()))
+    return True
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port nothing listens on, below the ephemeral range, reserved for this process so
+    another test process (pytest-xdist worker, benchmark) does not pick it too."""
+    high = _ephemeral_low()
+    rng = secrets.SystemRandom()
+    for _ in range(500):
+        port = rng.randrange(PORTS_FROM, high) if high > PORTS_FROM + 1000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            port = sock.getsockname()[1]
+        if _reserve(port):
+            return port
+    raise RuntimeError(f"no free test port between {PORTS_FROM} and {high}")
 
 
 #: Which process owns which test hub name: one file per name holding the owner's pid, so that
