@@ -141,10 +141,21 @@ def scenario_failed(failures: list[dict[str, Any]], scenario: str, exc: BaseExce
     failures.append({"scenario": scenario, "stack": "harness", "cause": f"{type(exc).__name__}: {exc}"})
 
 
+def new_stamp(out: Path, day: str, full: bool) -> str:
+    """``<day>`` (full protocol) or ``<day>-smoke``; ``-2``, ``-3``, ... after it when *out*
+    already holds a run of that name, so a run never overwrites another's results."""
+    base = day + ("" if full else "-smoke")
+    stamp, n = base, 1
+    while (out / f"{stamp}.json").exists() or (out / f"{stamp}-logs").exists():
+        n += 1
+        stamp = f"{base}-{n}"
+    return stamp
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     client = docker.from_env(timeout=300)
     remove_test_objects(client)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d") + ("" if is_full(args) else "-smoke")
+    stamp = new_stamp(args.out, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), is_full(args))
     logs = args.out / f"{stamp}-logs"
     workdir = Path(tempfile.mkdtemp(prefix="mlhub-bench-"))
     env = {"CLEANUP_INTERVAL_SECONDS": "-1", "MLHUB_ALLOWED_IMAGES": ",".join((IMAGE, *FLAVORS))}

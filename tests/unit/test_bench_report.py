@@ -176,3 +176,13 @@ def test_a_cleanup_miss_is_set_against_the_engines_own_floor():
     assert "removed objects like these in 70.0 s (floor), so the run was 10.0 s above it" in text
     assert "below this engine's floor" in text
     assert "| floor: the engine removes objects like the orphans directly" in report.markdown(doc, "test")
+
+
+def test_a_run_never_takes_another_runs_name(tmp_path):
+    from benchmarks.bench import new_stamp
+
+    assert new_stamp(tmp_path, "2026-12-01", full=False) == "2026-12-01-smoke"
+    (tmp_path / "2026-12-01-smoke.json").write_text("{}")
+    (tmp_path / "2026-12-01-smoke-2-logs").mkdir()
+    assert new_stamp(tmp_path, "2026-12-01", full=False) == "2026-12-01-smoke-3"
+    assert new_stamp(tmp_path, "2026-12-01", full=True) == "2026-12-01"
