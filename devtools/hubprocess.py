@@ -121,8 +121,13 @@ def _owned_by_another_live_process(name: str) -> bool:
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
     """SIGTERM the process group *proc* leads (started with ``start_new_session``), SIGKILL it
-    after *timeout* seconds; nothing when the process has already ended."""
+    after *timeout* seconds. When the leader has already ended (e.g. a hub that could not bind
+    its port), what it started may live on (its proxy): the group is killed."""
     if proc.poll() is not None:
+        try:  # the group's id is not reused while any of its members lives
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         return
     os.killpg(proc.pid, signal.SIGTERM)
     try:

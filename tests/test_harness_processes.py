@@ -1,0 +1,36 @@
+"""The test harness's process handling (devtools.hubprocess): a hub that exits at start (e.g.
+its port taken) leaves its proxy running in its process group; stopping it ends the group."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from devtools.hubprocess import stop_process_group
+
+
+def test_stopping_an_ended_leader_ends_what_it_started(tmp_path) -> None:
+    pidfile = tmp_path / "child.pid"
+    leader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; "
+            f"p = subprocess.Popen(['sleep', '300']); open({str(pidfile)!r}, 'w').write(str(p.pid))",
+        ],
+        start_new_session=True,
+    )
+    leader.wait(timeout=30)
+    child = int(pidfile.read_text())
+    os.kill(child, 0)  # the leader is gone, its child lives on
+    stop_process_group(leader)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the leader's child {child} still runs after stop_process_group")
