@@ -52,22 +52,34 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def _live_owner(path: Path) -> int | None:
+    """The pid written in *path* when that process still lives, else None."""
+    try:
+        pid = int(path.read_text() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, but another user's
+        return pid
+    return pid
+
+
 def _reserve(port: int) -> bool:
-    """Reserve *port* for this process unless a live process holds it."""
+    """Reserve *port* for this process unless a live process (this one included) holds it."""
     PORT_OWNERS.mkdir(exist_ok=True)
     path = PORT_OWNERS / str(port)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
-        try:
-            pid = int(path.read_text() or 0)
-            if pid == os.getpid():
-                return False  # given out before in this process
-            os.kill(pid, 0)
+        if _live_owner(path) is not None:
             return False
-        except (OSError, ValueError):  # its owner is gone: take it over
-            path.write_text(str(os.getpid()))
-            return True
+        path.write_text(str(os.getpid()))  # its owner is gone: take it over
+        return True
     with os.fdopen(fd, "w") as fh:
         fh.write(str(os.getpid()))
     return True
@@ -104,19 +116,8 @@ def claim_hub_name(name: str) -> str:
 
 
 def _owned_by_another_live_process(name: str) -> bool:
-    try:
-        pid = int((OWNERS / name).read_text())
-    except (OSError, ValueError):
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    owner = _live_owner(OWNERS / name)
+    return owner is not None and owner != os.getpid()
 
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
