@@ -19,18 +19,16 @@ from docker.errors import APIError, NotFound
 from docker.types import IPAMConfig, IPAMPool
 
 from mlhub.core import labels as L
+from mlhub.core.keyed_locks import KeyedLocks
 
 DockerCall = Callable[..., Awaitable[Any]]
 
-_locks: dict[str, asyncio.Lock] = {}
+#: One create-or-check at a time per network name, for the whole hub process.
+_LOCKS = KeyedLocks()
 
 
 class ForeignObjectError(RuntimeError):
     """An object with the name MLHub wants exists but was not made by this hub for this user."""
-
-
-def _lock(name: str) -> asyncio.Lock:
-    return _locks.setdefault(name, asyncio.Lock())
 
 
 def _check_owner(kind: str, name: str, found: dict[str, str] | None, wanted: dict[str, str]) -> None:
@@ -106,7 +104,7 @@ async def ensure_network(
     pools hold only about 30 bridge networks; a /15 pool of /24s holds 512). A network of
     that name that lacks the owner's hub and user labels is refused, never reused.
     """
-    async with _lock(name):
+    async with _LOCKS.hold(name):
         try:
             found = await docker("inspect_network", name)
         except NotFound:
@@ -171,7 +169,7 @@ async def connect(docker: DockerCall, network: str, container: str, aliases: lis
 
 async def remove_network_if_unused(docker: DockerCall, name: str, keep: set[str] = frozenset()) -> bool:
     """Remove *name* if only containers in *keep* (e.g. the hub) remain on it."""
-    async with _lock(name):
+    async with _LOCKS.hold(name):
         try:
             found = await docker("inspect_network", name)
         except NotFound:

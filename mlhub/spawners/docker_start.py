@@ -18,6 +18,7 @@ from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
 from mlhub.core import labels as L
+from mlhub.core.keyed_locks import KeyedLocks
 from mlhub.core.ownership import Verdict
 from mlhub.core.steps import StepClock
 from mlhub.engines import docker_network as net
@@ -32,42 +33,8 @@ def engine_unreachable(exc: BaseException) -> bool:
 _BOOT_GATE: asyncio.Semaphore | None = None
 
 
-class _UserBoots:
-    """One boot at a time per user. A user's lock lives only while a start of theirs holds
-    it or waits for it, so the table does not grow with every user who ever started."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    def busy(self, name: str) -> bool:
-        return name in self._locks and self._locks[name][0].locked()
-
-    async def acquire(self, name: str) -> None:
-        lock, users = self._locks.get(name, (asyncio.Lock(), 0))
-        self._locks[name] = (lock, users + 1)
-        try:
-            await lock.acquire()
-        except BaseException:
-            self._leave(name)
-            raise
-
-    def release(self, name: str) -> None:
-        self._locks[name][0].release()
-        self._leave(name)
-
-    def _leave(self, name: str) -> None:
-        lock, users = self._locks[name]
-        if users <= 1:
-            del self._locks[name]
-        else:
-            self._locks[name] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
 #: One boot at a time per user (by name), for the whole hub process.
-_USER_BOOTS = _UserBoots()
+_USER_BOOTS = KeyedLocks()
 
 
 class DockerLifecycle(LoggingConfigurable):
