@@ -48,22 +48,13 @@ import requests
 from benchmarks.stacks import HostHub, Stack
 from benchmarks.stats import pct
 from devtools.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
+from devtools.openssh import SSH_OPTS as OPENSSH_OPTS
+from devtools.openssh import keygen
 
 IMAGE = "mlhub/test-stock:latest"
 RESULTS = REPO / "benchmarks" / "results"
 SERVERS = ("", "a", "b")  # each user's default server and two named ones
-SSH_OPTS = [
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "LogLevel=ERROR",
-]
+SSH_OPTS = [*OPENSSH_OPTS, "-o", "LogLevel=ERROR"]
 #: What the cleanup service logs when it removes something (runner.py): each one is a leak here.
 CLEANUP_REMOVAL = re.compile(r"cleanup-service\] (Removed \w+ \S+ of \S+|Deleted server \S+)")
 
@@ -145,9 +136,7 @@ def sample(hub: HubProcess, client: docker.DockerClient, t0: float, proxy: int |
 
 
 def _ssh_key(user: str, keys: Path) -> Path:
-    key = keys / user
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    return key
+    return keygen(keys / user)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,26 +1,5 @@
-"""The real OpenSSH client as tests use it."""
+"""The real OpenSSH client as tests use it (shared with the soak: devtools.openssh)."""
 
-from __future__ import annotations
+from devtools.openssh import SSH_OPTS, keygen
 
-import subprocess
-from pathlib import Path
-
-SSH_OPTS = [
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "ConnectTimeout=20",
-]
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True
-    )
-    return path
+__all__ = ["SSH_OPTS", "keygen"]
