@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.openssh import SSH_OPTS, keygen
 from tests.support.images import WORKSPACE_IMAGE
-from tests.support.ssh import SSH_OPTS, keygen
 from tests.support.web import login
 
 TIMEOUT = 30  # MLHUB_CULL_IDLE_SECONDS; the culler then looks every 15 s

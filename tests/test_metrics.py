@@ -15,8 +15,8 @@ import requests
 
 from benchmarks.steps import parse_histograms
 from devtools.hubprocess import new_hub_name
+from devtools.openssh import SSH_OPTS, keygen
 from mlhub.core.steps import SPAWN_STEPS
-from tests.support.ssh import SSH_OPTS, keygen
 
 STOP_AND_DELETE_STEPS = ("stop", "remove", "volume", "network")
 

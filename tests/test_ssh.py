@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from devtools.hubprocess import free_port
+from devtools.openssh import SSH_OPTS, keygen
 from tests.support.images import STOCK_IMAGE, WORKSPACE_IMAGE
-from tests.support.ssh import SSH_OPTS, keygen
 from tests.support.web import login as browser_login
 
 ADMIN_PASSWORD = "ssh-Admin-pw-1"

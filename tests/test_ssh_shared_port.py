@@ -21,9 +21,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from devtools.hubprocess import free_port, new_hub_name, remove_test_objects
+from devtools.openssh import SSH_OPTS, keygen
 from mlhub.hub.container import ensure_certificate
 from tests.support.images import WORKSPACE_IMAGE
-from tests.support.ssh import SSH_OPTS, keygen
 from tests.support.web import login, new_session
 
 ADMIN_PASSWORD = "mux-Admin-pw-1"
