@@ -7,6 +7,7 @@ file that registers an admin service token for the tests. Nothing is mocked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -136,6 +137,27 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def stop_started_proxy(pid_file: Path, timeout: float = 10) -> None:
+    """End the configurable-http-proxy whose pid *pid_file* holds, if it still runs. JupyterHub
+    starts its proxy in a session of its own, so ending a killed hub's process group misses it
+    (the proxy then keeps the hub's ports); a pid that is not a proxy's is left alone."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"configurable-http-proxy" not in command:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def new_hub_name() -> str:
@@ -281,6 +303,10 @@ c.Spawner.start_timeout = 90
     def stop(self) -> None:
         if self.proc:
             stop_process_group(self.proc, timeout=30)
+            # a hub that stops cleanly stops its proxy; a killed one leaves it running
+            stop_started_proxy(
+                Path(self.env.get("MLHUB_DATA_DIR", self.workdir / "data")) / "jupyterhub-proxy.pid"
+            )
         self.proc = None
 
     def restart(self) -> None:
