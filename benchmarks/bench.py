@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,6 +98,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "get (host, default), or send no cpu_limit, so MLHub's fair default applies (a quarter of the host)",
     )
     p.add_argument(
+        "--mlhub-cpu-burst",
+        choices=("on", "off"),
+        default="on",
+        help="MLHub's workspaces boot without their CPU limit at a low CPU weight and get it once "
+        "they answer (on, MLHub's default: c.MLHubDockerSpawner.boot_cpu_burst) or hold it from the start (off)",
+    )
+    p.add_argument(
         "--seed", type=int, help="shuffle each pair's order with this seed (default: ABBA alternation)"
     )
     p.add_argument(
@@ -152,7 +160,35 @@ def new_stamp(out: Path, day: str, full: bool) -> str:
     return stamp
 
 
+def code_state() -> dict[str, Any]:
+    """The commit the run measures and the files changed since it: the hubs run this working
+    tree (an editable install), so a run with changes measures code no commit holds."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"commit": git("rev-parse", "--short=12", "HEAD") or "unknown", "changed_files": changed}
+
+
+def changed_code_refusal(code: dict[str, Any], full: bool) -> str:
+    """Why a run may not start (empty: it may): a full-protocol run publishes results for one
+    commit, so it refuses a working tree with changes; a partial run records them."""
+    if not (full and code.get("changed_files")):
+        return ""
+    return (
+        f"A full-protocol run measures one commit ({code.get('commit')}), and this working tree has "
+        f"changes: {', '.join(code['changed_files'])}. Commit or stash them (or move them to another "
+        "worktree) first."
+    )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    code = code_state()
+    refusal = changed_code_refusal(code, is_full(args))
+    if refusal:
+        raise SystemExit(refusal)
     client = docker.from_env(timeout=300)
     remove_test_objects(client)
     stamp = new_stamp(args.out, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), is_full(args))
@@ -164,6 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results.update(
         {
             "machine": machine(),
+            "code": code,
             "image": image_facts(IMAGE),
             "hub_image": image_facts("mlhub/mlhub:latest"),
             "command": "python -m benchmarks.bench " + shlex.join(sys.argv[1:]),
@@ -181,7 +218,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     extra: list[Stack] = []
     try:
         for name in ("stock", "mlhub"):
-            stacks[name] = host_stack(name, workdir, client, env)
+            burst = "" if args.mlhub_cpu_burst == "on" else "c.MLHubDockerSpawner.boot_cpu_burst = False"
+            stacks[name] = host_stack(name, workdir, client, env, burst if name == "mlhub" else "")
         cpu_options = {"cpu_limit": os.cpu_count() or 1} if args.mlhub_cpu == "host" else {}
         stacks["mlhub"].spawn_options = dict(cpu_options)
 
@@ -196,6 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "stock": "none (all cores)",
                 "mlhub": cpu_options.get("cpu_limit", "MLHub's fair default (a quarter of the host)"),
             },
+            "boot_cpu_burst": {"stock": "n/a", "mlhub": args.mlhub_cpu_burst},
             "concurrent_spawn_limit": {name: PARITY_HUB["concurrent_spawn_limit"] for name in stacks},
             "http_timeout": {name: PARITY["http_timeout"] for name in stacks},
             "start_timeout": {name: PARITY["start_timeout"] for name in stacks},

@@ -251,12 +251,25 @@ def _range(summary: dict[str, Any]) -> str:
     return f"{summary['min_s']:.2f}–{summary['max_s']:.2f}"
 
 
+def _code_line(code: dict[str, Any] | None) -> str:
+    if not code:
+        return "Code: not recorded (the run predates the record)."
+    changed = code.get("changed_files") or []
+    state = (
+        "the working tree as committed"
+        if not changed
+        else "with uncommitted changes to " + ", ".join(f"`{f}`" for f in changed)
+    )
+    return f"Code: commit `{code.get('commit', '?')}`, {state}."
+
+
 def markdown(results: dict[str, Any], stamp: str) -> str:
     p = results["config_parity"]
     lines = [
         f"# MLHub vs stock JupyterHub + DockerSpawner + CHP — {stamp}",
         "",
         f"Machine: {results.get('machine', '?')}. Command: `{results.get('command', '?')}`.",
+        _code_line(results.get("code")),
         f"Hub: {results.get('hub_mode', 'host')}. Workspace image `{results.get('image', '?')}` on both stacks.",
         f"One-container install: `{results.get('hub_image', '?')}`.",
         f"Stacks interleaved: {'yes' if results['interleaved'] else 'no'} (order: {results.get('order_rule', '?')}).",
@@ -271,6 +284,9 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
         f"- How the hub reaches a server: stock {p.get('server_reached', {}).get('stock', '?')}; "
         f"MLHub {p.get('server_reached', {}).get('mlhub', '?')}.",
         *[f"- Declared difference: {d}" for d in p.get("declared_differences", [])],
+        f"- This run's CPU: stock {p.get('cpu_limit', {}).get('stock', '?')}; MLHub `cpu_limit` "
+        f"{p.get('cpu_limit', {}).get('mlhub', '?')}, boot CPU burst "
+        f"{p.get('boot_cpu_burst', {}).get('mlhub', 'not recorded (the run predates the option)')}.",
         "",
         "## Results",
         "",

@@ -194,8 +194,11 @@ class HostHub(HubProcess):
             return ""
 
 
-def host_stack(name: str, workdir: Path, client: docker.DockerClient, env: dict[str, str]) -> Stack:
-    """``stock`` or ``mlhub`` with the hub as a process on this host."""
+def host_stack(
+    name: str, workdir: Path, client: docker.DockerClient, env: dict[str, str], extra_config: str = ""
+) -> Stack:
+    """``stock`` or ``mlhub`` with the hub as a process on this host (*extra_config*: lines
+    after the parity config, for a setting the run varies)."""
     hub_name = claim_hub_name(f"{TEST_HUB_PREFIX}b{secrets.token_hex(2)}")
     (workdir / name).mkdir(parents=True, exist_ok=True)
     env = dict(env)
@@ -209,7 +212,9 @@ def host_stack(name: str, workdir: Path, client: docker.DockerClient, env: dict[
     else:
         config = MLHUB_CONFIG
         reached = "container IP on the user's own bridge network (MLHub's default)"
-    hub = HostHub(workdir / name, hub_name, env=env, config=config, extra_config=PARITY_CONFIG)
+    hub = HostHub(
+        workdir / name, hub_name, env=env, config=config, extra_config=PARITY_CONFIG + "\n" + extra_config
+    )
     return Stack(name, hub.start(), client, reached)
 
 

@@ -186,3 +186,16 @@ def test_a_run_never_takes_another_runs_name(tmp_path):
     (tmp_path / "2026-12-01-smoke-2-logs").mkdir()
     assert new_stamp(tmp_path, "2026-12-01", full=False) == "2026-12-01-smoke-3"
     assert new_stamp(tmp_path, "2026-12-01", full=True) == "2026-12-01"
+
+
+def test_a_full_run_refuses_a_changed_tree_and_every_report_names_its_code():
+    from benchmarks.bench import changed_code_refusal
+
+    clean = {"commit": "ad1b05b1a2b3", "changed_files": []}
+    changed = {"commit": "ad1b05b1a2b3", "changed_files": ["mlhub/spawners/docker.py"]}
+    assert changed_code_refusal(clean, full=True) == ""
+    assert changed_code_refusal(changed, full=False) == ""  # a partial run records them
+    assert "mlhub/spawners/docker.py" in changed_code_refusal(changed, full=True)
+    assert report._code_line(clean) == "Code: commit `ad1b05b1a2b3`, the working tree as committed."
+    assert "uncommitted changes to `mlhub/spawners/docker.py`" in report._code_line(changed)
+    assert "not recorded" in report._code_line(None)
