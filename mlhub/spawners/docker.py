@@ -17,6 +17,7 @@ from mlhub.core.names import user_network_name, workspace_name
 from mlhub.core.ownership import Verdict, judge, parse_time
 from mlhub.engines import docker_network as net
 from mlhub.spawners.base import MLHubSpawner
+from mlhub.spawners.docker_cpu_burst import DockerCpuBurst
 from mlhub.spawners.docker_create import DockerContainerRequest
 from mlhub.spawners.docker_start import DockerLifecycle, engine_unreachable
 from mlhub.spawners.docker_volumes import DockerVolumes
@@ -27,7 +28,9 @@ DEFAULT_IMAGE = "mlhub/workspace:latest"
 __all__ = ["DEFAULT_IMAGE", "MLHubDockerSpawner", "engine_unreachable"]
 
 
-class MLHubDockerSpawner(DockerLifecycle, DockerContainerRequest, DockerVolumes, MLHubSpawner, DockerSpawner):
+class MLHubDockerSpawner(
+    DockerCpuBurst, DockerLifecycle, DockerContainerRequest, DockerVolumes, MLHubSpawner, DockerSpawner
+):
     """Spawns each workspace as a container on the user's own bridge network."""
 
     # Engine facts are the same for every spawner of the hub; ask the engine once.

@@ -151,6 +151,7 @@ class DockerLifecycle(LoggingConfigurable):
             self.finish_start_clock(ok=False)
             raise
         finally:
+            self.forget_cpu_burst()  # a container left booting gets its limit at a poll
             self._release_boot_slot()
         self.finish_start_clock(ok=True)
         return result
@@ -224,7 +225,8 @@ class DockerLifecycle(LoggingConfigurable):
         except web.HTTPError:
             await self._undo_start(created_network, created_volume, created_disk)
             raise
-        self._release_boot_slot()  # booted: the next start may go
+        await self.end_cpu_burst()  # booted (or out of watch time): its CPU limit from now
+        self._release_boot_slot()  # the next start may go
         self.log.info(
             "Started workspace %s for %s on network %s (expires: %s)",
             self.object_name,
