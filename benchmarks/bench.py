@@ -160,16 +160,23 @@ def new_stamp(out: Path, day: str, full: bool) -> str:
     return stamp
 
 
+def changed_files(porcelain: str) -> list[str]:
+    """Paths in ``git status --porcelain`` output (``XY path`` lines; X or Y may be a space)."""
+    return [line[3:] for line in porcelain.splitlines() if len(line) > 3]
+
+
 def code_state() -> dict[str, Any]:
     """The commit the run measures and the files changed since it: the hubs run this working
     tree (an editable install), so a run with changes measures code no commit holds."""
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout if done.returncode == 0 else ""
 
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
-    return {"commit": git("rev-parse", "--short=12", "HEAD") or "unknown", "changed_files": changed}
+    return {
+        "commit": git("rev-parse", "--short=12", "HEAD").strip() or "unknown",
+        "changed_files": changed_files(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def changed_code_refusal(code: dict[str, Any], full: bool) -> str:

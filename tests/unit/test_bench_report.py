@@ -189,7 +189,9 @@ def test_a_run_never_takes_another_runs_name(tmp_path):
 
 
 def test_a_full_run_refuses_a_changed_tree_and_every_report_names_its_code():
-    from benchmarks.bench import changed_code_refusal
+    from benchmarks.bench import changed_code_refusal, changed_files
+
+    assert changed_files(" M CHANGELOG.md\nM  mlhub/x.py\n") == ["CHANGELOG.md", "mlhub/x.py"]
 
     clean = {"commit": "ad1b05b1a2b3", "changed_files": []}
     changed = {"commit": "ad1b05b1a2b3", "changed_files": ["mlhub/spawners/docker.py"]}
