@@ -42,16 +42,15 @@ def _docker_facts() -> tuple[str, str | None]:
     only when the engine knows a container by our hostname (a machine that merely is a
     container, with its own engine inside, runs the hub as a host process).
     """
-    import ipaddress
     import socket
 
     import docker
 
+    from mlhub.engines.docker_network import default_bridge_gateway
+
     try:
         client = docker.from_env(timeout=10)
-        ipam = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-        # Docker 20.10 omits the default bridge's gateway: it is the subnet's first address.
-        gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
+        gateway = default_bridge_gateway(client.networks.get("bridge").attrs)
     except Exception as exc:  # the engine is needed anyway; say what is wrong
         sys.exit(f"MLHub cannot reach the Docker engine (is it running?): {exc}")
     try:

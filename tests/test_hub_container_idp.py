@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from devtools.hubprocess import free_port
+from mlhub.engines.docker_network import default_bridge_gateway
 from tests.support.hub_container import HUB_IMAGE, HubContainer
 from tests.support.oidc import OIDCProvider, running_oidc_provider
 from tests.support.slapd import GROUPS, PEOPLE, Slapd, available, running_slapd
@@ -33,7 +34,7 @@ def gateway(docker_client: docker.DockerClient) -> str:
         docker_client.images.get(HUB_IMAGE)
     except docker.errors.ImageNotFound:
         pytest.fail(f"{HUB_IMAGE} is missing; build it with docker/build-images.sh --hub")
-    return docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    return default_bridge_gateway(docker_client.networks.get("bridge").attrs)
 
 
 def whoami(hub: HubContainer, session: requests.Session) -> dict:

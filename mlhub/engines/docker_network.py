@@ -31,6 +31,14 @@ class ForeignObjectError(RuntimeError):
     """An object with the name MLHub wants exists but was not made by this hub for this user."""
 
 
+def default_bridge_gateway(bridge: dict[str, Any]) -> str:
+    """This host's address on Docker's default bridge, from ``docker network inspect bridge``:
+    its gateway, which Docker 20.10 may omit; then the subnet's first address, where Docker puts
+    it."""
+    ipam = bridge["IPAM"]["Config"][0]
+    return ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
+
+
 def _check_owner(kind: str, name: str, found: dict[str, str] | None, wanted: dict[str, str]) -> None:
     found = found or {}
     for key, value in wanted.items():

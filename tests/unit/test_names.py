@@ -74,3 +74,12 @@ def test_free_subnet_skips_taken_ranges():
     assert free_subnet([N("172.30.0.0/16")], pool, 24) == N("172.31.0.0/24")
     assert free_subnet([pool], pool, 24) is None
     assert len(list(pool.subnets(new_prefix=24))) == 512
+
+
+def test_the_default_bridge_gateway_when_docker_omits_it():
+    from mlhub.engines.docker_network import default_bridge_gateway
+
+    given = {"IPAM": {"Config": [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.9"}]}}
+    omitted = {"IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}]}}  # Docker 20.10, seen on CI
+    assert default_bridge_gateway(given) == "172.17.0.9"
+    assert default_bridge_gateway(omitted) == "172.17.0.1"
