@@ -139,18 +139,23 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
         proc.wait()
 
 
-def stop_started_proxy(pid_file: Path, timeout: float = 10) -> None:
-    """End the configurable-http-proxy whose pid *pid_file* holds, if it still runs. JupyterHub
-    starts its proxy in a session of its own, so ending a killed hub's process group misses it
-    (the proxy then keeps the hub's ports); a pid that is not a proxy's is left alone."""
+def stop_started_proxy(pid_file: Path, api_port: int, timeout: float = 10) -> None:
+    """End the configurable-http-proxy whose pid *pid_file* holds, if it still runs with API
+    port *api_port*. JupyterHub starts its proxy in a session of its own, so ending a killed
+    hub's process group misses it (the proxy then keeps the hub's ports). Another process that
+    got the pid since, another hub's proxy among them, is left alone."""
     try:
         pid = int(pid_file.read_text().strip())
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return
-    if b"configurable-http-proxy" not in command:
+    ours = any(b"configurable-http-proxy" in arg for arg in argv) and any(
+        argv[i : i + 2] == [b"--api-port", str(api_port).encode()] for i in range(len(argv))
+    )
+    if not ours:
         return
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not Path(f"/proc/{pid}").exists():
@@ -305,7 +310,8 @@ c.Spawner.start_timeout = 90
             stop_process_group(self.proc, timeout=30)
             # a hub that stops cleanly stops its proxy; a killed one leaves it running
             stop_started_proxy(
-                Path(self.env.get("MLHUB_DATA_DIR", self.workdir / "data")) / "jupyterhub-proxy.pid"
+                Path(self.env.get("MLHUB_DATA_DIR", self.workdir / "data")) / "jupyterhub-proxy.pid",
+                self.proxy_api_port,
             )
         self.proc = None
 

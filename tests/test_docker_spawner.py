@@ -54,6 +54,7 @@ def test_rest_spawn_has_limits_labels_network_and_answers(hub, docker_client):
         "mlhub.created_by": "alice",
         "mlhub.expiration_timestamp_seconds": str(expires),
         "mlhub.cpu_limit": "0.5",
+        "mlhub.boot_cpu_limit": "1",  # booted at one core, then limited (boot-cpu-burst.md)
         "mlhub.mem_limit": str(512 * MiB),
         "mlhub.gpus": "",
         "mlhub.install": hub.install_id(),

@@ -22,6 +22,8 @@ EXPIRATION = PREFIX + "expiration_timestamp_seconds"
 CPU_LIMIT = PREFIX + "cpu_limit"
 MEM_LIMIT = PREFIX + "mem_limit"
 GPUS = PREFIX + "gpus"
+#: The CPU limit a workspace booted at, when above its own (docs/decisions/boot-cpu-burst.md).
+BOOT_CPU_LIMIT = PREFIX + "boot_cpu_limit"
 #: The install that made the object: a random id generated once per install (data directory).
 INSTALL = PREFIX + "install"
 #: The account that owns it: when JupyterHub created the account (epoch seconds). A new

@@ -1,11 +1,11 @@
-"""The boot CPU burst: a workspace boots without its CPU limit, at a low CPU weight, and gets
-its limit when its boot slot ends (its server answers, or ``startup_check_seconds`` pass).
+"""The boot CPU burst: a workspace whose CPU limit is below ``boot_cpu_limit`` boots at that
+higher limit and gets its own when its boot slot ends (its server answers, or
+``startup_check_seconds`` pass).
 
-A workspace's default limit (half a core) makes the single-user server's own start take about
-twice as long as at full CPU, although the host's cores are mostly idle. Booting is bounded
-already: one boot per user, ``concurrent_boots`` per hub, ``startup_check_seconds`` each; the
-low weight (``boot_cpu_shares``) makes a booting workspace yield to running ones when the cores
-are busy. See docs/decisions/boot-cpu-burst.md.
+A workspace's default limit (half a core on a 2-core host) makes the single-user server's own
+start take about twice as long as at a full core, although the host's cores are mostly idle.
+The boot limit is a hard limit too, so a user who restarts a workspace in a loop gets at most
+``boot_cpu_limit`` cores, never the host. See docs/decisions/boot-cpu-burst.md.
 
 A mixin of :class:`mlhub.spawners.docker.MLHubDockerSpawner`.
 """
@@ -16,53 +16,72 @@ import asyncio
 from typing import Any
 
 from docker.errors import NotFound
-from traitlets import Bool, Int
+from traitlets import Bool, Float
 from traitlets.config import LoggingConfigurable
 
 from mlhub.core import labels as L
 from mlhub.spawners.docker_objects import NANO
 
-#: The engine's CPU weight of a container that sets none (cgroup v1 ``cpu.shares``).
-RUNNING_CPU_SHARES = 1024
-
 #: ``extra_host_config`` keys by which an admin sets CPU scheduling; the burst then stays off.
 ADMIN_CPU_KEYS = ("nano_cpus", "cpu_quota", "cpu_period", "cpu_shares", "cpuset_cpus", "cpu_rt_runtime")
 
 
-def set_cpu(client: Any, container: str, nano_cpus: int, cpu_shares: int) -> None:
-    """Set a running container's CPU limit and weight (``docker update --cpus --cpu-shares``).
-    docker-py's ``update_container`` has no ``NanoCpus``, and a quota set instead would
-    conflict with the ``NanoCpus`` a workspace is created with, so the engine's update endpoint
-    is called as docker-py calls it."""
+def set_cpu_limit(client: Any, container: str, nano_cpus: int) -> None:
+    """Set a running container's CPU limit (``docker update --cpus``). docker-py's
+    ``update_container`` has no ``NanoCpus`` (a quota set instead would conflict with the
+    ``NanoCpus`` the container was created with), so the engine's update endpoint is called as
+    ``update_container`` calls it."""
     response = client._post_json(
-        client._url("/containers/{0}/update", container),
-        data={"NanoCpus": nano_cpus, "CpuShares": cpu_shares},
+        client._url("/containers/{0}/update", container), data={"NanoCpus": nano_cpus}
     )
     client._result(response, True)
 
 
+def _nano(label: str | None) -> int | None:
+    try:
+        cores = float(label or "")
+    except ValueError:
+        return None
+    return int(round(cores * NANO)) if cores > 0 else None
+
+
+def boot_leftover(container: dict[str, Any] | None) -> int | None:
+    """The NanoCpus an inspected workspace container should have but lacks: it still runs at
+    the boot limit its ``mlhub.boot_cpu_limit`` label names, and ``mlhub.cpu_limit`` names its
+    own. None otherwise (also when the admin changed its CPU by hand since)."""
+    if not container:
+        return None
+    labels = (container.get("Config") or {}).get("Labels") or {}
+    boot, limit = _nano(labels.get(L.BOOT_CPU_LIMIT)), _nano(labels.get(L.CPU_LIMIT))
+    current = (container.get("HostConfig") or {}).get("NanoCpus")
+    if boot is None or limit is None or current != boot or current == limit:
+        return None
+    return limit
+
+
 class DockerCpuBurst(LoggingConfigurable):
-    """Creates a booting workspace without its CPU limit; sets it when the boot slot ends."""
+    """Creates a booting workspace at ``boot_cpu_limit``; sets its own limit when the boot
+    slot ends."""
 
     boot_cpu_burst = Bool(
         True,
         config=True,
-        help="""Let a workspace boot without its CPU limit, at CPU weight ``boot_cpu_shares``,
-        and set its limit when its server first answers (or ``startup_check_seconds`` pass).
-        At the default half core the single-user server starts about twice as slowly as at
-        full CPU. Booting is bounded by ``concurrent_boots``, one boot per user and
+        help="""Let a workspace whose CPU limit is below ``boot_cpu_limit`` boot at that limit,
+        and set its own when its server first answers (or ``startup_check_seconds`` pass). At
+        half a core, the single-user server starts about twice as slowly as at a full core.
+        Booting is bounded by ``concurrent_boots``, one boot per user and
         ``startup_check_seconds``. Off by itself when ``extra_host_config`` sets CPU
         scheduling, or ``startup_check_seconds`` is 0. False: the limit holds from the start.""",
     )
 
-    boot_cpu_shares = Int(
-        256,
-        min=2,
-        max=RUNNING_CPU_SHARES,
+    boot_cpu_limit = Float(
+        1.0,
+        min=0.01,
         config=True,
-        help="""CPU weight (``--cpu-shares``, 2-1024) of a workspace while it boots without its
-        limit; running workspaces have 1024. With 256, a booting workspace gets a fifth of a
-        core that a running one also wants, and any CPU nobody else uses.""",
+        help="""CPU cores a booting workspace may use when its own limit is lower (never more
+        than the host's cores). The single-user server starts in one process, so more than
+        one core gains little. It is a hard limit: a user who restarts a workspace over and
+        over gets at most this much CPU.""",
     )
 
     #: the NanoCpus to set when this start's boot ends; None when no burst is under way
@@ -70,32 +89,34 @@ class DockerCpuBurst(LoggingConfigurable):
     #: the container as the last ``get_object`` saw it (the poll reads its CPU settings)
     _inspected: dict[str, Any] | None = None
 
-    def cpu_burst_host_config(
-        self, host_config: dict[str, Any], admin_host: dict[str, Any]
-    ) -> dict[str, Any]:
-        """*host_config* for creating the container: without ``nano_cpus`` and at the boot
-        weight when the burst applies (remembering the limit for :meth:`end_cpu_burst`). Only
-        a start holding a boot slot bursts: ``create_object`` called on its own (as in
+    def cpu_burst(
+        self, host_config: dict[str, Any], admin_host: dict[str, Any], host_cpus: float | None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """*host_config* for creating the container and the labels to add: the boot limit and
+        its label when the burst applies (remembering the own limit for :meth:`end_cpu_burst`).
+        Only a start holding a boot slot bursts: ``create_object`` called on its own (as in
         DockerSpawner's tests) has no end of a boot to set the limit at."""
         self._burst_nano_cpus = None
         nano_cpus = host_config.get("nano_cpus")
         booting = getattr(self, "_boot_slot", None) is not None
         if not (self.boot_cpu_burst and booting and nano_cpus and self.startup_check_seconds > 0):
-            return host_config
+            return host_config, {}
         if any(key in admin_host for key in ADMIN_CPU_KEYS):
-            return host_config
+            return host_config, {}
+        boot_cores = min(self.boot_cpu_limit, host_cpus) if host_cpus else self.boot_cpu_limit
+        boot = int(round(boot_cores * NANO))
+        if boot <= nano_cpus:
+            return host_config, {}
         self._burst_nano_cpus = int(nano_cpus)
-        burst = {key: value for key, value in host_config.items() if key != "nano_cpus"}
-        burst["cpu_shares"] = self.boot_cpu_shares
-        return burst
+        return {**host_config, "nano_cpus": boot}, {L.BOOT_CPU_LIMIT: f"{boot / NANO:g}"}
 
     def forget_cpu_burst(self) -> None:
         """This start ended without a booted container (failed, undone or cancelled)."""
         self._burst_nano_cpus = None
 
     async def end_cpu_burst(self) -> None:
-        """Give the booted workspace its CPU limit and the running weight. On an engine error
-        the container keeps booting settings until a poll sets them (:meth:`poll`)."""
+        """Give the booted workspace its own CPU limit. On an engine error it keeps the boot
+        limit until a poll sets it (:meth:`poll`)."""
         nano_cpus, self._burst_nano_cpus = self._burst_nano_cpus, None
         if nano_cpus is None or not self.object_id:
             return
@@ -104,7 +125,7 @@ class DockerCpuBurst(LoggingConfigurable):
     async def _apply_cpu_limit(self, nano_cpus: int, why: str) -> None:
         try:
             await asyncio.wrap_future(
-                self.executor.submit(set_cpu, self.client, self.object_id, nano_cpus, RUNNING_CPU_SHARES)
+                self.executor.submit(set_cpu_limit, self.client, self.object_id, nano_cpus)
             )
         except NotFound:
             return
@@ -127,27 +148,11 @@ class DockerCpuBurst(LoggingConfigurable):
         return obj
 
     async def poll(self) -> int | str | None:
-        """DockerSpawner's poll; a running workspace still at its boot settings (left by a
-        hub that stopped while it booted, or an engine error) gets its CPU limit here."""
+        """DockerSpawner's poll; a running workspace still at its boot limit (left by a hub
+        that stopped while it booted, or an engine error) gets its own limit here."""
         status = await super().poll()  # type: ignore[misc]
         if status is None and self._burst_nano_cpus is None:
-            nano_cpus = boot_leftover(self._inspected, self.boot_cpu_shares)
+            nano_cpus = boot_leftover(self._inspected)
             if nano_cpus:
-                await self._apply_cpu_limit(nano_cpus, "was left booting without its CPU limit")
+                await self._apply_cpu_limit(nano_cpus, "was left at its boot CPU limit")
         return status
-
-
-def boot_leftover(container: dict[str, Any] | None, boot_cpu_shares: int) -> int | None:
-    """The NanoCpus an inspected workspace container should have but lacks: it was created for
-    a burst (no CPU limit, the boot weight) and its label names its limit. None otherwise."""
-    if not container:
-        return None
-    host = container.get("HostConfig") or {}
-    if host.get("NanoCpus") or host.get("CpuQuota") or host.get("CpuShares") != boot_cpu_shares:
-        return None
-    label = ((container.get("Config") or {}).get("Labels") or {}).get(L.CPU_LIMIT, "")
-    try:
-        cpus = float(label)
-    except ValueError:
-        return None
-    return int(round(cpus * NANO)) if cpus > 0 else None

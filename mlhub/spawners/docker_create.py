@@ -193,7 +193,9 @@ class DockerContainerRequest(LoggingConfigurable):
             host_config, {**merge_host_config(admin_host, settings.host_config), "auto_remove": False}
         )
         host_config.setdefault("network_mode", self.network_name)
-        host_config = self.cpu_burst_host_config(host_config, admin_host)
+        host_config, burst_labels = self.cpu_burst(host_config, admin_host, (await self.host_limits())[0])
+        if burst_labels:
+            create_kwargs["labels"] = {**create_kwargs["labels"], **burst_labels}
         self._refuse_engine_socket(host_config)
         await self._wait_removal_finished()
         self.log.debug("Creating %s with host config %s", self.object_name, host_config)
