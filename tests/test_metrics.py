@@ -197,5 +197,6 @@ def test_engine_calls_get_a_pool_of_threads_and_connections() -> None:
     assert spawner.executor._max_workers == 16
     adapter = spawner.client._custom_adapter  # the engine's socket
     assert adapter.max_pool_size == 16
+    assert spawner.client_kwargs == {"max_pool_size": 4}  # the admin's setting is not written
     assert spawner.client.version  # it talks to the engine
     assert MLHubDockerSpawner.class_traits()["engine_threads"].default_value == 8

@@ -114,11 +114,17 @@ class MLHubDockerSpawner(
     def client(self) -> Any:
         """DockerSpawner's client, with a connection pool no smaller than the thread pool."""
         cls = type(self)
-        if cls._client is None:
-            wanted = max(self.engine_threads, int(self.client_kwargs.get("max_pool_size") or 0))
-            if self.client_kwargs.get("max_pool_size") != wanted:
-                self.client_kwargs = {**self.client_kwargs, "max_pool_size": wanted}
-        return DockerSpawner.client.fget(self)  # type: ignore[attr-defined]
+        admin = self.client_kwargs
+        wanted = max(self.engine_threads, int(admin.get("max_pool_size") or 0))
+        if cls._client is not None or admin.get("max_pool_size") == wanted:
+            return DockerSpawner.client.fget(self)  # type: ignore[attr-defined]
+        # DockerSpawner builds the one client from the trait: lend it the pool size for that,
+        # then give the admin's setting back (a start never writes the admin's settings)
+        self.client_kwargs = {**admin, "max_pool_size": wanted}
+        try:
+            return DockerSpawner.client.fget(self)  # type: ignore[attr-defined]
+        finally:
+            self.client_kwargs = admin
 
     network_prefix_length = Int(
         24,
