@@ -101,8 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--mlhub-cpu-burst",
         choices=("on", "off"),
         default="on",
-        help="MLHub's workspaces boot without their CPU limit at a low CPU weight and get it once "
-        "they answer (on, MLHub's default: c.MLHubDockerSpawner.boot_cpu_burst) or hold it from the start (off)",
+        help="MLHub's workspaces boot at boot_cpu_limit (1 core) and get their own CPU limit once they "
+        "answer (on, MLHub's default: c.MLHubDockerSpawner.boot_cpu_burst) or hold it from the start (off)",
     )
     p.add_argument(
         "--seed", type=int, help="shuffle each pair's order with this seed (default: ABBA alternation)"
@@ -224,9 +224,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stacks: dict[str, Stack] = {}
     extra: list[Stack] = []
     try:
+        burst_off = "" if args.mlhub_cpu_burst == "on" else "c.MLHubDockerSpawner.boot_cpu_burst = False"
         for name in ("stock", "mlhub"):
-            burst = "" if args.mlhub_cpu_burst == "on" else "c.MLHubDockerSpawner.boot_cpu_burst = False"
-            stacks[name] = host_stack(name, workdir, client, env, burst if name == "mlhub" else "")
+            stacks[name] = host_stack(name, workdir, client, env, burst_off if name == "mlhub" else "")
         cpu_options = {"cpu_limit": os.cpu_count() or 1} if args.mlhub_cpu == "host" else {}
         stacks["mlhub"].spawn_options = dict(cpu_options)
 

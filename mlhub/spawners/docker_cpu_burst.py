@@ -20,7 +20,7 @@ from traitlets import Bool, Float
 from traitlets.config import LoggingConfigurable
 
 from mlhub.core import labels as L
-from mlhub.spawners.docker_objects import NANO
+from mlhub.spawners.docker_objects import NANO, nano_cpus
 
 #: ``extra_host_config`` keys by which an admin sets CPU scheduling; the burst then stays off.
 ADMIN_CPU_KEYS = ("nano_cpus", "cpu_quota", "cpu_period", "cpu_shares", "cpuset_cpus", "cpu_rt_runtime")
@@ -42,7 +42,7 @@ def _nano(label: str | None) -> int | None:
         cores = float(label or "")
     except ValueError:
         return None
-    return int(round(cores * NANO)) if cores > 0 else None
+    return nano_cpus(cores) if cores > 0 else None
 
 
 def boot_leftover(container: dict[str, Any] | None) -> int | None:
@@ -97,17 +97,17 @@ class DockerCpuBurst(LoggingConfigurable):
         Only a start holding a boot slot bursts: ``create_object`` called on its own (as in
         DockerSpawner's tests) has no end of a boot to set the limit at."""
         self._burst_nano_cpus = None
-        nano_cpus = host_config.get("nano_cpus")
+        own = host_config.get("nano_cpus")
         booting = getattr(self, "_boot_slot", None) is not None
-        if not (self.boot_cpu_burst and booting and nano_cpus and self.startup_check_seconds > 0):
+        if not (self.boot_cpu_burst and booting and own and self.startup_check_seconds > 0):
             return host_config, {}
         if any(key in admin_host for key in ADMIN_CPU_KEYS):
             return host_config, {}
         boot_cores = min(self.boot_cpu_limit, host_cpus) if host_cpus else self.boot_cpu_limit
-        boot = int(round(boot_cores * NANO))
-        if boot <= nano_cpus:
+        boot = nano_cpus(boot_cores)
+        if boot <= own:
             return host_config, {}
-        self._burst_nano_cpus = int(nano_cpus)
+        self._burst_nano_cpus = int(own)
         return {**host_config, "nano_cpus": boot}, {L.BOOT_CPU_LIMIT: f"{boot / NANO:g}"}
 
     def forget_cpu_burst(self) -> None:

@@ -18,6 +18,11 @@ from mlhub.core.options import WorkspaceOptions
 NANO = 1_000_000_000
 
 
+def nano_cpus(cores: float) -> int:
+    """Docker's ``NanoCpus`` for *cores* (``--cpus``)."""
+    return int(round(cores * NANO))
+
+
 def device_requests(options: WorkspaceOptions, driver: str = "nvidia") -> list[DeviceRequest]:
     """``--gpus`` as Docker DeviceRequests (empty when no GPU was asked for)."""
     gpus = options.gpus
@@ -84,7 +89,7 @@ def container_settings(
     host_config: dict[str, Any] = {"init": True} if init else {}
     host_config.update((hardening or Hardening()).host_config())
     if options.cpu_limit is not None:
-        host_config["nano_cpus"] = int(round(options.cpu_limit * NANO))
+        host_config["nano_cpus"] = nano_cpus(options.cpu_limit)
     if options.mem_limit is not None:
         host_config["mem_limit"] = options.mem_limit
     if options.shm_size is not None:
