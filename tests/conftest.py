@@ -7,6 +7,7 @@ harness, shared with the benchmarks, in ``devtools``); test modules import nothi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
@@ -45,8 +46,10 @@ def docker_client(worker_id: str) -> Iterator[docker.DockerClient]:
         remove_test_objects(client)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def hub_factory(docker_client, tmp_path_factory) -> Iterator:
+    """Start hubs for one test module; they stop, and their engine objects go, when the module
+    ends (all at once: stopping is mostly waiting), so idle hubs do not pile up over a run."""
     hubs: list[HubProcess] = []
 
     def make(env: dict[str, str] | None = None, extra_config: str = "") -> HubProcess:
@@ -57,9 +60,14 @@ def hub_factory(docker_client, tmp_path_factory) -> Iterator:
         return hub.start()
 
     yield make
-    for hub in hubs:
+
+    def end(hub: HubProcess) -> None:
         hub.stop()
         remove_test_objects(docker_client, hub.hub_name)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(hubs))) as pool:
+        for done in [pool.submit(end, hub) for hub in hubs]:
+            done.result()
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ One hub, four named workspaces of one user, started together so their waits over
 - ``detached``: a process started detached (``nohup``-like, no terminal, no kernel) uses CPU;
   the extension reports the CPU use, so it outlives the timeout, and is culled once it ends.
 
-No timing is asserted: each wait polls for the expected state, bounded. The "hold" keeps
-watching for longer than the idle timeout plus two culler rounds.
+No timing is asserted: each wait polls for the expected state, bounded. The busy workspaces are
+watched for longer than the idle timeout plus two culler rounds; then all four activities end at
+once, so their waits for the culler overlap.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ TIMEOUT = 30  # MLHUB_CULL_IDLE_SECONDS; the culler then looks every 15 s
 CULL_EVERY = 15
 USER = "carol"
 ADMIN_PASSWORD = "cull-Admin-pw-1"
-SERVERS = ("idle", "ssh", "kernel", "terminal", "detached")
+BUSY = ("ssh", "kernel", "terminal", "detached")
+SERVERS = ("idle", *BUSY)
 WORKSPACE = Path(__file__).resolve().parent.parent / "docker" / "workspace"
 # The workspace image's activity extension and config as they are in this checkout (the image
 # may have been built before them): mounted over the image's copies.
@@ -65,17 +67,6 @@ def wait_culled(hub, server: str, timeout: float = 180) -> None:
     """Until the hub says *server* stopped, and its log says the culler stopped it."""
     hub.wait_stopped(USER, server, timeout=timeout)
     assert f"Culling server {USER}/{server} " in hub.log_tail(5000), culler_lines(hub)
-
-
-def hold(hub, servers: tuple[str, ...], until: float) -> None:
-    """Watch *servers* until the monotonic time *until*, and once after: each must still run
-    (a culled server stays stopped, so the last look covers the whole time)."""
-    while True:
-        for server in servers:
-            assert running(hub, server), f"{USER}/{server} was stopped while busy:\n{culler_lines(hub)}"
-        if time.monotonic() >= until:
-            return
-        time.sleep(2)
 
 
 async def _start_busy_cell(hub, server: str, token: str, code: str) -> str:
@@ -256,44 +247,54 @@ def test_an_untouched_workspace_is_culled(culling):
     assert "idle" in model["servers"] and not model["servers"]["idle"]["ready"]
 
 
-def test_an_open_ssh_session_keeps_its_workspace_until_it_ends(culling):
-    hub, session = culling["hub"], culling["session"]
-    hold(hub, ("ssh",), culling["hold_until"])
-    assert session.poll() is None, session.stderr.read()
-    session.terminate()
-    session.wait(timeout=30)
-    wait_culled(hub, "ssh")
-
-
-def test_a_busy_kernel_keeps_its_workspace_until_it_is_idle(culling):
-    hub, token, kernel = culling["hub"], culling["token"], culling["kernel"]
-    hold(hub, ("kernel",), culling["hold_until"])
-    base = hub.at(f"/user/{USER}/kernel/api/kernels/{kernel}")
-    auth = {"Authorization": f"token {token}"}
-    assert requests.get(base, headers=auth, timeout=30).json()["execution_state"] == "busy"
-    assert requests.post(f"{base}/interrupt", headers=auth, timeout=30).status_code == 204
-    wait_culled(hub, "kernel")
-
-
-def test_a_command_in_a_terminal_keeps_its_workspace_until_it_ends(culling):
+def _end_activity(culling: dict, server: str) -> None:
+    """End what keeps *server* busy: the SSH session, the kernel's computation (it must still be
+    busy), the terminal's command (Ctrl-C; the shell answers at its prompt), the detached process."""
     hub, token = culling["hub"], culling["token"]
-    hold(hub, ("terminal",), culling["hold_until"])
-    # Ctrl-C, then a command that shows the shell is back at its prompt
-    asyncio.run(
-        _terminal(
-            hub,
-            "terminal",
-            token,
-            ["\x03", "echo back-$((40+2))\r"],
-            name=culling["terminal"],
-            wait_for="back-42",
-        )
-    )
-    wait_culled(hub, "terminal")
+    if server == "ssh":
+        session = culling["session"]
+        assert session.poll() is None, session.stderr.read()
+        session.terminate()
+        session.wait(timeout=30)
+    elif server == "kernel":
+        base = hub.at(f"/user/{USER}/kernel/api/kernels/{culling['kernel']}")
+        auth = {"Authorization": f"token {token}"}
+        assert requests.get(base, headers=auth, timeout=30).json()["execution_state"] == "busy"
+        assert requests.post(f"{base}/interrupt", headers=auth, timeout=30).status_code == 204
+    elif server == "terminal":
+        keys = ["\x03", "echo back-$((40+2))\r"]
+        asyncio.run(_terminal(hub, "terminal", token, keys, name=culling["terminal"], wait_for="back-42"))
+    else:
+        container = culling["detached"]
+        assert container.exec_run(["sh", "-c", "kill $(cat /tmp/busy.pid)"]).exit_code == 0
 
 
-def test_a_detached_process_using_cpu_keeps_its_workspace_until_it_ends(culling):
-    hub, container = culling["hub"], culling["detached"]
-    hold(hub, ("detached",), culling["hold_until"])
-    assert container.exec_run(["sh", "-c", "kill $(cat /tmp/busy.pid)"]).exit_code == 0
-    wait_culled(hub, "detached")
+@pytest.fixture(scope="module")
+def released(culling) -> dict[str, str]:
+    """Watch the busy workspaces past the timeout (each must keep running), then end all their
+    activities at once, so that the four waits for the culler overlap. Returns, per workspace,
+    what went wrong ("" when nothing did); each test reports its own."""
+    hub = culling["hub"]
+    problems = dict.fromkeys(BUSY, "")
+    while True:
+        for server in BUSY:
+            if not problems[server] and not running(hub, server):
+                problems[server] = f"{USER}/{server} was stopped while busy:\n{culler_lines(hub)}"
+        if time.monotonic() >= culling["hold_until"]:
+            break
+        time.sleep(2)
+    for server in BUSY:
+        if not problems[server]:
+            try:
+                _end_activity(culling, server)
+            except AssertionError as exc:
+                problems[server] = f"ending {server}'s activity failed: {exc}"
+    return problems
+
+
+@pytest.mark.parametrize("server", BUSY)
+def test_a_busy_workspace_is_kept_until_its_activity_ends(released, culling, server: str) -> None:
+    """ssh: an open SSH session; kernel: a computing kernel; terminal: a command in a terminal;
+    detached: a process using CPU. Each keeps its workspace past the timeout, then it is culled."""
+    assert not released[server], released[server]
+    wait_culled(culling["hub"], server)

@@ -104,10 +104,11 @@ def test_spawn_in_flight_during_hub_restart_that_never_comes_up_is_cleanly_faile
     assert docker_client.containers.list(all=True, filters={"label": labels}) == [], (
         "a stopped container was left"
     )
-    # the user is not stuck: a new spawn request is accepted
+    # the user is not stuck: a new spawn request is accepted (it hangs too, and is left to the
+    # module's end, which stops the hub and removes its containers: waiting it out adds nothing)
     r = hub.api("POST", "/users/hang1/server", token=token, json={})
     assert r.status_code == 202, r.text
-    hub.wait_stopped("hang1", timeout=HTTP_TIMEOUT + 60)
+    assert hub.server("hang1")["pending"] == "spawn"
 
 
 @pytest.mark.restarts_engine
