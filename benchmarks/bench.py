@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "order_rule": f"pairs shuffled with seed {args.seed}"
             if args.seed is not None
             else "ABBA alternation",
-            "logs_dir": str(logs),
+            "logs_dir": logs.name,  # next to the results files
             "full_protocol": is_full(args),
         }
     )

@@ -169,6 +169,18 @@ def _top_steps(steps: Any, metric: str, k: int = 3) -> str:
     return ", ".join(f"{name} {mean:.2f} s" for name, mean in ranked)
 
 
+def _spread(stock: dict[str, Any], mlhub: dict[str, Any]) -> str:
+    """Whether the two stacks' run-to-run ranges overlap (a difference then within the spread)."""
+    bounds = [stock.get("min_s"), stock.get("max_s"), mlhub.get("min_s"), mlhub.get("max_s")]
+    if not all(finite(b) for b in bounds) or min(stock.get("runs", 0), mlhub.get("runs", 0)) < 2:
+        return ""
+    s_lo, s_hi, m_lo, m_hi = bounds
+    ranges = f"stock {s_lo:.1f}–{s_hi:.1f} s, MLHub {m_lo:.1f}–{m_hi:.1f} s"
+    if m_lo <= s_hi and s_lo <= m_hi:
+        return f" The runs' ranges overlap ({ranges}): the difference is within this run's spread."
+    return f" The runs' ranges do not overlap ({ranges})."
+
+
 def common_causes(failures: list[dict[str, Any]], stack: str, scenario: str, k: int = 3) -> str:
     causes = Counter(
         f.get("cause", "?")[:160]
@@ -206,9 +218,18 @@ def prose(results: dict[str, Any]) -> list[str]:
                 text += f" MLHub took {ml['all_ready_s'] / st['all_ready_s']:.2f}× stock's time."
             if ml.get("errors"):
                 text += f" MLHub's failures: {common_causes(results.get('failures', []), 'mlhub', f'concurrent-{n}') or 'cause not found'}."
-            busy = ml.get("machine_busy")
-            if finite(busy):
-                text += f" The machine was {busy:.0%} busy while MLHub's servers started."
+            text += _spread(st.get("all_ready", {}), ml.get("all_ready", {}))
+            busy_st, busy_ml = st.get("machine_busy"), ml.get("machine_busy")
+            if finite(busy_st) and finite(busy_ml):
+                text += (
+                    f" The machine was {busy_ml:.0%} busy while MLHub's servers started and"
+                    f" {busy_st:.0%} while stock's did"
+                    + (
+                        " (both at least 90 %: the cores were the limit for both stacks)."
+                        if min(busy_st, busy_ml) >= 0.9
+                        else "."
+                    )
+                )
         elif t["target"].startswith("hub restart"):
             r = results["hub_restart"]["mlhub"]
             text += (
@@ -448,7 +469,7 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
     ] or ["- none"]
     if len(failures) > 100:
         lines.append(f"- … {len(failures) - 100} more in the JSON")
-    lines += ["", f"Hub logs: `{results.get('logs_dir', '?')}`.", ""]
+    lines += ["", f"Hub logs (gzip): `{results.get('logs_dir', '?')}/`, next to this file.", ""]
     return "\n".join(lines)
 
 

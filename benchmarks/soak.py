@@ -45,7 +45,7 @@ from pathlib import Path
 import docker
 import requests
 
-from benchmarks.stacks import HostHub, Stack
+from benchmarks.stacks import HostHub, Stack, keep_log
 from benchmarks.stats import pct
 from devtools.hubprocess import REPO, TEST_HUB_PREFIX, HubProcess, claim_hub_name, remove_test_objects
 from devtools.openssh import SSH_OPTS as OPENSSH_OPTS
@@ -321,9 +321,7 @@ def run(args: argparse.Namespace) -> int:
         cleanup_removals = CLEANUP_REMOVAL.findall(hub.log_text()[log_start:])
     finally:
         hub.stop()
-        logs = args.out / f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}-soak-logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / "hub.log").write_text(hub.log_text())
+        keep_log(args.out / f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}-soak-logs", "hub", hub.log_text())
         remove_test_objects(client, hub.hub_name)
 
     rss_middle, rss_late = _middle_and_late(samples, "rss_mb")
@@ -431,6 +429,8 @@ def write_report(args, samples, tally, baseline, hub_rss, proxy_rss, final, leak
         f"| after the last stop: workspace containers (running) / volumes / networks | "
         f"{final.containers} ({final.running}) / {final.volumes} / {final.networks} |",
         f"| verdict | {verdict} |",
+        "",
+        f"Hub log (gzip): `{stamp}-soak-logs/hub.log.gz`, next to this file.",
         "",
         "## Spawn latency per third of the run (request until the server answers through the proxy)",
         "",

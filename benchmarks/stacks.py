@@ -11,6 +11,7 @@ back-off: the same on both sides.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import secrets
@@ -312,8 +313,16 @@ def container_stack(workdir: Path, client: docker.DockerClient, env: dict[str, s
     return Stack("mlhub-container", hub, client, "the hub container joins each user's network")
 
 
+def keep_log(logs_dir: Path, name: str, text: str) -> Path:
+    """Keep a hub's log as ``<logs_dir>/<name>.log.gz`` (hours of a hub's log are tens of MB)."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    path = logs_dir / f"{name}.log.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as kept:
+        kept.write(text)
+    return path
+
+
 def stop_stack(stack: Stack, logs_dir: Path) -> None:
     """Stop the hub and keep its log in *logs_dir*."""
     stack.hub.stop()
-    logs_dir.mkdir(parents=True, exist_ok=True)
-    (logs_dir / f"{stack.name}.log").write_text(stack.log_text())
+    keep_log(logs_dir, stack.name, stack.log_text())

@@ -3,12 +3,14 @@ the results document's required keys and the prose computed from its numbers."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 
 import pytest
 
 from benchmarks import report
+from benchmarks.stacks import keep_log
 from benchmarks.stats import interleaved_order, pct, ratio, summary
 from benchmarks.steps import NOT_MEASURED, difference, parse_histograms, step_report
 
@@ -201,3 +203,27 @@ def test_a_full_run_refuses_a_changed_tree_and_every_report_names_its_code():
     assert report._code_line(clean) == "Code: commit `ad1b05b1a2b3`, the working tree as committed."
     assert "uncommitted changes to `mlhub/spawners/docker.py`" in report._code_line(changed)
     assert "not recorded" in report._code_line(None)
+
+
+def test_a_kept_hub_log_is_gzipped_next_to_the_results(tmp_path):
+    path = keep_log(tmp_path / "2026-12-01-logs", "mlhub", "[I line one]\n[W line two]\n")
+    assert path == tmp_path / "2026-12-01-logs" / "mlhub.log.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as kept:
+        assert kept.read() == "[I line one]\n[W line two]\n"
+
+
+def test_a_concurrent_miss_says_whether_it_is_within_the_spread_and_how_busy_both_stacks_were():
+    doc = measured(stock=5.0, mlhub=5.3)
+    row = doc["concurrent"]["10"]
+    row["stock"].update(all_ready=summary([50.1, 50.1, 57.2]), machine_busy=0.92)
+    row["mlhub"].update(all_ready=summary([53.8, 55.4, 49.0]), machine_busy=0.94)
+    text = "\n".join(report.prose(doc))
+    assert (
+        "ranges overlap (stock 50.1–57.2 s, MLHub 49.0–55.4 s): the difference is within this run's spread"
+        in text
+    )
+    assert "94% busy while MLHub's servers started and 92% while stock's did (both at least 90 %" in text
+    row["mlhub"].update(all_ready=summary([60.0, 61.0, 62.0]), machine_busy=0.5)
+    text = "\n".join(report.prose(doc))
+    assert "ranges do not overlap (stock 50.1–57.2 s, MLHub 60.0–62.0 s)" in text
+    assert "50% busy while MLHub's servers started and 92% while stock's did." in text
