@@ -135,6 +135,11 @@ def is_full(args: argparse.Namespace) -> bool:
     )
 
 
+def snapshot(stacks: dict[str, Stack]) -> dict[str, Any]:
+    """Each stack's histograms now (scraped between scenarios, never while one is timed)."""
+    return {name: parse_histograms(s.metrics() or "") for name, s in stacks.items()}
+
+
 def steps_of(stacks: dict[str, Stack], before: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, stack in stacks.items():
@@ -250,10 +255,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "same_reach": True,
             "declared_differences": DECLARED,
         }
-        before = {name: parse_histograms(s.metrics() or "") for name, s in stacks.items()}
+        before = snapshot(stacks)
+        by_scenario: dict[str, Any] = results.setdefault("steps_by_scenario", {})
         if "single" not in args.skip:
             try:
                 print("single spawn (with the floor)", flush=True)
+                mark = snapshot(stacks)
                 stock_net = stacks["stock"].hub.env["BENCH_STOCK_NETWORK"]
                 times, order = scenarios.single_spawn(
                     stacks, args.reps, args.seed, failures, (client, IMAGE, stock_net)
@@ -261,15 +268,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["floor"] = summary(times.pop("floor"))
                 results["single_spawn"] = {name: summary(v) for name, v in times.items()}
                 results["order"] = {"single": order}
+                by_scenario["single"] = steps_of(stacks, mark)
             except Exception as exc:  # the other scenarios still run and are written
                 scenario_failed(failures, "single", exc)
         if "concurrent" not in args.skip:
             try:
                 for n in args.ns:
                     print(f"{n} concurrent spawns", flush=True)
+                    mark = snapshot(stacks)
                     results["concurrent"][str(n)], order = scenarios.concurrent(
                         stacks, n, args.runs, args.seed, failures
                     )
+                    by_scenario[f"concurrent-{n}"] = steps_of(stacks, mark)
                     results.setdefault("order", {})[f"concurrent-{n}"] = order
             except Exception as exc:  # the other scenarios still run and are written
                 scenario_failed(failures, "concurrent", exc)

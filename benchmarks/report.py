@@ -197,6 +197,7 @@ def prose(results: dict[str, Any]) -> list[str]:
     s = _num(_get(results, "single_spawn.stock.median_s"))
     m = _num(_get(results, "single_spawn.mlhub.median_s"))
     steps = results.get("steps", {}).get("mlhub")
+    by_scenario = results.get("steps_by_scenario") or {}
     for t in targets(results):
         if t["met"] is True:
             continue
@@ -208,7 +209,8 @@ def prose(results: dict[str, Any]) -> list[str]:
             if finite(floor):
                 text += f" The floor (`docker run` until the server answers) was {floor:.2f} s: "
                 text += f"stock spent {s - floor:+.2f} s above it, MLHub {m - floor:+.2f} s."
-            top = _top_steps(steps, "mlhub_spawn_step_seconds")
+            single = (by_scenario.get("single") or {}).get("mlhub") or steps
+            top = _top_steps(single, "mlhub_spawn_step_seconds")
             text += f" MLHub's slowest steps (mean): {top}." if top else " MLHub's steps: not measured."
         elif " concurrent" in t["target"]:
             n = t["target"].split()[0]
@@ -219,6 +221,11 @@ def prose(results: dict[str, Any]) -> list[str]:
             if ml.get("errors"):
                 text += f" MLHub's failures: {common_causes(results.get('failures', []), 'mlhub', f'concurrent-{n}') or 'cause not found'}."
             text += _spread(st.get("all_ready", {}), ml.get("all_ready", {}))
+            top = _top_steps(
+                (by_scenario.get(f"concurrent-{n}") or {}).get("mlhub"), "mlhub_spawn_step_seconds"
+            )
+            if top:
+                text += f" MLHub's slowest steps at {n} (mean): {top}."
             busy_st, busy_ml = st.get("machine_busy"), ml.get("machine_busy")
             if finite(busy_st) and finite(busy_ml):
                 text += (
@@ -270,6 +277,51 @@ def _range(summary: dict[str, Any]) -> str:
     if not finite(summary.get("min_s")):
         return ""
     return f"{summary['min_s']:.2f}–{summary['max_s']:.2f}"
+
+
+SPAWN_TOTAL = "jupyterhub_server_spawn_duration_seconds"
+
+
+def _steps_by_scenario(by_scenario: dict[str, Any]) -> list[str]:
+    """A table per scenario: MLHub's mean time per spawn step, and each stack's whole spawn as
+    JupyterHub times it (the one step stock has)."""
+    scenarios = list(by_scenario)
+    if not scenarios:
+        return []
+
+    def mean(stack: str, scenario: str, metric: str, step: str) -> str:
+        value = (by_scenario[scenario].get(stack) or {}).get(metric) or {}
+        v = value.get(step, {}).get("mean_s") if isinstance(value, dict) else None
+        return f"{v:.3f}" if finite(v) else "—"
+
+    ml = [by_scenario[sc].get("mlhub") or {} for sc in scenarios]
+    steps = sorted(
+        {
+            step
+            for r in ml
+            if isinstance(r.get("mlhub_spawn_step_seconds"), dict)
+            for step in r["mlhub_spawn_step_seconds"]
+        }
+    )
+    lines = [
+        "## Where the time goes, by scenario (mean seconds per spawn)",
+        "",
+        "| step | " + " | ".join(scenarios) + " |",
+        "| --- | " + " | ".join("---:" for _ in scenarios) + " |",
+    ]
+    for stack in STACKS:
+        lines.append(
+            f"| {stack}: whole spawn (JupyterHub's `{SPAWN_TOTAL}`) | "
+            + " | ".join(mean(stack, sc, SPAWN_TOTAL, "success") for sc in scenarios)
+            + " |"
+        )
+    for step in steps:
+        lines.append(
+            f"| MLHub: {step} | "
+            + " | ".join(mean("mlhub", sc, "mlhub_spawn_step_seconds", step) for sc in scenarios)
+            + " |"
+        )
+    return [*lines, ""]
 
 
 def _code_line(code: dict[str, Any] | None) -> str:
@@ -462,6 +514,7 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
                 )
                 lines.append(f"- `{metric}`: {parts or 'no samples'}")
         lines.append("")
+    lines += _steps_by_scenario(results.get("steps_by_scenario") or {})
     failures = results.get("failures") or []
     lines += ["## Failed spawns and their causes", ""]
     lines += [

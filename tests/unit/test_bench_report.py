@@ -227,3 +227,31 @@ def test_a_concurrent_miss_says_whether_it_is_within_the_spread_and_how_busy_bot
     text = "\n".join(report.prose(doc))
     assert "ranges do not overlap (stock 50.1–57.2 s, MLHub 60.0–62.0 s)" in text
     assert "50% busy while MLHub's servers started and 92% while stock's did." in text
+
+
+def test_steps_are_reported_per_scenario_and_a_miss_names_its_own_scenarios_steps():
+    doc = measured(stock=2.0, mlhub=3.0)
+    single = step_report(parse_histograms(METRICS))
+    crowded = step_report(
+        parse_histograms(METRICS.replace('sum{step="network"} 0.5', 'sum{step="network"} 20.0'))
+    )
+    stock = step_report(
+        parse_histograms(
+            'jupyterhub_server_spawn_duration_seconds_count{status="success"} 2.0\n'
+            'jupyterhub_server_spawn_duration_seconds_sum{status="success"} 3.0\n'
+        )
+    )
+    doc["steps_by_scenario"] = {
+        "single": {"stock": stock, "mlhub": single},
+        "concurrent-10": {"stock": stock, "mlhub": crowded},
+    }
+    text = "\n".join(report.prose(doc))
+    assert "MLHub's slowest steps (mean): create 0.50 s, network 0.25 s" in text
+    assert "MLHub's slowest steps at 10 (mean): network 10.00 s, create 0.50 s" in text
+    table = report.markdown(doc, "2026-01-01")
+    assert "| step | single | concurrent-10 |" in table
+    assert "| MLHub: network | 0.250 | 10.000 |" in table
+    assert (
+        "| stock: whole spawn (JupyterHub's `jupyterhub_server_spawn_duration_seconds`) | 1.500 | 1.500 |"
+        in table
+    )
