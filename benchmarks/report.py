@@ -279,6 +279,32 @@ def _range(summary: dict[str, Any]) -> str:
     return f"{summary['min_s']:.2f}–{summary['max_s']:.2f}"
 
 
+def _one_container(one: dict[str, Any]) -> list[str]:
+    """MLHub's one-container install against MLHub with the hub on the host (not against stock)."""
+    if not one:
+        return []
+
+    def fmt(v: Any) -> str:
+        return f"{v:.3g}" if finite(v) else "—"
+
+    lines = [
+        "## MLHub's hub on the host vs in one container (the README's `docker run`)",
+        "",
+        "| scenario | hub on the host | hub in one container | unit | note |",
+        "| --- | ---: | ---: | --- | --- |",
+        f"| one spawn (median) | {fmt(_get(one, 'host_single_spawn.median_s'))} | "
+        f"{fmt(_get(one, 'single_spawn.median_s'))} | s | interleaved; a user's first spawn in the "
+        f"container (with their network): {_s(one.get('first_spawn_s'))} |",
+    ]
+    for n, pair in sorted((one.get("concurrent") or {}).items(), key=lambda item: int(item[0])):
+        c, h = pair.get("container", {}), pair.get("host", {})
+        lines.append(
+            f"| {n} concurrent: all ready (median) | {fmt(h.get('all_ready_s'))} | {fmt(c.get('all_ready_s'))} "
+            f"| s | errors {h.get('errors')} / {c.get('errors')} |"
+        )
+    return [*lines, ""]
+
+
 SPAWN_TOTAL = "jupyterhub_server_spawn_duration_seconds"
 
 
@@ -464,30 +490,6 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
                 "s",
             )
         )
-    one = results.get("one_container") or {}
-    if one:
-        lines.append(
-            _row(
-                "one spawn, hub in one container (median)",
-                None,
-                _get(one, "single_spawn.median_s"),
-                "s",
-                f"hub on the host, same interleaving: {_s(_get(one, 'host_single_spawn.median_s'))}; "
-                f"a user's first spawn (with their network): {_s(one.get('first_spawn_s'))}",
-            )
-        )
-    for n, pair in sorted((one.get("concurrent") or {}).items(), key=lambda item: int(item[0])):
-        c, h = pair.get("container", {}), pair.get("host", {})
-        lines.append(
-            _row(
-                f"{n} concurrent, hub in one container: all ready (median)",
-                h.get("all_ready_s"),
-                c.get("all_ready_s"),
-                "s",
-                f"'stock' column: MLHub with the hub on the host; errors {h.get('errors')} / {c.get('errors')}",
-                compare=False,
-            )
-        )
     lines += ["", "## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
     for t in targets(results):
         met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
@@ -514,6 +516,7 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
                 )
                 lines.append(f"- `{metric}`: {parts or 'no samples'}")
         lines.append("")
+    lines += _one_container(results.get("one_container") or {})
     lines += _steps_by_scenario(results.get("steps_by_scenario") or {})
     failures = results.get("failures") or []
     lines += ["## Failed spawns and their causes", ""]

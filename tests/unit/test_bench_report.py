@@ -255,3 +255,23 @@ def test_steps_are_reported_per_scenario_and_a_miss_names_its_own_scenarios_step
         "| stock: whole spawn (JupyterHub's `jupyterhub_server_spawn_duration_seconds`) | 1.500 | 1.500 |"
         in table
     )
+
+
+def test_the_one_container_install_has_its_own_table_against_the_hub_on_the_host():
+    doc = measured(stock=2.0, mlhub=1.5)
+    doc["one_container"] = {
+        "first_spawn_s": 4.2,
+        "single_spawn": summary([2.5] * 5),
+        "host_single_spawn": summary([1.5] * 5),
+        "concurrent": {
+            "10": {
+                "container": {"all_ready_s": 12.0, "errors": 0},
+                "host": {"all_ready_s": 10.0, "errors": 0},
+            }
+        },
+    }
+    text = report.markdown(doc, "2026-01-01")
+    assert "| scenario | hub on the host | hub in one container | unit | note |" in text
+    assert "| one spawn (median) | 1.5 | 2.5 | s |" in text
+    assert "| 10 concurrent: all ready (median) | 10 | 12 | s | errors 0 / 0 |" in text
+    assert "'stock' column" not in text
