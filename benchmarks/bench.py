@@ -280,6 +280,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         stacks, n, args.runs, args.seed, failures
                     )
                     by_scenario[f"concurrent-{n}"] = steps_of(stacks, mark)
+                    results["concurrent"][str(n)]["network_floor"] = scenarios.network_floor(
+                        client, n, stacks["mlhub"].hub.hub_name
+                    )
                     results.setdefault("order", {})[f"concurrent-{n}"] = order
             except Exception as exc:  # the other scenarios still run and are written
                 scenario_failed(failures, "concurrent", exc)

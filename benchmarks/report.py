@@ -221,6 +221,15 @@ def prose(results: dict[str, Any]) -> list[str]:
             if ml.get("errors"):
                 text += f" MLHub's failures: {common_causes(results.get('failures', []), 'mlhub', f'concurrent-{n}') or 'cause not found'}."
             text += _spread(st.get("all_ready", {}), ml.get("all_ready", {}))
+            nets = row.get("network_floor") or {}
+            if finite(nets.get("create_s")):
+                text += (
+                    f" Creating {nets.get('networks')} bridge networks like MLHub's per-user ones (stock's"
+                    f" servers share one) took the engine alone {nets['create_s']:.1f} s and"
+                    f" {_s(nets.get('create_cpu_s'), 1)} of CPU in this run"
+                )
+                gap = _num(ml.get("all_ready_s")) - _num(st.get("all_ready_s"))
+                text += f", against MLHub's extra {gap:.1f} s." if finite(gap) and gap > 0 else "."
             top = _top_steps(
                 (by_scenario.get(f"concurrent-{n}") or {}).get("mlhub"), "mlhub_spawn_step_seconds"
             )
@@ -435,6 +444,19 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
         )
         lines.append(_row(f"{n} concurrent: errors (all runs)", st.get("errors"), ml.get("errors"), "count"))
         lines.append(_row(f"{n} concurrent: stop and delete all", st.get("stop_all_s"), ml.get("stop_all_s")))
+        nets = row.get("network_floor") or {}
+        if finite(nets.get("create_s")):
+            lines.append(
+                _row(
+                    f"{n} concurrent: the engine alone creates {nets.get('networks')} per-user networks",
+                    None,
+                    nets.get("create_s"),
+                    "s",
+                    f"{_s(nets.get('create_cpu_s'), 1)} of CPU; removing them {_s(nets.get('remove_s'), 1)};"
+                    " stock's servers share one network",
+                    compare=False,
+                )
+            )
     for key, label in (
         ("seconds_to_answer", "hub answers"),
         ("seconds_to_all_routes", "every route back"),

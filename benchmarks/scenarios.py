@@ -173,6 +173,39 @@ def concurrent(
     return out, order
 
 
+def network_floor(client: docker.DockerClient, n: int, hub_name: str) -> dict[str, float]:
+    """What *n* per-user networks cost the engine alone (docker-py, no hub): MLHub gives each new
+    user a bridge network of their own, stock's servers share one. Created eight at a time like
+    concurrent spawns do, each with its own subnet and not internal (as MLHub's), then removed.
+    Seconds of wall time and CPU-seconds of the whole machine (the engine's firewall updates)."""
+    api = client.api
+    labels = {"mlhub.origin": f"{hub_name}-netfloor"}  # not the hub's: its cleanup never sees them
+    names = [f"{hub_name}-netfloor-{i}" for i in range(n)]
+
+    def make(i: int) -> None:
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=f"{NETWORK_BASE}.{i // 16}.{(i % 16) * 16}/28")]
+        )
+        api.create_network(names[i], driver="bridge", labels=labels, ipam=ipam)
+
+    out: dict[str, float] = {"networks": n}
+    try:
+        busy0, t0 = machine_busy_seconds(), time.perf_counter()
+        with cf.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(make, range(n)))
+        out["create_s"] = time.perf_counter() - t0
+        out["create_cpu_s"] = machine_busy_seconds() - busy0
+        busy0, t0 = machine_busy_seconds(), time.perf_counter()
+        with cf.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(api.remove_network, names))
+        out["remove_s"] = time.perf_counter() - t0
+        out["remove_cpu_s"] = machine_busy_seconds() - busy0
+        return out
+    finally:  # whatever a failure left behind
+        for net in api.networks(filters={"label": [f"mlhub.origin={labels['mlhub.origin']}"]}):
+            api.remove_network(net["Id"])
+
+
 # --- hub restart with N running servers ---------------------------------------------------
 
 
