@@ -230,6 +230,9 @@ _passed_through_env = {
     for name in ("DOCKER_HOST", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
     if os.environ.get(name)
 }
+# ... and which process is their hub: a service exits when it is gone, also when that happened
+# while the service was still starting (mlhub.services.lifetime)
+_passed_through_env["MLHUB_HUB_PID"] = str(os.getpid())
 
 # What the services receive: the settings table's variables for each (with the install id the
 # hub uses, also when it was generated).
@@ -314,6 +317,7 @@ if settings.cull_idle_seconds:
                 f"--timeout={settings.cull_idle_seconds}",
                 f"--cull-every={max(1, min(settings.cull_idle_seconds // 2, 300))}",
             ],
+            "environment": {"MLHUB_HUB_PID": _passed_through_env["MLHUB_HUB_PID"]},
         }
     )
 

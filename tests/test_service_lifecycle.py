@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from devtools.hubprocess import HubProcess, free_port, new_hub_name, remove_test_objects
+from devtools.hubprocess import REPO, HubProcess, free_port, new_hub_name, remove_test_objects
 
 #: MLHub's services, and JupyterHub's idle culler (started through mlhub.services.idle_culler)
 SERVICES = ("cleanup-service", "ssh", "idle-culler")
@@ -125,3 +127,53 @@ def test_services_exit_when_their_hub_is_killed_and_a_new_hub_gets_the_ports(fix
     assert not set(new.values()) & set(old.values())
     assert all(alive(pid) for pid in new.values()), hub.log_tail()
     assert "Address already in use" not in hub.log_tail(400)
+
+
+# A "hub" (a shell) starts a service and exits before the service asks Linux for a death
+# signal (the service waits half a second first): Linux then sends nothing, so only the pid the
+# hub passed (MLHUB_HUB_PID) tells the service that its hub is gone.
+LATE_STARTERS = {
+    "the idle culler's wrapper": "from mlhub.services.lifetime import die_with_parent\n"
+    "die_with_parent()\nimport time; time.sleep(60)",
+    "a service watching its hub": "import asyncio\nfrom mlhub.services.lifetime import watch_hub\n"
+    "asyncio.run(watch_hub('late-service', interval=0.2))",
+}
+
+
+@pytest.mark.parametrize("what", LATE_STARTERS)
+def test_a_service_whose_hub_died_while_it_started_exits(what: str, tmp_path: Path) -> None:
+    code = tmp_path / "service.py"
+    code.write_text(LATE_STARTERS[what])
+    hub = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"(sleep 0.5; MLHUB_HUB_PID=$$ exec {sys.executable} {code}) >/dev/null 2>&1 & echo $!",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    service = int(hub.stdout.strip())
+    try:
+        wait_until(
+            lambda: not alive(service), timeout=15, what=f"{what} (pid {service}) exits without its hub"
+        )
+    finally:
+        if alive(service):
+            os.kill(service, signal.SIGKILL)
+
+
+def test_a_hub_stopping_its_services_leaves_one_line_each_and_no_traceback(hub_factory) -> None:
+    """JupyterHub stops a service with SIGINT first: MLHub's services say so in one line (a
+    KeyboardInterrupt's traceback in the log reads like a crash on every normal stop)."""
+    hub = hub_factory()
+    start = len(hub.log_path.read_text())
+    hub.stop()
+    log = hub.log_path.read_text()[start:]
+    assert "cleanup-service: stopped by SIGINT" in log and "ssh gateway: stopped by SIGINT" in log, log[
+        -3000:
+    ]
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
