@@ -38,9 +38,19 @@ def test_a_changed_parent_pid_means_the_hub_is_gone(monkeypatch, exits):
 def test_sigterm_says_whether_the_hub_died(monkeypatch, exits):
     monkeypatch.setattr(lifetime.os, "getppid", lambda: 4242)
     with pytest.raises(Exited):
-        asyncio.run(lifetime._terminated("svc", 4242))
+        asyncio.run(lifetime._terminated("svc", 4242, "SIGINT"))
     parents = iter([4242, 4242, 1])
     monkeypatch.setattr(lifetime.os, "getppid", lambda: next(parents))
     with pytest.raises(Exited):
-        asyncio.run(lifetime._terminated("svc", 4242))
-    assert exits == ["svc: stopped by SIGTERM", "svc: the hub (pid 4242) is gone"]
+        asyncio.run(lifetime._terminated("svc", 4242, "SIGTERM"))
+    assert exits == ["svc: stopped by SIGINT", "svc: the hub (pid 4242) is gone"]
+
+
+def test_the_hub_pid_comes_from_the_hub_and_the_parent_is_the_fallback(monkeypatch):
+    monkeypatch.setattr(lifetime.os, "getppid", lambda: 1)
+    monkeypatch.setenv("MLHUB_HUB_PID", "4242")
+    assert lifetime.hub_pid() == 4242
+    monkeypatch.setenv("MLHUB_HUB_PID", "not-a-pid")
+    assert lifetime.hub_pid() == 1
+    monkeypatch.delenv("MLHUB_HUB_PID")
+    assert lifetime.hub_pid() == 1
