@@ -42,3 +42,20 @@ def test_ml_hubs_leftover_variables_are_named_at_start(tmp_path):
     output = result.stdout + result.stderr
     assert "[mlhub] WARNING: START_NGINX is ML Hub's and ignored by MLHub" in output
     assert "[mlhub] WARNING: DEFAULT_WORKSPACE_PORT is ML Hub's and ignored by MLHub" in output
+
+
+NO_SLOW_GRAMMAR = (
+    "import importlib.util as u; import sys; sys.exit(u.find_spec('rfc3987_syntax') is not None)"
+)
+
+
+def test_the_hub_imports_no_grammar_built_at_import_time(docker_client) -> None:
+    """rfc3987-syntax (jsonschema[format-nongpl], through jupyter-events) builds its grammars
+    when imported, about 3 s of every hub start (benchmarks/results/hub-start/): the set-up's
+    venv and the hub image leave it out (docs/decisions/workspace-start-time.md)."""
+    assert subprocess.run([sys.executable, "-c", NO_SLOW_GRAMMAR], check=False).returncode == 0, (
+        f"{sys.executable} has rfc3987_syntax"
+    )
+    docker_client.containers.run(
+        "mlhub/mlhub:latest", ["-c", NO_SLOW_GRAMMAR], entrypoint="/opt/mlhub/bin/python", remove=True
+    )
