@@ -280,9 +280,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         stacks, n, args.runs, args.seed, failures
                     )
                     by_scenario[f"concurrent-{n}"] = steps_of(stacks, mark)
-                    results["concurrent"][str(n)]["network_floor"] = scenarios.network_floor(
-                        client, n, stacks["mlhub"].hub.hub_name
-                    )
+                    try:
+                        results["concurrent"][str(n)]["network_floor"] = scenarios.network_floor(
+                            client, n, stacks["mlhub"].hub.hub_name
+                        )
+                    except Exception as exc:  # the next N still runs
+                        scenario_failed(failures, f"network-floor-{n}", exc)
                     results.setdefault("order", {})[f"concurrent-{n}"] = order
             except Exception as exc:  # the other scenarios still run and are written
                 scenario_failed(failures, "concurrent", exc)

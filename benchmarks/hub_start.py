@@ -5,7 +5,7 @@
 ``jupyterhub.app`` imports ``jupyter_events``, whose validators import ``jsonschema._format``,
 which imports ``rfc3987_syntax`` when it is installed (it comes with
 ``jsonschema[format-nongpl]``); that module builds its Lark grammars at import time. MLHub's
-set-up removes it (docs/decisions/no-rfc3987-syntax.md). This script measures what that saves,
+set-up removes it (docs/decisions/workspace-start-time.md). This script measures what that saves,
 in one run, interleaved (ABBA): the import of ``jupyterhub.app`` and a whole hub start (the
 process until ``/hub/api/`` answers: JupyterHub, its proxy, MLHub's services) in the set-up's
 venv, once as it is and once with ``rfc3987_syntax`` shadowed by a module that refuses to
@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,8 @@ def import_seconds(env: dict[str, str]) -> float:
 
 
 def hub_start_seconds(client: docker.DockerClient, env: dict[str, str]) -> float:
-    hub = HubProcess(Path(tempfile.mkdtemp(prefix="mlhub-hubstart-")), new_hub_name(), env=env)
+    workdir = Path(tempfile.mkdtemp(prefix="mlhub-hubstart-"))
+    hub = HubProcess(workdir, new_hub_name(), env=env)
     try:
         t = time.perf_counter()
         hub.start()
@@ -66,6 +68,7 @@ def hub_start_seconds(client: docker.DockerClient, env: dict[str, str]) -> float
     finally:
         hub.stop()
         remove_test_objects(client, hub.hub_name)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
@@ -81,14 +84,17 @@ def main() -> None:
     order = interleaved_order(list(VARIANTS), args.reps, seed=None)
     imports: dict[str, list[float]] = {v: [] for v in VARIANTS}
     starts: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for variant in order:
-        env = {**os.environ, **envs[variant]}
-        imports[variant].append(import_seconds(env))
-        starts[variant].append(hub_start_seconds(client, envs[variant]))
-        print(
-            f"{variant}: import {imports[variant][-1]:.2f} s, hub start {starts[variant][-1]:.2f} s",
-            flush=True,
-        )
+    try:
+        for variant in order:
+            env = {**os.environ, **envs[variant]}
+            imports[variant].append(import_seconds(env))
+            starts[variant].append(hub_start_seconds(client, envs[variant]))
+            print(
+                f"{variant}: import {imports[variant][-1]:.2f} s, hub start {starts[variant][-1]:.2f} s",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(shadow, ignore_errors=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     results = {
         "machine": machine(),

@@ -225,8 +225,8 @@ def prose(results: dict[str, Any]) -> list[str]:
             if finite(nets.get("create_s")):
                 text += (
                     f" Creating {nets.get('networks')} bridge networks like MLHub's per-user ones (stock's"
-                    f" servers share one) took the engine alone {nets['create_s']:.1f} s and"
-                    f" {_s(nets.get('create_cpu_s'), 1)} of CPU in this run"
+                    f" servers share one) with docker-py alone took {nets['create_s']:.1f} s, in which the machine"
+                    f" spent {_s(nets.get('create_cpu_s'), 1)} of CPU, in this run"
                 )
                 gap = _num(ml.get("all_ready_s")) - _num(st.get("all_ready_s"))
                 text += f", against MLHub's extra {gap:.1f} s." if finite(gap) and gap > 0 else "."
@@ -241,11 +241,13 @@ def prose(results: dict[str, Any]) -> list[str]:
                     f" The machine was {busy_ml:.0%} busy while MLHub's servers started and"
                     f" {busy_st:.0%} while stock's did"
                     + (
-                        " (both at least 90 %: the cores were the limit for both stacks)."
+                        " (both at least 90 %: the cores were nearly saturated for both stacks)."
                         if min(busy_st, busy_ml) >= 0.9
                         else "."
                     )
                 )
+            elif finite(busy_ml):
+                text += f" The machine was {busy_ml:.0%} busy while MLHub's servers started."
         elif t["target"].startswith("hub restart"):
             r = results["hub_restart"]["mlhub"]
             text += (
@@ -448,11 +450,11 @@ def markdown(results: dict[str, Any], stamp: str) -> str:
         if finite(nets.get("create_s")):
             lines.append(
                 _row(
-                    f"{n} concurrent: the engine alone creates {nets.get('networks')} per-user networks",
+                    f"{n} concurrent: docker-py alone creates {nets.get('networks')} per-user networks",
                     None,
                     nets.get("create_s"),
                     "s",
-                    f"{_s(nets.get('create_cpu_s'), 1)} of CPU; removing them {_s(nets.get('remove_s'), 1)};"
+                    f"the machine's CPU meanwhile {_s(nets.get('create_cpu_s'), 1)}; removing them {_s(nets.get('remove_s'), 1)};"
                     " stock's servers share one network",
                     compare=False,
                 )

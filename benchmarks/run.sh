@@ -17,6 +17,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$REPO/scripts/lib/setup.sh"
 mlhub_setup --test
 "$MLHUB_VENV/bin/pip" install --quiet --disable-pip-version-check -e "$REPO[bench,test]"
+mlhub_drop_slow_imports
 cd "$REPO"
 what="${1:-all}"
 case "$what" in -*) what=bench ;; *) [ $# -gt 0 ] && shift ;; esac

@@ -26,6 +26,8 @@ Failures = list[dict[str, Any]]
 #: The cleanup scenario's made-up networks get /28 subnets of 10.213.0.0/16 (up to 4096 networks,
 #: i.e. 81,920 objects); nothing else on a test engine uses that range.
 NETWORK_BASE = "10.213"
+#: The network floor's networks (concurrent N) get /28 subnets of 10.214.0.0/16, their own range.
+NETWORK_FLOOR_BASE = "10.214"
 
 
 def _spawn(
@@ -184,7 +186,7 @@ def network_floor(client: docker.DockerClient, n: int, hub_name: str) -> dict[st
 
     def make(i: int) -> None:
         ipam = docker.types.IPAMConfig(
-            pool_configs=[docker.types.IPAMPool(subnet=f"{NETWORK_BASE}.{i // 16}.{(i % 16) * 16}/28")]
+            pool_configs=[docker.types.IPAMPool(subnet=f"{NETWORK_FLOOR_BASE}.{i // 16}.{(i % 16) * 16}/28")]
         )
         api.create_network(names[i], driver="bridge", labels=labels, ipam=ipam)
 
@@ -201,9 +203,12 @@ def network_floor(client: docker.DockerClient, n: int, hub_name: str) -> dict[st
         out["remove_s"] = time.perf_counter() - t0
         out["remove_cpu_s"] = machine_busy_seconds() - busy0
         return out
-    finally:  # whatever a failure left behind
+    finally:  # whatever a failure left behind (a failed removal must not hide the first error)
         for net in api.networks(filters={"label": [f"mlhub.origin={labels['mlhub.origin']}"]}):
-            api.remove_network(net["Id"])
+            try:
+                api.remove_network(net["Id"])
+            except docker.errors.APIError as exc:
+                print(f"network floor: could not remove {net.get('Name')}: {exc}", file=sys.stderr)
 
 
 # --- hub restart with N running servers ---------------------------------------------------

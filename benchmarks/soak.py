@@ -141,6 +141,8 @@ def _ssh_key(user: str, keys: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
+    # one date for the report and its log directory: the day the run started
+    args.stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     client = docker.from_env(timeout=120)
     remove_test_objects(client)
     workdir = Path(tempfile.mkdtemp(prefix="mlhub-soak-"))
@@ -321,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
         cleanup_removals = CLEANUP_REMOVAL.findall(hub.log_text()[log_start:])
     finally:
         hub.stop()
-        keep_log(args.out / f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}-soak-logs", "hub", hub.log_text())
+        keep_log(args.out / f"{args.stamp}-soak-logs", "hub", hub.log_text())
         remove_test_objects(client, hub.hub_name)
 
     rss_middle, rss_late = _middle_and_late(samples, "rss_mb")
@@ -394,7 +396,7 @@ def latency_by_third(latencies: list[tuple[float, float]], minutes: float) -> li
 
 def write_report(args, samples, tally, baseline, hub_rss, proxy_rss, final, leaks, cleanup_removed) -> None:
     rss_middle, rss_late = hub_rss
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    stamp = args.stamp
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{stamp}-soak.md"
     failed = leaks or tally.lost or tally.errors

@@ -2,7 +2,8 @@
 flight, and the Docker engine restarted under a running hub (that test runs last: it stops
 every container). Every outcome must be one where the hub and the engine agree: the workspace
 is ready (running, reachable through the proxy) or it is stopped with no container of it
-running, never a container the hub has forgotten.
+running, never a container the hub has forgotten. (A new spawn after such a failure is only
+checked to be accepted; its own failure is what the first one already showed.)
 
 (The hub restarted with workspaces running: test_docker_spawner's
 test_hub_restart_keeps_workspaces_running_and_reachable.)

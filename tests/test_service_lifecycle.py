@@ -130,8 +130,8 @@ def test_services_exit_when_their_hub_is_killed_and_a_new_hub_gets_the_ports(fix
 
 
 # A "hub" (a shell) starts a service and exits before the service asks Linux for a death
-# signal (the service waits half a second first): Linux then sends nothing, so only the pid the
-# hub passed (MLHUB_HUB_PID) tells the service that its hub is gone.
+# signal (the service waits for that): Linux then sends nothing, so only the pid the hub passed
+# (MLHUB_HUB_PID) tells the service that its hub is gone.
 LATE_STARTERS = {
     "the idle culler's wrapper": "from mlhub.services.lifetime import die_with_parent\n"
     "die_with_parent()\nimport time; time.sleep(60)",
@@ -148,7 +148,9 @@ def test_a_service_whose_hub_died_while_it_started_exits(what: str, tmp_path: Pa
         [
             "bash",
             "-c",
-            f"(sleep 0.5; MLHUB_HUB_PID=$$ exec {sys.executable} {code}) >/dev/null 2>&1 & echo $!",
+            # the service starts once the "hub" is gone (and reaped: a zombie still answers kill -0)
+            f"(while kill -0 $$ 2>/dev/null; do sleep 0.05; done; MLHUB_HUB_PID=$$ exec {sys.executable} {code})"
+            " >/dev/null 2>&1 & echo $!",
         ],
         capture_output=True,
         text=True,
@@ -177,3 +179,51 @@ def test_a_hub_stopping_its_services_leaves_one_line_each_and_no_traceback(hub_f
         -3000:
     ]
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+
+
+def test_a_service_behind_a_wrapper_runs_while_its_hub_runs(tmp_path: Path) -> None:
+    """An admin's service command may wrap Python (``sh -c``): the service's parent is then not
+    the hub, yet the hub runs; the service keeps running, and ends with the wrapper."""
+    code = tmp_path / "wrapped.py"
+    code.write_text(LATE_STARTERS["a service watching its hub"])
+    hub = subprocess.Popen(
+        ["bash", "-c", f'MLHUB_HUB_PID=$$ bash -c "{sys.executable} {code}; true" & wait'],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: processes_running(str(code)), timeout=15, what="the wrapped service starts")
+        time.sleep(3)  # fifteen of its looks at its parent
+        service = processes_running(str(code))
+        assert service, "the wrapped service exited while its hub and its wrapper ran"
+        wrapper = int(Path(f"/proc/{service[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert wrapper != hub.pid, "the service's parent is the hub itself; nothing is wrapped"
+        for pid in (wrapper, hub.pid):  # not the service: it ends on its own
+            os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: not any(alive(pid) for pid in service),
+            timeout=15,
+            what="the service ends with its wrapper",
+        )
+    finally:
+        for pid in processes_running(str(code)):
+            os.kill(pid, signal.SIGKILL)
+        if hub.poll() is None:
+            os.killpg(hub.pid, signal.SIGKILL)
+        hub.wait()
+
+
+def processes_running(script: str) -> list[int]:
+    """Live processes running *script* as an argument of its own (``python script``; not a
+    shell whose command string mentions it)."""
+    found = []
+    marker = b"\0" + script.encode() + b"\0"
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found

@@ -10,6 +10,7 @@ import ctypes
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import NoReturn
 
 from mlhub.core.background import background
@@ -23,28 +24,53 @@ _PR_SET_PDEATHSIG = 1
 HUB_PID_VARIABLE = "MLHUB_HUB_PID"
 
 
-def hub_pid() -> int:
+def hub_pid() -> int | None:
     """The pid of the hub that started this service: ``MLHUB_HUB_PID``, which the hub's config
-    sets for its services. The parent pid read here would be the reaper's when the hub died
-    while this service was starting; it is the fallback when the variable is missing."""
+    sets for its services (None without it)."""
     try:
         return int(os.environ[HUB_PID_VARIABLE])
     except (KeyError, ValueError):
-        return os.getppid()
+        return None
 
 
-def die_with_parent() -> None:
-    """Ask Linux to send SIGTERM when the process that started us dies (best effort), and exit
-    now if the hub is already gone: Linux sends nothing for a parent that died before the
-    request, so a hub stopped while its services started would otherwise leave them running."""
+def _alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc to read: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def watched_parent() -> int:
+    """The process whose end ends this service: its parent, once it is known that the hub did
+    not die while the service was starting. When the parent is not the hub (MLHUB_HUB_PID) and
+    the hub no longer runs, Linux has re-parented the service already and sends no death signal
+    for a parent gone before the request: the service exits now. A parent that is not the hub
+    while the hub runs is a wrapper (``sh -c`` in an admin's service command): it is watched."""
+    parent, hub = os.getppid(), hub_pid()
+    if hub is not None and parent != hub and not _alive(hub):
+        _exit(f"the hub (pid {hub}) was gone before this service started")
+    return parent
+
+
+def die_with_parent() -> int:
+    """Ask Linux to send SIGTERM when the process that started us dies (best effort), then
+    check that it had not died already (:func:`watched_parent`). Returns the parent's pid."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-    expected = hub_pid()
-    if os.getppid() != expected:
-        _exit(f"the hub (pid {expected}) was gone before this service started")
+    return watched_parent()
 
 
 def _exit(reason: str) -> NoReturn:
@@ -72,9 +98,8 @@ async def watch_hub(who: str, interval: float = HUB_CHECK_INTERVAL) -> NoReturn:
     A SIGINT or SIGTERM from a live hub (JupyterHub stops a service with SIGINT first) ends the
     service as well, with one log line rather than a KeyboardInterrupt's traceback.
     """
-    hub = hub_pid()
     loop = asyncio.get_running_loop()
-    die_with_parent()
+    hub = die_with_parent()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda name=signum.name: background(_terminated(who, hub, name)))
     while True:

@@ -96,12 +96,17 @@ _mlhub_venv() {
         "$MLHUB_VENV/bin/pip" install --quiet --disable-pip-version-check -e "$repo$extras"
         echo "$want" >"$stamp"
     fi
-    # jsonschema[format-nongpl] (through jupyter-events) brings rfc3987-syntax, which builds its
-    # grammars when imported: about 3 s of every hub start (docs/decisions/workspace-start-time.md)
+    mlhub_drop_slow_imports
+    export MLHUB_VENV
+}
+
+# jsonschema[format-nongpl] (through jupyter-events) brings rfc3987-syntax, which builds its
+# grammars when imported: about 3 s of every hub start (docs/decisions/workspace-start-time.md).
+# Call after every pip install into the venv: pip brings it back.
+mlhub_drop_slow_imports() {
     if compgen -G "$MLHUB_VENV/lib/python3*/site-packages/rfc3987_syntax" >/dev/null; then
         "$MLHUB_VENV/bin/pip" uninstall --quiet --disable-pip-version-check -y rfc3987-syntax lark
     fi
-    export MLHUB_VENV
 }
 
 _mlhub_proxy() {
