@@ -231,7 +231,7 @@ _passed_through_env = {
     if os.environ.get(name)
 }
 # ... and which process is their hub: a service exits when it is gone, also when that happened
-# while the service was still starting (mlhub.services.lifetime)
+# while the service was still starting (mlhub.core.lifetime)
 _passed_through_env["MLHUB_HUB_PID"] = str(os.getpid())
 
 # What the services receive: the settings table's variables for each (with the install id the

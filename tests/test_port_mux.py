@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,53 @@ def test_connections_beyond_the_limit_are_closed_and_logged(mux):
     finally:
         for sock in held:
             sock.close()
+
+
+def test_the_mux_ends_with_its_hub(tmp_path) -> None:
+    """Started by a hub that is then killed (``kill -9``: no chance to stop it), the mux exits
+    on its own, so a hub started again gets the port back (as the other services do)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLHUB_MUX_IP": "127.0.0.1",
+        "MLHUB_MUX_PORT": str(port),
+        "MLHUB_MUX_HTTPS_UPSTREAM": "127.0.0.1:9",
+        "MLHUB_MUX_SSH_UPSTREAM": "127.0.0.1:9",
+    }
+    hub = subprocess.Popen(
+        ["bash", "-c", f"MLHUB_HUB_PID=$$ {sys.executable} -m mlhub.hub.port_mux & echo $!; wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert hub.stdout is not None
+    mux = int(hub.stdout.readline())
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the mux never listened"
+                time.sleep(0.2)
+        hub.kill()
+        hub.wait()
+        deadline = time.monotonic() + 15
+        while _running(mux):
+            assert time.monotonic() < deadline, "the mux outlived its hub and keeps the port"
+            time.sleep(0.2)
+    finally:
+        try:
+            os.kill(mux, 9)
+        except ProcessLookupError:
+            pass
+
+
+def _running(pid: int) -> bool:
+    """Whether *pid* runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

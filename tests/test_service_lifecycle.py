@@ -133,9 +133,9 @@ def test_services_exit_when_their_hub_is_killed_and_a_new_hub_gets_the_ports(fix
 # signal (the service waits for that): Linux then sends nothing, so only the pid the hub passed
 # (MLHUB_HUB_PID) tells the service that its hub is gone.
 LATE_STARTERS = {
-    "the idle culler's wrapper": "from mlhub.services.lifetime import die_with_parent\n"
+    "the idle culler's wrapper": "from mlhub.core.lifetime import die_with_parent\n"
     "die_with_parent()\nimport time; time.sleep(60)",
-    "a service watching its hub": "import asyncio\nfrom mlhub.services.lifetime import watch_hub\n"
+    "a service watching its hub": "import asyncio\nfrom mlhub.core.lifetime import watch_hub\n"
     "asyncio.run(watch_hub('late-service', interval=0.2))",
 }
 

@@ -33,6 +33,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mlhub.core.lifetime import watch_hub
+
 log = logging.getLogger("mlhub.port_mux")
 
 SSH_PREFIX = b"SSH-"
@@ -306,7 +308,8 @@ async def serve(config: MuxConfig) -> None:
         *config.proxy,
     )
     async with server:
-        await server.serve_forever()
+        # ends with the hub (also one killed with kill -9), so a hub started again gets the port
+        await asyncio.gather(server.serve_forever(), watch_hub("port-mux"))
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 app, their start (logging, settings, listening) and their end when their hub is gone.
 
 The hub starts each service as a managed subprocess. A service whose hub died without stopping
-it (``kill -9``, a crash) exits on its own (:func:`mlhub.services.lifetime.watch_hub`), so a hub started again gets
+it (``kill -9``, a crash) exits on its own (:func:`mlhub.core.lifetime.watch_hub`), so a hub started again gets
 the service ports instead of "Address already in use" (docs/decisions/services-base.md).
 """
 
@@ -21,8 +21,8 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from mlhub.core.errors import MultilineFieldErrors
+from mlhub.core.lifetime import watch_hub
 from mlhub.services.hub_client import listen_address
-from mlhub.services.lifetime import watch_hub
 
 __all__ = ["ServiceHandler", "listen", "make_service_app", "read_or_exit", "setup_logging", "watch_hub"]
 

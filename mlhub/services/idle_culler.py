@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mlhub.services.lifetime import die_with_parent
+from mlhub.core.lifetime import die_with_parent
 
 if __name__ == "__main__":
     die_with_parent()

@@ -1,4 +1,4 @@
-"""How a service decides its hub is gone (mlhub/services/lifetime.py); the real thing, a hub
+"""How a service decides its hub is gone (mlhub/core/lifetime.py); the real thing, a hub
 killed with SIGKILL, is tests/test_service_lifecycle.py."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from mlhub.services import lifetime
+from mlhub.core import lifetime
 
 
 class Exited(Exception):

@@ -4,7 +4,7 @@ Environment: JupyterHub's (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN, JUPYTERHUB_
 JUPYTERHUB_SERVICE_PREFIX) and the settings table's variables whose receivers include
 ``cleanup`` (mlhub/core/settings.py; the README lists them): HUB_NAME, CLEANUP_INTERVAL_SECONDS,
 EXECUTION_MODE, MLHUB_NAMESPACE (default POD_NAMESPACE), MLHUB_INSTALL_ID,
-MLHUB_DELETED_USER_VOLUMES. It exits when its hub is gone (mlhub/services/lifetime.py).
+MLHUB_DELETED_USER_VOLUMES. It exits when its hub is gone (mlhub/core/lifetime.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ MLHUB_SSH_KEYS_DB_URL, MLHUB_PUBLIC_URL, EXECUTION_MODE, MLHUB_NAMESPACE and
 MLHUB_CULL_IDLE_SECONDS (open sessions' activity is reported as often as workspaces report
 theirs); the variables of the hub's one port (MLHUB_PORT, SSL_ENABLED, START_CHP, START_SSH,
 MLHUB_PROXY_API_URL, MLHUB_SSH_SHARED_PORT, MLHUB_PROXY_INTERNAL_PORT) give the port shown to
-users. It exits when its hub is gone (mlhub/services/lifetime.py).
+users. It exits when its hub is gone (mlhub/core/lifetime.py).
 """
 
 from __future__ import annotations

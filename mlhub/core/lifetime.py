@@ -100,8 +100,12 @@ async def watch_hub(who: str, interval: float = HUB_CHECK_INTERVAL) -> NoReturn:
     """
     loop = asyncio.get_running_loop()
     hub = die_with_parent()
+
+    def on_signal(name: str) -> None:
+        background(_terminated(who, hub, name))
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda name=signum.name: background(_terminated(who, hub, name)))
+        loop.add_signal_handler(signum, on_signal, signum.name)
     while True:
         if os.getppid() != hub:
             _exit(f"{who}: the hub (pid {hub}) is gone")
