@@ -268,6 +268,7 @@ if _shared_port:
                 "MLHUB_MUX_HTTPS_UPSTREAM": f"127.0.0.1:{settings.proxy_internal_port}",
                 "MLHUB_MUX_SSH_UPSTREAM": f"{_ssh_host}:{settings.ssh_port}",
                 "MLHUB_MUX_MAX_CONNECTIONS": str(settings.port_mux_max_connections),
+                "MLHUB_HUB_PID": _passed_through_env["MLHUB_HUB_PID"],
             },
         }
     )
