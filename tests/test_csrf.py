@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import pytest
 
 from devtools.hubprocess import HubProcess, free_port
-from tests.support.browser import log_in, new_page
+from tests.support.browser import goto, log_in, new_page
 from tests.support.web import create_user, login, login_state, signup
 
 ADMIN_PASSWORD = "initial-Admin-pw"
@@ -96,7 +96,7 @@ def test_admin_visiting_an_attackers_page_authorizes_and_removes_no_one(
     page = new_page(browser)
     log_in(page, hub, "admin", ADMIN_PASSWORD)
     with attacker_site(attack_page(hub.url)) as evil:
-        page.goto(evil)
+        goto(page, evil)
         expect(page).to_have_title("sent")
         # the auto-submitted form reached the hub (answered, whatever the answer)
         page.wait_for_url(re.compile(re.escape(hub.url) + "/hub/"), wait_until="commit", timeout=60_000)
@@ -128,7 +128,7 @@ def test_admin_buttons_authorize_unauthorize_and_discard(browser, csrf_hub: HubP
     hub = csrf_hub
     page = new_page(browser)
     log_in(page, hub, "admin", ADMIN_PASSWORD)
-    page.goto(f"{hub.url}/hub/authorize")
+    goto(page, f"{hub.url}/hub/authorize")
     row = page.locator("tr", has_text="clicked")
     row.get_by_role("button", name="Authorize", exact=True).click()
     expect(page.locator("tr", has_text="clicked").get_by_role("button", name="Unauthorize")).to_be_visible()

@@ -27,7 +27,7 @@ from devtools import loopback
 from devtools.hubprocess import HubProcess
 from mlhub.core.names import workspace_name
 from mlhub.hub.container import ensure_certificate
-from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, goto
 from tests.support.images import WORKSPACE_IMAGE
 from tests.support.web import login, page_xsrf
 
@@ -253,7 +253,7 @@ def browser() -> Iterator:
 def _browser_login(context, hub: HubProcess, name: str, password: str):
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(f"{hub.url}/hub/login")
+    goto(page, f"{hub.url}/hub/login")
     page.fill("#username_input", name)
     page.fill("#password_input", password)
     page.click("#login_submit")
@@ -265,7 +265,7 @@ def _open_attack(page, attack: dict, url: str, victim: str) -> dict | None:
     """Open the link; the page's result, or None when the page never ran for this visitor."""
     hub: HubProcess = attack["hub"]
     query = f"victim={victim}&hub={hub.url}&toss={attack['toss']}"
-    page.goto(f"{url}?{query}")
+    goto(page, f"{url}?{query}")
     page.wait_for_load_state("load")
     if "/oauth2/authorize" in page.url and page.locator("form [type=submit]").count():
         # JupyterHub asks before it lets one user into another's server; the visitor agrees
@@ -278,7 +278,7 @@ def _open_attack(page, attack: dict, url: str, victim: str) -> dict | None:
 
 
 def _logged_in_as(page, hub: HubProcess) -> str:
-    page.goto(f"{hub.url}/hub/home")
+    goto(page, f"{hub.url}/hub/home")
     return page.evaluate("window.jhdata && window.jhdata.user || ''")
 
 

@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from devtools.hubprocess import REPO, HubProcess
-from tests.support.browser import log_in, new_page
+from tests.support.browser import goto, log_in, new_page
 from tests.support.images import STOCK_IMAGE, WORKSPACE_IMAGE
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -38,7 +38,7 @@ def shot(page, name: str) -> None:
 
 
 def sign_up(page, hub: HubProcess, name: str, password: str) -> None:
-    page.goto(f"{hub.url}/hub/signup")
+    goto(page, f"{hub.url}/hub/signup")
     page.fill("input[name=username]", name)
     page.fill("input[name=signup_password]", password)
     page.fill("input[name=signup_password_confirmation]", password)
@@ -47,7 +47,7 @@ def sign_up(page, hub: HubProcess, name: str, password: str) -> None:
 
 
 def authorize(admin_page, hub: HubProcess, name: str) -> None:
-    admin_page.goto(f"{hub.url}/hub/home")
+    goto(admin_page, f"{hub.url}/hub/home")
     admin_page.click("#nav-authorize")
     row = admin_page.locator("tr", has_text=name)
     row.get_by_role("button", name="Authorize", exact=True).click()
@@ -72,7 +72,7 @@ def submit_options(page) -> None:
 def wait_running(page, url: str) -> None:
     """After submitting the form: the spawn-pending page, then the server (JupyterLab)."""
     page.wait_for_url(re.compile(r".*/user/.*"), timeout=TIMEOUT_MS)
-    page.goto(url)
+    goto(page, url)
 
 
 def workspaces_row(page, owner: str, name: str):
@@ -139,7 +139,7 @@ def test_scenario_admin_distributes_workspaces(browser, managed_hub: HubProcess)
     submit_options(admin)
     admin.wait_for_url(re.compile(r".*/user/carla/analysis/.*"), timeout=TIMEOUT_MS)
 
-    admin.goto(f"{hub.url}/hub/workspaces")
+    goto(admin, f"{hub.url}/hub/workspaces")
     row = workspaces_row(admin, "carla", "analysis")
     expect(row.locator(".mlhub-status")).to_have_text("running")
     expect(row).to_contain_text("0.5 CPU, 512m memory")
@@ -160,7 +160,7 @@ def test_scenario_admin_distributes_workspaces(browser, managed_hub: HubProcess)
     # carla logs in and sees what the admin made for her, but cannot make her own
     carla = new_page(browser)
     log_in(carla, hub, "carla", "carla-Secret-42")
-    carla.goto(f"{hub.url}/hub/home")
+    goto(carla, f"{hub.url}/hub/home")
     mine = carla.locator('tr.home-server-row[data-server-name="analysis"]')
     expect(mine.locator(".mlhub-status")).to_have_text("running")
     expect(mine.locator(".mlhub-time-left")).to_contain_text("left")
@@ -170,7 +170,7 @@ def test_scenario_admin_distributes_workspaces(browser, managed_hub: HubProcess)
     expect(carla).to_have_title(re.compile("Jupyter"), timeout=TIMEOUT_MS)  # stock image: Jupyter Server
 
     # the admin stops and deletes it
-    admin.goto(f"{hub.url}/hub/workspaces")
+    goto(admin, f"{hub.url}/hub/workspaces")
     workspaces_row(admin, "carla", "analysis").get_by_role("button", name="stop").click()
     expect(workspaces_row(admin, "carla", "analysis").locator(".mlhub-status")).to_have_text(
         "stopped", timeout=TIMEOUT_MS
@@ -193,7 +193,7 @@ def test_scenario_user_hub_default_workspace_only(browser, managed_hub: HubProce
     shot(admin, "authorize-users")
 
     log_in(user, hub, "dora", "dora-Secret-42")
-    user.goto(f"{hub.url}/hub/home")
+    goto(user, f"{hub.url}/hub/home")
     expect(user.locator("#mlhub-new-workspace")).to_have_count(0)
     expect(user.locator("#mlhub-named-workspaces")).to_have_count(0)
     user.click("#start")
@@ -201,7 +201,7 @@ def test_scenario_user_hub_default_workspace_only(browser, managed_hub: HubProce
     submit_options(user)
     user.wait_for_url(re.compile(r".*/user/dora/.*"), timeout=TIMEOUT_MS)
     expect(user).to_have_title(re.compile("Jupyter"), timeout=TIMEOUT_MS)
-    user.goto(f"{hub.url}/hub/home")
+    goto(user, f"{hub.url}/hub/home")
     expect(user.locator("#mlhub-default-workspace .mlhub-status")).to_have_text("running")
     expect(user.locator("#stop")).to_be_visible()
 
@@ -226,7 +226,7 @@ def test_scenario_self_service(browser, self_service_hub: HubProcess) -> None:
     authorize(admin, hub, "erik")
 
     log_in(user, hub, "erik", "erik-Secret-42")
-    user.goto(f"{hub.url}/hub/home")
+    goto(user, f"{hub.url}/hub/home")
     user.fill("#mlhub-new-name", "gpu-free")
     user.click("#mlhub-new-workspace button[type=submit]")
     user.wait_for_url(re.compile(r".*/hub/spawn/erik/gpu-free$"))
@@ -255,7 +255,7 @@ def test_scenario_self_service(browser, self_service_hub: HubProcess) -> None:
     user.wait_for_url(re.compile(r".*/user/erik/gpu-free/.*"), timeout=TIMEOUT_MS)
     expect(user).to_have_title(re.compile("JupyterLab"), timeout=TIMEOUT_MS)
 
-    user.goto(f"{hub.url}/hub/home")
+    goto(user, f"{hub.url}/hub/home")
     row = user.locator('tr.home-server-row[data-server-name="gpu-free"]')
     expect(row.locator(".mlhub-status")).to_have_text("running")
     expect(row.locator(".mlhub-time-left")).to_contain_text(re.compile(r"^(1 day 23 h|2 days) left$"))
@@ -289,10 +289,10 @@ def test_non_admin_cannot_open_admin_pages(browser, self_service_hub: HubProcess
     expect(page.locator("#nav-workspaces")).to_have_count(0)
     expect(page.locator("#nav-authorize")).to_have_count(0)
     for path in ("/hub/workspaces", "/hub/admin", "/hub/authorize", "/hub/spawn/fred/x"):
-        response = page.goto(f"{hub.url}{path}")
+        response = goto(page, f"{hub.url}{path}")
         assert response is not None and response.status in (403, 404), (path, response and response.status)
     # creating users is a form post with the page's XSRF token; without the scope: 403
-    page.goto(f"{hub.url}/hub/home")
+    goto(page, f"{hub.url}/hub/home")
     status = page.evaluate(
         """async (url) => {
             const body = new URLSearchParams({name: "mallory", password: "long-enough-pw", _xsrf: window.jhdata.xsrf_token});
@@ -309,7 +309,7 @@ def test_create_user_refuses_bad_input(browser, self_service_hub: HubProcess) ->
     hub = self_service_hub
     admin = new_page(browser)
     log_in(admin, hub, "admin", ADMIN_PASSWORD)
-    admin.goto(f"{hub.url}/hub/workspaces")
+    goto(admin, f"{hub.url}/hub/workspaces")
     admin.fill("#mlhub-user-name", "hank")
     admin.fill("#mlhub-user-password", "x")
     admin.evaluate("document.getElementById('mlhub-user-password').removeAttribute('minlength')")
@@ -332,7 +332,7 @@ def test_pages_fit_a_narrow_screen(browser, self_service_hub: HubProcess) -> Non
         ("/hub/workspaces", None),
         ("/hub/spawn/admin/narrow", None),
     ):
-        page.goto(f"{hub.url}{path}")
+        goto(page, f"{hub.url}{path}")
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,22 @@ def chromium(args: list[str] | None = None) -> Iterator:
             browser.close()
 
 
+#: What Chromium says when the machine's network interfaces change during a navigation: other
+#: tests on this engine create and remove Docker networks (a bridge each) at any time.
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+
+
+def goto(page, url: str, attempts: int = 3, **kwargs: Any):
+    """``page.goto(url)``, again when Chromium aborted it because an interface came or went on
+    this machine (never for any other error)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return page.goto(url, **kwargs)
+        except Exception as exc:  # playwright's Error, imported lazily like playwright itself
+            if NETWORK_CHANGED not in str(exc) or attempt == attempts:
+                raise
+
+
 def new_page(browser, width: int = 1280, height: int = 860):
     context = browser.new_context(viewport={"width": width, "height": height})
     context.set_default_timeout(30_000)
@@ -45,7 +62,7 @@ def new_page(browser, width: int = 1280, height: int = 860):
 
 
 def log_in(page, hub: HubProcess, name: str, password: str) -> None:
-    page.goto(f"{hub.url}/hub/login")
+    goto(page, f"{hub.url}/hub/login")
     page.fill("#username_input", name)
     page.fill("#password_input", password)
     page.click("#login_submit")
