@@ -10,12 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from devtools.hubprocess import free_port
+from mlhub.core.lifetime import alive
 
 
 class Tagged(socketserver.ThreadingTCPServer):
@@ -58,19 +58,26 @@ def mux(tmp_path) -> Iterator[dict]:
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    wait_listening(port, lambda: proc.poll() is None, log.read_text)
     yield {"port": port, "log": log, "proxy_peers": proxy_peers, "ssh_peers": ssh_peers}
     proc.terminate()
     proc.wait(timeout=10)
     proxy.shutdown()
     ssh.shutdown()
+
+
+def wait_listening(
+    port: int, starting: Callable[[], bool], why: Callable[[], str], timeout: float = 30
+) -> None:
+    """Until the mux accepts connections on *port*, while *starting* holds, for *timeout* s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert starting() and time.monotonic() < deadline, why()
+            time.sleep(0.2)
 
 
 def exchange(port: int, first: bytes, source: str = "127.0.0.1") -> bytes:
@@ -151,18 +158,11 @@ def test_the_mux_ends_with_its_hub(tmp_path) -> None:
     assert hub.stdout is not None
     mux = int(hub.stdout.readline())
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the mux never listened"
-                time.sleep(0.2)
+        wait_listening(port, lambda: alive(mux), lambda: "the mux never listened")
         hub.kill()
         hub.wait()
         deadline = time.monotonic() + 15
-        while _running(mux):
+        while alive(mux):
             assert time.monotonic() < deadline, "the mux outlived its hub and keeps the port"
             time.sleep(0.2)
     finally:
@@ -170,11 +170,3 @@ def test_the_mux_ends_with_its_hub(tmp_path) -> None:
             os.kill(mux, 9)
         except ProcessLookupError:
             pass
-
-
-def _running(pid: int) -> bool:
-    """Whether *pid* runs (a zombie does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

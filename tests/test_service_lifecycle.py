@@ -20,18 +20,10 @@ import pytest
 import requests
 
 from devtools.hubprocess import REPO, HubProcess, free_port, new_hub_name, remove_test_objects
+from mlhub.core.lifetime import alive
 
 #: MLHub's services, and JupyterHub's idle culler (started through mlhub.services.idle_culler)
 SERVICES = ("cleanup-service", "ssh", "idle-culler")
-
-
-def alive(pid: int) -> bool:
-    """Whether *pid* runs (a zombie, exited but not yet reaped, counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def processes_in(directory: Path) -> set[int]:

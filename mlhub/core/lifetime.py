@@ -33,7 +33,7 @@ def hub_pid() -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether *pid* runs (a zombie, dead but not yet reaped, does not)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -57,7 +57,7 @@ def watched_parent() -> int:
     for a parent gone before the request: the service exits now. A parent that is not the hub
     while the hub runs is a wrapper (``sh -c`` in an admin's service command): it is watched."""
     parent, hub = os.getppid(), hub_pid()
-    if hub is not None and parent != hub and not _alive(hub):
+    if hub is not None and parent != hub and not alive(hub):
         _exit(f"the hub (pid {hub}) was gone before this service started")
     return parent
 

@@ -71,7 +71,7 @@ def test_the_watched_parent(monkeypatch, exits, hub, parent, hub_alive, gone):
     else:
         monkeypatch.setenv("MLHUB_HUB_PID", str(hub))
     monkeypatch.setattr(lifetime.os, "getppid", lambda: parent)
-    monkeypatch.setattr(lifetime, "_alive", lambda pid: hub_alive)
+    monkeypatch.setattr(lifetime, "alive", lambda pid: hub_alive)
     if gone:
         with pytest.raises(Exited):
             lifetime.watched_parent()
@@ -82,5 +82,5 @@ def test_the_watched_parent(monkeypatch, exits, hub, parent, hub_alive, gone):
 
 
 def test_a_zombie_or_missing_pid_is_not_alive(tmp_path):
-    assert lifetime._alive(os.getpid())
-    assert not lifetime._alive(2**22 + 12345)  # above pid_max's default: no such process
+    assert lifetime.alive(os.getpid())
+    assert not lifetime.alive(2**22 + 12345)  # above pid_max's default: no such process
