@@ -23,6 +23,7 @@ README = (Path(__file__).parents[2] / "README.md").read_text()
 NOT_SETTINGS = {
     "MLHUB_VENV": "scripts",
     "MLHUB_BASE_IMAGE": "scripts",
+    "MLHUB_HUB_PID": "set by the hub for its services (jupyterhub_config.py)",
 }
 
 
